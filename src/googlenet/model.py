@@ -1,0 +1,583 @@
+"""GoogLeNet (Inception v1), built from the paper's Table 1.
+
+Szegedy et al. 2014, "Going Deeper with Convolutions" (arXiv 1409.4842). Where the paper is silent
+the BVLC Caffe reproduction (``models/bvlc_googlenet``) is the reference.
+
+Layout, as in timm: configs (Table 1 and the variants, as data), then blocks, then the network,
+then the registry and builders. One code path serves every variant; they differ only in the
+``Variant`` record below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "InceptionSpec", "TABLE1", "Variant", "VARIANTS", "GoogLeNet", "GoogLeNetOutputs",
+    "Inception", "AuxHead", "ConvBlock", "SeparableConvBlock", "TorchvisionInputTransform",
+    "create_model", "list_models", "register_model", "MIN_INPUT_SIZE",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configs: Table 1 and the variants, as data
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InceptionSpec:
+    """One inception row of Table 1, its six widths named as the paper's columns."""
+
+    name: str
+    n1x1: int
+    n3x3red: int
+    n3x3: int
+    n5x5red: int
+    n5x5: int
+    pool_proj: int
+
+    def out_channels(self, in_channels: int, naive: bool = False) -> int:
+        # The naive module's pool branch passes its input through (Figure 2a), so it widens.
+        return self.n1x1 + self.n3x3 + self.n5x5 + (in_channels if naive else self.pool_proj)
+
+
+# Stem widths (Table 1 rows 1 and 3: conv 7x7/2 64; conv 1x1 64 -> 3x3/1 192).
+STEM_CONV1 = 64
+STEM_CONV2_REDUCE = 64
+STEM_CONV2 = 192
+# Separable stem: depth multiplier of the depthwise 7x7 that reproduces Table 1's row 1
+# (7*7*3*8 + 3*8*64 = 2,712 weights; BN-Inception, arXiv 1502.03167, uses such a first layer).
+SEPARABLE_DEPTH_MULTIPLIER = 8
+
+# Table 1, in network order. A string is a 3x3/2 max pool between stages.
+TABLE1: tuple[InceptionSpec | str, ...] = (
+    InceptionSpec("inception_3a", 64, 96, 128, 16, 32, 32),
+    InceptionSpec("inception_3b", 128, 128, 192, 32, 96, 64),
+    "pool3",
+    InceptionSpec("inception_4a", 192, 96, 208, 16, 48, 64),
+    InceptionSpec("inception_4b", 160, 112, 224, 24, 64, 64),
+    InceptionSpec("inception_4c", 128, 128, 256, 24, 64, 64),
+    InceptionSpec("inception_4d", 112, 144, 288, 32, 64, 64),
+    InceptionSpec("inception_4e", 256, 160, 320, 32, 128, 128),
+    "pool4",
+    InceptionSpec("inception_5a", 256, 160, 320, 32, 128, 128),
+    InceptionSpec("inception_5b", 384, 192, 384, 48, 128, 128),
+)
+# Auxiliary classifiers sit on the outputs of 4a and 4d (§5).
+AUX_TAPS = {"inception_4a": "aux1", "inception_4d": "aux2"}
+AUX_CONV = 128  # 1x1 conv filters
+AUX_FC = 1024  # fully connected units
+AUX_GRID = 4  # 14x14 -> 4x4 by avgpool 5x5/3, so the FC sees 128 * 4 * 4 = 2048 inputs
+
+# Smallest accepted input: 32x32 gives 1x1 after the last max pool.
+MIN_INPUT_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes one GoogLeNet variant from another. Everything else is shared."""
+
+    name: str
+    batchnorm: bool  # BN after every conv (and then no conv bias)
+    bn_eps: float
+    lrn: bool  # LRN after pool1 and after conv2 (Caffe: size 5, alpha 1e-4, beta 0.75, k 1)
+    kernel5x5: int  # kernel of the "#5x5" branch: 5 in the paper, 3 in torchvision
+    pool4_kernel: int  # the max pool before 5a: 3x3/2 in the paper, 2x2/2 in torchvision
+    dropout: float  # before the final linear layer
+    aux_dropout: float
+    aux_pool: str  # "paper": avgpool 5x5/3 when the tap is 14x14 (adaptive otherwise); "adaptive"
+    init: str  # "caffe" (Xavier, bias 0.2) or "torchvision" (truncated normal, std 0.01)
+
+
+VARIANTS: dict[str, Variant] = {
+    # As published and as BVLC Caffe trained it.
+    "paper": Variant("paper", batchnorm=False, bn_eps=0.0, lrn=True, kernel5x5=5, pool4_kernel=3,
+                     dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
+    # Departure from the paper (it predates BatchNorm): BN after every conv replaces LRN and conv
+    # biases. The topology, real 5x5 kernels included, is the paper's; it trains far more easily.
+    "bn": Variant("bn", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=5, pool4_kernel=3,
+                  dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
+    # torchvision.models.googlenet, reproduced so its state dicts load and give the same logits.
+    # Its departures: BN (eps 1e-3), no LRN, a 3x3 conv in the "5x5" branch (pytorch/vision#906),
+    # a 2x2 max pool before 5a, dropout 0.2, adaptive 4x4 aux pooling, truncated-normal init.
+    "torchvision": Variant("torchvision", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=3,
+                           pool4_kernel=2, dropout=0.2, aux_dropout=0.7, aux_pool="adaptive",
+                           init="torchvision"),
+}
+INCEPTION_KINDS = ("reduced", "naive")
+STEMS = ("paper", "separable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------------
+
+class ConvBlock(nn.Module):
+    """conv -> [BN] -> ReLU. Every convolution in GoogLeNet, reductions included, has a ReLU (§5).
+
+    The attribute names (``conv``, ``bn``) are torchvision's ``BasicConv2d``'s, so its keys load.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
+                 padding: int = 0, batchnorm: bool = False, bn_eps: float = 1e-3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=padding, bias=not batchnorm)
+        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps) if batchnorm else None
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.act(x)
+
+
+class SeparableConvBlock(nn.Module):
+    """Depthwise kxk (depth multiplier m) -> pointwise 1x1 -> [BN] -> ReLU, counted as one layer.
+
+    Only used for ``stem="separable"``: it is the reading of Table 1 row 1 (2.7K params, 34M ops)
+    that fits its numbers; the paper's text and Caffe's model use a full 7x7 conv instead.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
+                 padding: int = 0, multiplier: int = SEPARABLE_DEPTH_MULTIPLIER,
+                 batchnorm: bool = False, bn_eps: float = 1e-3) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_channels, in_channels * multiplier, kernel_size,
+                                   stride=stride, padding=padding, groups=in_channels, bias=False)
+        self.conv = nn.Conv2d(in_channels * multiplier, out_channels, 1, bias=not batchnorm)
+        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps) if batchnorm else None
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.depthwise(x))
+        if self.bn is not None:
+            x = self.bn(x)
+        return self.act(x)
+
+
+def _max_pool(kernel: int, stride: int, padding: int = 0) -> nn.MaxPool2d:
+    # Caffe rounds pooled sizes up (ceil mode): 112 -> 56 -> 28 -> 14 -> 7 with 3x3/2 pools.
+    return nn.MaxPool2d(kernel, stride=stride, padding=padding, ceil_mode=True)
+
+
+class Inception(nn.Module):
+    """Figure 2: four branches on the same input, concatenated on channels.
+
+    reduced (2b): 1x1 | 1x1 reduce -> 3x3 | 1x1 reduce -> 5x5 | maxpool 3x3/1 -> 1x1 pool proj.
+    naive (2a):   1x1 | 3x3 | 5x5 | maxpool 3x3/1 (input passed through, so the output widens).
+    """
+
+    def __init__(self, in_channels: int, spec: InceptionSpec, *, conv: Callable[..., nn.Module],
+                 kernel5x5: int = 5, naive: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        self.naive = naive
+        self.in_channels = in_channels
+        self.out_channels = spec.out_channels(in_channels, naive)
+        pad5 = kernel5x5 // 2  # "same" padding
+        self.conv1x1 = conv(in_channels, spec.n1x1, 1)
+        if naive:
+            self.conv3x3 = conv(in_channels, spec.n3x3, 3, padding=1)
+            self.conv5x5 = conv(in_channels, spec.n5x5, kernel5x5, padding=pad5)
+        else:
+            self.reduce3x3 = conv(in_channels, spec.n3x3red, 1)
+            self.conv3x3 = conv(spec.n3x3red, spec.n3x3, 3, padding=1)
+            self.reduce5x5 = conv(in_channels, spec.n5x5red, 1)
+            self.conv5x5 = conv(spec.n5x5red, spec.n5x5, kernel5x5, padding=pad5)
+        self.pool = _max_pool(3, 1, padding=1)
+        self.pool_proj = None if naive else conv(in_channels, spec.pool_proj, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C_in, H, W) -> (N, C_out, H, W)
+        if self.naive:
+            branches = [self.conv1x1(x), self.conv3x3(x), self.conv5x5(x), self.pool(x)]
+        else:
+            branches = [
+                self.conv1x1(x),
+                self.conv3x3(self.reduce3x3(x)),
+                self.conv5x5(self.reduce5x5(x)),
+                self.pool_proj(self.pool(x)),
+            ]
+        return torch.cat(branches, 1)  # order as in Caffe's concat: 1x1, 3x3, 5x5, pool proj
+
+
+class AuxHead(nn.Module):
+    """Auxiliary classifier (§5): avgpool 5x5/3 -> conv 1x1 128 -> FC 1024 -> dropout 70% -> linear.
+
+    At a 224 input its tap is 14x14 and the paper's 5x5/3 pool gives 4x4. At other input sizes
+    (a departure the paper does not cover) the pool adapts to 4x4 so the FC still sees 2048 inputs.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *, conv: Callable[..., nn.Module],
+                 dropout: float, pool: str) -> None:
+        super().__init__()
+        self.pool_mode = pool
+        self.conv = conv(in_channels, AUX_CONV, 1)
+        self.fc1 = nn.Linear(AUX_CONV * AUX_GRID * AUX_GRID, AUX_FC)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(AUX_FC, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, 14, 14) at a 224 input
+        if self.pool_mode == "paper" and x.shape[-2] == 14 and x.shape[-1] == 14:
+            x = F.avg_pool2d(x, 5, stride=3, ceil_mode=True)  # (N, C, 4, 4): Caffe's loss1/ave_pool
+        else:
+            x = F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
+        x = torch.flatten(self.conv(x), 1)  # (N, 2048)
+        x = self.dropout(F.relu(self.fc1(x), inplace=True))  # (N, 1024)
+        return self.fc2(x)  # (N, num_classes)
+
+
+class TorchvisionInputTransform(nn.Module):
+    """torchvision's ``transform_input=True``, as an explicit, visible layer.
+
+    torchvision's ImageNet GoogLeNet weights were ported from a network trained on inputs scaled
+    to [-1, 1]; torchvision silently rescales ImageNet-normalised input to that range
+    (pytorch/vision#4136). Here it is a named module that shows up in ``print(model)`` and in the
+    saved config, and it exists only when asked for.
+    """
+
+    mean = (0.485, 0.456, 0.406)
+    std = (0.229, 0.224, 0.225)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, 3, H, W)
+        # Same arithmetic, in the same order, as torchvision's GoogLeNet._transform_input.
+        chans = [x[:, i].unsqueeze(1) * (s / 0.5) + (m - 0.5) / 0.5
+                 for i, (m, s) in enumerate(zip(self.mean, self.std))]
+        return torch.cat(chans, 1)
+
+
+class GoogLeNetOutputs(NamedTuple):
+    """What ``forward`` returns in training mode with aux heads; in eval it returns ``logits``."""
+
+    logits: torch.Tensor
+    aux1: torch.Tensor
+    aux2: torch.Tensor
+
+
+# ---------------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------------
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet as in Table 1 and Figure 3.
+
+    Output contract (one type per mode, pytorch/vision#1273): in eval mode, and in training mode
+    without aux heads, ``forward`` returns the logits tensor ``(N, num_classes)``; in training mode
+    with aux heads it returns ``GoogLeNetOutputs(logits, aux1, aux2)``.
+    """
+
+    def __init__(self, *, variant: str = "paper", num_classes: int = 1000, in_chans: int = 3,
+                 aux_logits: bool = True, inception: str = "reduced", stem: str = "paper",
+                 transform_input: bool = False, dropout: Optional[float] = None,
+                 aux_dropout: Optional[float] = None, init_weights: bool = True) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        if inception not in INCEPTION_KINDS:
+            raise ValueError(f"unknown inception {inception!r}; choose one of {list(INCEPTION_KINDS)}")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        if not isinstance(in_chans, int) or in_chans < 1:
+            raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
+        if transform_input and in_chans != 3:
+            raise ValueError("transform_input applies to 3-channel RGB input only (in_chans=3)")
+        v = VARIANTS[variant]
+        self.variant = v
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.aux_logits = aux_logits
+        self.inception_kind = inception
+        self.stem_kind = stem
+        self.transform_input = transform_input
+        self.drop_rate = v.dropout if dropout is None else float(dropout)
+        aux_drop = v.aux_dropout if aux_dropout is None else float(aux_dropout)
+        # Everything needed to rebuild this model; saved with weights and checkpoints.
+        self.config: dict[str, Any] = dict(
+            variant=variant, num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
+            inception=inception, stem=stem, transform_input=transform_input,
+            dropout=self.drop_rate, aux_dropout=aux_drop)
+
+        conv = partial(ConvBlock, batchnorm=v.batchnorm, bn_eps=v.bn_eps)
+        lrn = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if v.lrn else nn.Identity
+
+        self.input_transform = TorchvisionInputTransform() if transform_input else nn.Identity()
+        # Stem (Table 1 rows 1-4). Caffe's order: conv1 -> pool1 -> norm1 -> conv2 -> norm2 -> pool2.
+        if stem == "separable":
+            self.conv1 = SeparableConvBlock(in_chans, STEM_CONV1, 7, stride=2, padding=3,
+                                            batchnorm=v.batchnorm, bn_eps=v.bn_eps)
+        else:
+            self.conv1 = conv(in_chans, STEM_CONV1, 7, stride=2, padding=3)  # (N, 64, 112, 112)
+        self.pool1 = _max_pool(3, 2)  # (N, 64, 56, 56)
+        self.norm1 = lrn()
+        self.conv2_reduce = conv(STEM_CONV1, STEM_CONV2_REDUCE, 1)
+        self.conv2 = conv(STEM_CONV2_REDUCE, STEM_CONV2, 3, padding=1)  # (N, 192, 56, 56)
+        self.norm2 = lrn()
+        self.pool2 = _max_pool(3, 2)  # (N, 192, 28, 28)
+
+        # Inception stages, built from TABLE1; widths are tracked so the naive module can widen.
+        self.stage_names: list[str] = ["conv1", "pool1", "norm1", "conv2_reduce", "conv2",
+                                       "norm2", "pool2"]
+        channels = STEM_CONV2
+        self.tap_channels: dict[str, int] = {}
+        for row in TABLE1:
+            if isinstance(row, str):
+                kernel = v.pool4_kernel if row == "pool4" else 3
+                self.add_module(row, _max_pool(kernel, 2))  # 28 -> 14 (pool3), 14 -> 7 (pool4)
+                self.stage_names.append(row)
+                continue
+            block = Inception(channels, row, conv=conv, kernel5x5=v.kernel5x5,
+                              naive=inception == "naive")
+            self.add_module(row.name, block)
+            self.stage_names.append(row.name)
+            channels = block.out_channels
+            self.tap_channels[row.name] = channels
+        self.num_features = channels  # 1024 for the reduced module
+
+        if aux_logits:
+            for tap, head in AUX_TAPS.items():
+                self.add_module(head, AuxHead(self.tap_channels[tap], num_classes, conv=conv,
+                                              dropout=aux_drop, pool=v.aux_pool))
+        else:
+            self.aux1 = self.aux2 = None
+
+        # Head: avgpool 7x7/1 (global at a 224 input, so adaptive pooling is the same op and
+        # also serves other sizes) -> dropout -> linear.
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(self.drop_rate)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+        self.feature_info = [
+            dict(num_chs=STEM_CONV1, reduction=2, module="conv1"),
+            dict(num_chs=STEM_CONV2, reduction=4, module="conv2"),
+            dict(num_chs=self.tap_channels["inception_3b"], reduction=8, module="inception_3b"),
+            dict(num_chs=self.tap_channels["inception_4e"], reduction=16, module="inception_4e"),
+            dict(num_chs=self.tap_channels["inception_5b"], reduction=32, module="inception_5b"),
+        ]
+        self._register_load_state_dict_pre_hook(_torchvision_keys_hook)
+        if init_weights:
+            self.init_weights()
+
+    # -- weights ---------------------------------------------------------------------------
+
+    def classifiers(self) -> list[nn.Module]:
+        """The final linear layers (main and aux), whose bias Caffe initialises to 0."""
+        heads = [self.fc] + [h.fc2 for h in (self.aux1, self.aux2) if h is not None]
+        return [h for h in heads if isinstance(h, nn.Linear)]
+
+    def init_weights(self) -> None:
+        if self.variant.init == "caffe":
+            # Caffe's "xavier" filler scales by fan-in only: U(-sqrt(3/fan_in), +sqrt(3/fan_in)),
+            # which is kaiming_uniform_ with a=1 (not nn.init.xavier_uniform_, which also uses
+            # fan_out). bvlc_googlenet sets conv/FC biases to 0.2 and classifier biases to 0.
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_uniform_(m.weight, a=1.0)
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 0.2)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+            for m in self.classifiers():
+                nn.init.zeros_(m.bias)
+        else:  # torchvision's GoogLeNet init
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """New, freshly initialised final layers (main and aux) for ``num_classes`` outputs."""
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        self.num_classes = num_classes
+        self.config["num_classes"] = num_classes
+
+        def linear(n_in: int) -> nn.Module:
+            if num_classes == 0:
+                return nn.Identity()
+            layer = nn.Linear(n_in, num_classes)
+            if self.variant.init == "caffe":
+                nn.init.kaiming_uniform_(layer.weight, a=1.0)
+            else:
+                nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
+            nn.init.zeros_(layer.bias)
+            return layer
+
+        device = next(self.parameters()).device
+        self.fc = linear(self.num_features).to(device)
+        for head in (self.aux1, self.aux2):
+            if head is not None:
+                head.fc2 = linear(AUX_FC).to(device)
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ValueError for input this network cannot take, saying what it accepts."""
+        if x.dim() != 4 or x.shape[1] != self.in_chans:
+            raise ValueError(f"GoogLeNet expects input of shape (N, {self.in_chans}, H, W), got "
+                             f"{tuple(x.shape)}")
+        if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:
+            raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
+                             f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
+                             f"the paper's size)")
+
+    def _trunk(self, x: torch.Tensor, *, with_aux: bool, taps: Sequence[str] = ()
+               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        self.check_input(x)
+        x = self.input_transform(x)
+        aux: list[torch.Tensor] = []
+        tapped: list[torch.Tensor] = []
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            if with_aux and name in AUX_TAPS:
+                aux.append(getattr(self, AUX_TAPS[name])(x))
+            if name in taps:
+                tapped.append(x)
+        return x, aux, tapped  # x: (N, 1024, H/32, W/32)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, num_features, H/32, W/32): the output of inception 5b."""
+        return self._trunk(x, with_aux=False)[0]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # (N, num_features)
+        x = self.dropout(x)
+        return x if pre_logits else self.fc(x)  # (N, num_classes)
+
+    def forward_intermediates(self, x: torch.Tensor,
+                              indices: Optional[Sequence[int]] = None) -> list[torch.Tensor]:
+        """Multi-scale feature maps for a detection backbone, as listed in ``feature_info``.
+
+        ``indices`` picks entries of ``feature_info`` (default: all five, strides 2 to 32).
+        """
+        n = len(self.feature_info)
+        idx = list(range(n)) if indices is None else [i % n for i in indices]
+        names = [self.feature_info[i]["module"] for i in idx]
+        last = max(self.stage_names.index(nm) for nm in names)
+        self.check_input(x)
+        x = self.input_transform(x)
+        found: dict[str, torch.Tensor] = {}
+        for name in self.stage_names[:last + 1]:
+            x = getattr(self, name)(x)
+            if name in names:
+                found[name] = x
+        return [found[nm] for nm in names]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+        with_aux = self.training and self.aux_logits
+        x, aux, _ = self._trunk(x, with_aux=with_aux)
+        logits = self.forward_head(x)
+        if with_aux:
+            return GoogLeNetOutputs(logits, aux[0], aux[1])
+        return logits
+
+
+# torchvision's module names -> ours, so `load_state_dict(torchvision_model.state_dict())` works
+# on the torchvision variant as it is (its names are positional; ours are the paper's).
+_TV_STEM = {"conv2.": "conv2_reduce.", "conv3.": "conv2."}
+_TV_BRANCH = {"branch1.": "conv1x1.", "branch2.0.": "reduce3x3.", "branch2.1.": "conv3x3.",
+              "branch3.0.": "reduce5x5.", "branch3.1.": "conv5x5.", "branch4.1.": "pool_proj."}
+_TV_AUX = {"fc1.": "fc1.", "fc2.": "fc2.", "conv.": "conv."}
+
+
+def torchvision_key(key: str) -> str:
+    """Translate one torchvision GoogLeNet state-dict key to this module's naming."""
+    for old, new in _TV_STEM.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    if key.startswith("inception") and not key.startswith("inception_"):
+        stage, rest = key.split(".", 1)
+        for old, new in _TV_BRANCH.items():
+            if rest.startswith(old):
+                return f"inception_{stage[len('inception'):]}." + new + rest[len(old):]
+    if key.startswith("maxpool"):
+        return "pool" + key[len("maxpool"):]
+    return key
+
+
+def _torchvision_keys_hook(state_dict, prefix, local_metadata, strict, missing_keys,
+                           unexpected_keys, error_msgs) -> None:
+    own = prefix + "inception_3a."
+    tv = prefix + "inception3a."
+    if any(k.startswith(tv) for k in state_dict) and not any(k.startswith(own) for k in state_dict):
+        for key in list(state_dict):
+            if key.startswith(prefix):
+                state_dict[prefix + torchvision_key(key[len(prefix):])] = state_dict.pop(key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry and builders
+# ---------------------------------------------------------------------------------------------
+
+_MODELS: dict[str, Callable[..., GoogLeNet]] = {}
+_ALIASES = {"paper": "googlenet", "bn": "googlenet_bn", "torchvision": "googlenet_torchvision"}
+
+
+def register_model(fn: Callable[..., GoogLeNet]) -> Callable[..., GoogLeNet]:
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+@register_model
+def googlenet(**kwargs: Any) -> GoogLeNet:
+    """The paper's network as BVLC Caffe trained it: LRN, conv biases, real 5x5, no BN."""
+    return GoogLeNet(variant="paper", **kwargs)
+
+
+@register_model
+def googlenet_bn(**kwargs: Any) -> GoogLeNet:
+    """The paper's topology with BatchNorm after every conv (no LRN, no conv bias)."""
+    return GoogLeNet(variant="bn", **kwargs)
+
+
+@register_model
+def googlenet_torchvision(**kwargs: Any) -> GoogLeNet:
+    """torchvision.models.googlenet's layout; loads its state dicts and gives the same logits."""
+    return GoogLeNet(variant="torchvision", **kwargs)
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str = "googlenet", *, weights: Optional[str] = None,
+                 **kwargs: Any) -> GoogLeNet:
+    """Build a registered model by name (or variant name: paper, bn, torchvision).
+
+    ``weights``: anything ``googlenet.weights.load_weights`` accepts; the model is then built
+    from the file's saved config, with ``kwargs`` applied on top (e.g. ``num_classes`` resets the
+    classifier).
+    """
+    key = _ALIASES.get(name, name)
+    if key not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {list_models()} "
+                         f"(or a variant: {sorted(_ALIASES)})")
+    if weights is not None:
+        from .weights import load_weights
+
+        model = load_weights(weights).model
+        num_classes = kwargs.pop("num_classes", model.num_classes)
+        clash = {k: v for k, v in kwargs.items() if model.config.get(k) != v}
+        if clash:
+            raise ValueError(f"{weights}: saved model has {({k: model.config.get(k) for k in clash})}, "
+                             f"which cannot be changed to {clash} on loaded weights")
+        if num_classes != model.num_classes:
+            model.reset_classifier(num_classes)
+        return model
+    return _MODELS[key](**kwargs)
+

@@ -1,0 +1,92 @@
+"""The input pipeline a set of weights expects, stored with the weights and applied for them.
+
+Every loader of weights returns a ``Preprocess``; ``predict``, ``eval`` and ``export`` apply it, so
+users never have to know (or silently get wrong) the size, the crop, the mean/std or the channel
+order a model was trained with.
+
+Pixels are first scaled to [0, 1] RGB, then normalised ``(x - mean) / std``. Channel order and
+scale differences are folded into mean/std and the weights themselves (Caffe's BGR 0-255 input is
+``mean = (123, 117, 104) / 255``, ``std = 1 / 255`` after the first conv's input channels are
+flipped to RGB).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2 as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_INTERP = {
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "nearest": InterpolationMode.NEAREST,
+    "box": InterpolationMode.BOX,  # PIL's area-averaging filter
+}
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the shorter side to ``resize``, center-crop ``crop``, scale to [0,1], normalise."""
+
+    crop: int = 224
+    resize: int = 256  # shorter side before the center crop (224/256 = 0.875, as torchvision)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    grayscale: bool = False  # in_chans=1 models
+    note: str = field(default="", compare=False)  # where these settings come from
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in _INTERP:
+            raise ValueError(f"interpolation must be one of {sorted(_INTERP)}")
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @property
+    def interp(self) -> InterpolationMode:
+        return _INTERP[self.interpolation]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @classmethod
+    def from_json(cls, s: str) -> "Preprocess":
+        return cls.from_dict(json.loads(s))
+
+    @classmethod
+    def for_size(cls, crop: int, **kw: Any) -> "Preprocess":
+        """Scale the 256/224 resize ratio to another crop size (e.g. 64 -> 73)."""
+        return cls(crop=crop, resize=round(crop * 256 / 224), **kw)
+
+    def normalize(self) -> T.Compose:
+        """Image (PIL or uint8 tensor) -> float tensor (C, H, W), normalised. No resizing."""
+        steps: list[Any] = [T.ToImage()]
+        if self.grayscale:
+            steps.append(T.Grayscale(1))
+        steps += [T.ToDtype(torch.float32, scale=True), T.Normalize(self.mean, self.std)]
+        return T.Compose(steps)
+
+    def eval_transform(self) -> T.Compose:
+        """PIL image -> (C, crop, crop) tensor: the single center crop.
+
+        Resizing runs on the uint8 tensor (not PIL), exactly as ``crops.multi_crop`` does, so the
+        1-crop evaluation and this transform give identical inputs.
+        """
+        return T.Compose([T.ToImage(), T.Resize(self.resize, interpolation=self.interp, antialias=True),
+                          T.CenterCrop(self.crop), self.normalize()])
+
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
