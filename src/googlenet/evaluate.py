@@ -1,0 +1,660 @@
+"""``googlenet eval``: top-1/top-5 with 1, 10 or the paper's 144 crops, one model or an ensemble.
+
+§7 of the paper: softmax probabilities are averaged over the crops of an image and over the
+models of an ensemble; Table 3 reports top-5 error for 1 or 7 models x 1, 10 or 144 crops. This
+module reproduces that table for any weights ``weights.load_weights`` accepts, on any dataset
+``data.open_dataset`` opens:
+
+    googlenet eval RUN                                   # 1 model, 1 crop, the run's test split
+    googlenet eval RUN_A RUN_B RUN_C --crops 1 10 144    # Table 3: 1 and 3 models x 1/10/144 crops
+
+Each model gets the preprocessing stored with its weights (crop size, resize, mean/std), so an
+ensemble may mix input sizes. Library use (``predict`` reuses ``image_probs``)::
+
+    report = evaluate_models([load_weights(a), load_weights(b)], dataset, crops=(1, 10, 144))
+    print(report.table_markdown())
+
+"top-5" is top-min(5, number of classes): with fewer than 5 classes it would always be 100%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .crops import CROP_CHOICES, multi_crop
+from .errors import UserError
+from .imaging import ImageError
+from .preprocess import Preprocess
+from .weights import LoadedWeights
+
+TOPK = 5
+MAX_CONFUSION_CLASSES = 50  # above this a confusion-matrix plot is unreadable; skipped with a note
+# The 1-crop box is the unmirrored center of the 10 crops (tests/test_crops.py checks it), so a
+# 10-crop pass also yields the 1-crop numbers without another forward pass.
+CENTER_OF_TEN = 4
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks (all before any work)
+# ---------------------------------------------------------------------------------------------
+
+def parse_crops(values: Iterable[Any]) -> tuple[int, ...]:
+    """``["1", "10", "144"]`` or ``[1, 10]`` -> sorted unique crop counts; UserError otherwise."""
+    out = set()
+    for v in values:
+        for part in str(v).replace(",", " ").split():
+            try:
+                n = int(part)
+            except ValueError:
+                n = None
+            if n not in CROP_CHOICES:
+                raise UserError(f"--crops {part}: not a crop count; choose from "
+                                f"{', '.join(map(str, CROP_CHOICES))} (several allowed, e.g. "
+                                f"--crops 1 10 144)")
+            out.add(n)
+    if not out:
+        raise UserError(f"--crops: give at least one of {', '.join(map(str, CROP_CHOICES))}")
+    return tuple(sorted(out))
+
+
+def _describe_classes(names: Optional[Sequence[str]], n: int) -> str:
+    if names is None:
+        return f"{n} unnamed classes"
+    shown = ", ".join(map(str, names[:6])) + (", ..." if len(names) > 6 else "")
+    return f"{n} classes ({shown})"
+
+
+def check_classes(models: Sequence[LoadedWeights], dataset_classes: Optional[Sequence[str]] = None,
+                  *, names: Optional[Sequence[str]] = None, match: str = "names") -> list[str]:
+    """The class names shared by ``models`` (and the dataset); UserError when they disagree.
+
+    Models must have the same number of outputs and, where both record class names, the same
+    names in the same order. Against the dataset, ``match="names"`` requires the same names in
+    the same order (a model without names only needs the same count); ``match="index"`` only the
+    same count (e.g. ImageNet weights, whose names are words, on a folder named by WordNet ids).
+    """
+    if match not in ("names", "index"):
+        raise ValueError(f"match must be 'names' or 'index', got {match!r}")
+    names = list(names) if names is not None else [m.source for m in models]
+    ref = models[0]
+    for name, m in zip(names[1:], models[1:]):
+        if m.model.num_classes != ref.model.num_classes or (
+                ref.class_names is not None and m.class_names is not None
+                and list(m.class_names) != list(ref.class_names)):
+            raise UserError(
+                f"{name} and {names[0]} cannot be an ensemble: {name} has "
+                f"{_describe_classes(m.class_names, m.model.num_classes)}, {names[0]} has "
+                f"{_describe_classes(ref.class_names, ref.model.num_classes)}")
+    model_names = next((list(m.class_names) for m in models if m.class_names is not None), None)
+    n_out = ref.model.num_classes
+    if dataset_classes is None:
+        return model_names or [str(i) for i in range(n_out)]
+    data = list(dataset_classes)
+    mismatch = len(data) != n_out or (match == "names" and model_names is not None
+                                      and model_names != data)
+    if mismatch:
+        hint = ""
+        if len(data) == n_out and model_names is not None and sorted(model_names) == sorted(data):
+            hint = " (the same names in another order)"
+        elif len(data) == n_out:
+            hint = ("; if they are the same classes under other names, in the same order, "
+                    "pass --match-classes index")
+        raise UserError(
+            f"{names[0]} was trained on {_describe_classes(model_names, n_out)} but the data has "
+            f"{_describe_classes(data, len(data))}{hint}. Evaluate on the data the model was "
+            f"trained for (--data), or use weights trained on these classes")
+    return data
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"--device {spec}: not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {spec}: CUDA is not available here; use --device cpu")
+    return dev
+
+
+# ---------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------
+
+def crop_probs(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256,
+               device: torch.device | str = "cpu", amp: bool = False) -> torch.Tensor:
+    """Softmax probabilities of a stack of crops, ``batch_size`` crops per forward pass.
+
+    x: (N, C, H, W) -> (N, num_classes) float32, on the CPU.
+    """
+    device = torch.device(device)
+    out = []
+    with torch.inference_mode():
+        for part in x.split(max(1, batch_size)):
+            part = part.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(part)  # (n, K)
+            out.append(logits.float().softmax(-1).cpu())
+    return torch.cat(out)
+
+
+def image_probs(models: Sequence[LoadedWeights], img, crops: int = 1, *, batch_size: int = 256,
+                device: torch.device | str = "cpu", amp: bool = False) -> torch.Tensor:
+    """One PIL image -> (num_classes,) softmax averaged over ``crops`` crops and over ``models``,
+    each model with its own preprocessing (§7)."""
+    if crops not in CROP_CHOICES:
+        raise UserError(f"crops must be one of {CROP_CHOICES}, got {crops}")
+    cache: dict[Preprocess, torch.Tensor] = {}
+    total = None
+    for m in models:
+        if m.preprocess not in cache:
+            cache[m.preprocess] = multi_crop(img, m.preprocess, crops)  # (crops, C, h, w)
+        p = crop_probs(m.model, cache[m.preprocess], batch_size=batch_size, device=device,
+                       amp=amp).mean(0)
+        total = p if total is None else total + p
+    return total / len(models)
+
+
+def topk_hits(probs: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """probs (B, K), labels (B,) -> (top-1 hit (B,) bool, top-k hit (B,) bool, top-1 pred (B,))."""
+    k = min(k, probs.shape[1])
+    top = probs.topk(k, dim=1).indices  # (B, k)
+    hit = top == labels[:, None]
+    return hit[:, 0], hit.any(1), top[:, 0]
+
+
+class _CropDataset(Dataset):
+    """Item i: the crops of image i for each distinct preprocessing, or why it was skipped.
+
+    Errors travel back as data, not exceptions: a worker's exception would come back with its
+    traceback glued into the message.
+    """
+
+    def __init__(self, ds: Any, pres: Sequence[Preprocess], n_crops: int, indices: Sequence[int]):
+        self.ds, self.pres, self.n, self.indices = ds, list(pres), n_crops, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> tuple[int, Optional[list[torch.Tensor]], int, Optional[str]]:
+        i = self.indices[j]
+        try:
+            img, label = self.ds.load(i)
+        except ImageError as e:
+            return i, None, -1, str(e)
+        return i, [multi_crop(img, p, self.n) for p in self.pres], int(label), None
+
+
+def _collate(items):
+    good = [it for it in items if it[1] is not None]
+    bad = [(it[0], it[3]) for it in items if it[1] is None]
+    if not good:
+        return None, None, None, bad
+    crops = [torch.stack([it[1][k] for it in good]) for k in range(len(good[0][1]))]  # (b, n, C, h, w)
+    return (torch.tensor([it[0] for it in good]), crops,
+            torch.tensor([it[2] for it in good]), bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class EvalRow:
+    """One line of Table 3: these models, this many crops."""
+
+    models: tuple[int, ...]  # indices into EvalReport.model_names
+    crops: int
+    k: int  # the "top-5" k: min(5, classes)
+    n: int = 0
+    correct1: int = 0
+    correctk: int = 0
+    preds: list[torch.Tensor] = field(default_factory=list, repr=False)  # top-1 per batch
+
+    @property
+    def top1(self) -> float:
+        return 100.0 * self.correct1 / max(self.n, 1)
+
+    @property
+    def top5(self) -> float:
+        return 100.0 * self.correctk / max(self.n, 1)
+
+    @property
+    def top1_err(self) -> float:
+        return 100.0 - self.top1
+
+    @property
+    def top5_err(self) -> float:
+        return 100.0 - self.top5
+
+    @property
+    def cost(self) -> int:  # forward passes per image, as Table 3's "cost"
+        return len(self.models) * self.crops
+
+    def predictions(self) -> np.ndarray:
+        return torch.cat(self.preds).numpy() if self.preds else np.zeros(0, dtype=np.int64)
+
+    def add(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
+        h1, hk, pred = topk_hits(probs, labels, self.k)
+        self.n += len(labels)
+        self.correct1 += int(h1.sum())
+        self.correctk += int(hk.sum())
+        self.preds.append(pred)
+
+
+@dataclass
+class EvalReport:
+    rows: list[EvalRow]
+    model_names: list[str]
+    class_names: list[str]
+    labels: np.ndarray  # (n,) true labels, in evaluation order
+    indices: np.ndarray  # (n,) dataset indices of the evaluated images
+    skipped: list[tuple[str, str]]
+    seconds: dict[int, float]  # wall time of each pass, by crop count
+    info: dict[str, Any] = field(default_factory=dict)  # data, split, device, ...
+
+    @property
+    def k(self) -> int:
+        return min(TOPK, len(self.class_names))
+
+    @property
+    def num_images(self) -> int:
+        return len(self.labels)
+
+    def row(self, models: Sequence[int], crops: int) -> EvalRow:
+        key = tuple(models)
+        for r in self.rows:
+            if r.models == key and r.crops == crops:
+                return r
+        raise KeyError((key, crops))
+
+    def row_label(self, r: EvalRow) -> str:
+        if len(r.models) == 1:
+            return f"1 ({self.model_names[r.models[0]]})"
+        return f"{len(r.models)} (ensemble)"
+
+    def base(self) -> Optional[EvalRow]:
+        """Table 3's baseline: the first model, 1 crop."""
+        try:
+            return self.row((0,), 1)
+        except KeyError:
+            return None
+
+    def confusion(self, r: Optional[EvalRow] = None) -> np.ndarray:
+        """(K, K) counts, rows = true class, columns = predicted; default: the last row (all
+        models, most crops)."""
+        from sklearn.metrics import confusion_matrix
+
+        r = r or self.rows[-1]
+        return confusion_matrix(self.labels, r.predictions(), labels=range(len(self.class_names)))
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        base = self.base()
+        out = []
+        for r in self.rows:
+            d = {"models": len(r.models), "model_names": [self.model_names[i] for i in r.models],
+                 "crops": r.crops, "cost": r.cost, "images": r.n, "k": r.k,
+                 "top1_acc": round(r.top1, 4), "top5_acc": round(r.top5, 4),
+                 "top1_err": round(r.top1_err, 4), "top5_err": round(r.top5_err, 4)}
+            if base is not None:
+                d["top5_err_vs_base"] = round(r.top5_err - base.top5_err, 4)
+            out.append(d)
+        return out
+
+    def table_markdown(self) -> str:
+        """Table 3's shape: models x crops -> cost, top-1 and top-5 error."""
+        k = self.k
+        base = self.base()
+        head = ["models", "crops", "cost", "top-1 err %", f"top-{k} err %", "top-1 acc %",
+                f"top-{k} acc %"] + ([f"top-{k} err vs base"] if base is not None else [])
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.rows:
+            cells = [self.row_label(r), str(r.crops), str(r.cost), f"{r.top1_err:.2f}",
+                     f"{r.top5_err:.2f}", f"{r.top1:.2f}", f"{r.top5:.2f}"]
+            if base is not None:
+                cells.append("base" if r is base else f"{r.top5_err - base.top5_err:+.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def summary_lines(self) -> list[str]:
+        i = self.info
+        lines = [f"data: {i.get('data')} ({i.get('split')} split), {self.num_images} images, "
+                 f"{len(self.class_names)} classes" + (f", {len(self.skipped)} unreadable files "
+                                                       f"skipped" if self.skipped else "")]
+        for n, name in enumerate(self.model_names):
+            lines.append(f"model {n + 1}: {name}" + (f" [{i['models'][n]}]" if "models" in i else ""))
+        if len(self.class_names) < TOPK:
+            lines.append(f"top-{self.k}: only {len(self.class_names)} classes, so top-5 is "
+                         f"top-{self.k}")
+        times = ", ".join(f"{c} crops {s:.1f}s" for c, s in self.seconds.items())
+        lines.append(f"device: {i.get('device')}; time: {times}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"info": self.info, "models": self.model_names, "classes": self.class_names,
+                "images": self.num_images, "k": self.k,
+                "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+                "seconds": {str(c): round(s, 3) for c, s in self.seconds.items()},
+                "rows": self.table_rows()}
+
+    def save(self, out_dir: str | os.PathLike) -> list[Path]:
+        """results.json, results.csv, results.md, and (<= 50 classes) confusion.png/.csv."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        d = self.to_dict()
+        last = self.rows[-1]
+        K = len(self.class_names)
+        if K <= MAX_CONFUSION_CLASSES:
+            cm = self.confusion(last)
+            title = f"{self.row_label(last)}, {last.crops} crop{'s' if last.crops > 1 else ''}"
+            written.append(save_confusion_png(cm, self.class_names, out / "confusion.png", title))
+            with open(out / "confusion.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["true \\ predicted", *self.class_names])
+                for name, row in zip(self.class_names, cm):
+                    w.writerow([name, *row.tolist()])
+            written.append(out / "confusion.csv")
+            d["confusion"] = {"row": self.row_label(last), "crops": last.crops,
+                              "png": "confusion.png", "csv": "confusion.csv"}
+        else:
+            d["confusion"] = {"skipped": f"{K} classes > {MAX_CONFUSION_CLASSES}: too many to plot"}
+        (out / "results.json").write_text(json.dumps(d, indent=2) + "\n")
+        rows = self.table_rows()
+        with open(out / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({**r, "model_names": " + ".join(r["model_names"])})
+        md = ["# googlenet eval", "", *[f"- {s}" for s in self.summary_lines()], "",
+              self.table_markdown(), ""]
+        if self.skipped:
+            md += ["Skipped files:", "", *[f"- {f}: {r}" for f, r in self.skipped], ""]
+        (out / "results.md").write_text("\n".join(md))
+        return [out / "results.json", out / "results.csv", out / "results.md", *written]
+
+
+def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | os.PathLike,
+                       title: str = "") -> Path:
+    """Confusion matrix (rows true, columns predicted) as a PNG; counts written in the cells up to
+    20 classes."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in threads/servers
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    K = len(class_names)
+    side = min(4 + 0.3 * K, 18)
+    fig = Figure(figsize=(side, side), layout="constrained")
+    ax = fig.subplots()
+    ConfusionMatrixDisplay(cm, display_labels=list(class_names)).plot(
+        ax=ax, include_values=K <= 20, xticks_rotation="vertical", cmap="Blues", colorbar=True)
+    ax.set_title(f"confusion matrix: {title}" if title else "confusion matrix")
+    fig.savefig(path, dpi=100)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluation loop
+# ---------------------------------------------------------------------------------------------
+
+def _plan(crops: Sequence[int]) -> list[tuple[int, list[int]]]:
+    """Passes over the data: (crops computed, crop counts scored from them). The 1 crop is the
+    center of the 10, so with both requested the 10-crop pass also scores 1 crop."""
+    want = sorted(set(crops))
+    passes = []
+    if 10 in want:
+        passes.append((10, [c for c in want if c in (1, 10)]))
+    elif 1 in want:
+        passes.append((1, [1]))
+    if 144 in want:
+        passes.append((144, [144]))
+    return passes
+
+
+def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Sequence[int] = (1,),
+                    names: Optional[Sequence[str]] = None, batch_size: int = 256, workers: int = 0,
+                    device: torch.device | str = "cpu", amp: bool = False, strict: bool = False,
+                    indices: Optional[Sequence[int]] = None, match: str = "names",
+                    progress: Optional[bool] = None, info: Optional[dict[str, Any]] = None
+                    ) -> EvalReport:
+    """Evaluate ``models`` (each alone, and together as a softmax-averaged ensemble) on
+    ``dataset`` (an ``ImageDataset``: ``classes``, ``skipped``, ``load(i) -> (PIL RGB, label)``)
+    with each crop count in ``crops``.
+
+    ``batch_size`` bounds the crops in one forward pass (an image's 144 crops are split into
+    chunks of at most that many). Unreadable images are skipped and listed in ``report.skipped``;
+    with ``strict`` the first one raises UserError naming it.
+    """
+    if not models:
+        raise UserError("no models to evaluate")
+    crops = parse_crops(crops)
+    names = list(names) if names is not None else [m.source for m in models]
+    class_names = check_classes(models, dataset.classes, names=names, match=match)
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    if not indices:
+        raise UserError(f"{(info or {}).get('data', 'the dataset')}: no images to evaluate")
+    device = torch.device(device)
+    for m in models:
+        m.model.to(device).eval()
+    pres = list(dict.fromkeys(m.preprocess for m in models))  # distinct preprocessings
+    which = [pres.index(m.preprocess) for m in models]
+    K = len(class_names)
+    k = min(TOPK, K)
+    M = len(models)
+    everyone = tuple(range(M))
+    rows: dict[tuple[tuple[int, ...], int], EvalRow] = {}
+    for i in range(M):  # Table 3's order: single models, then the ensemble
+        for c in crops:
+            rows[(i,), c] = EvalRow((i,), c, k)
+    if M > 1:
+        for c in crops:
+            rows[everyone, c] = EvalRow(everyone, c, k)
+
+    skipped: dict[str, str] = {f: r for f, r in getattr(dataset, "skipped", [])}
+    samples = getattr(dataset, "samples", None)
+    labels_seen: Optional[np.ndarray] = None
+    indices_seen: Optional[np.ndarray] = None
+    seconds: dict[int, float] = {}
+    from tqdm.auto import tqdm
+
+    for n_crops, scored in _plan(crops):
+        t0 = time.perf_counter()
+        per_batch = max(1, batch_size // n_crops)  # images per loader batch
+        loader = DataLoader(_CropDataset(dataset, pres, n_crops, indices), batch_size=per_batch,
+                            shuffle=False, num_workers=workers, collate_fn=_collate,
+                            pin_memory=device.type == "cuda")
+        labels_pass, idx_pass = [], []
+        bar = tqdm(total=len(indices), desc=f"eval {n_crops} crop{'s' if n_crops > 1 else ''}",
+                   unit="img", disable=None if progress is None else not progress, leave=True)
+        for idx, batch_crops, labels, bad in loader:
+            for i, msg in bad:
+                if strict:
+                    raise UserError(f"{msg} (--strict stops at the first unreadable file; "
+                                    f"without it such files are skipped and counted)")
+                path = str(samples[i][0]) if samples is not None else msg.split(": ", 1)[0]
+                skipped.setdefault(path, msg)
+            bar.update(len(bad))
+            if idx is None:
+                continue
+            b = len(labels)
+            ens = {c: torch.zeros(b, K) for c in scored}
+            for mi, m in enumerate(models):
+                x = batch_crops[which[mi]].flatten(0, 1)  # (b * n, C, h, w)
+                p = crop_probs(m.model, x, batch_size=batch_size, device=device, amp=amp)
+                p = p.view(b, n_crops, K)  # per-crop softmax
+                for c in scored:
+                    pc = p[:, CENTER_OF_TEN] if c == 1 and n_crops == 10 else p.mean(1)  # (b, K)
+                    rows[(mi,), c].add(pc, labels)
+                    ens[c] += pc
+            if M > 1:
+                for c in scored:
+                    rows[everyone, c].add(ens[c] / M, labels)
+            labels_pass.append(labels)
+            idx_pass.append(idx)
+            bar.update(b)
+            last = rows[everyone if M > 1 else (0,), scored[-1]]
+            bar.set_postfix(top1=f"{last.top1:.2f}%", **{f"top{k}": f"{last.top5:.2f}%"})
+        bar.close()
+        seconds[n_crops] = time.perf_counter() - t0
+        lab = torch.cat(labels_pass).numpy() if labels_pass else np.zeros(0, dtype=np.int64)
+        ids = torch.cat(idx_pass).numpy() if idx_pass else np.zeros(0, dtype=np.int64)
+        if labels_seen is None:
+            labels_seen, indices_seen = lab, ids
+        elif not np.array_equal(ids, indices_seen):  # a file became unreadable between passes
+            raise UserError("the data changed during evaluation (different images were "
+                            "readable in different passes); run again")
+    if labels_seen is None or len(labels_seen) == 0:
+        raise UserError(f"{(info or {}).get('data', 'the dataset')}: none of the {len(indices)} "
+                        f"images could be read ({len(skipped)} skipped)")
+    ordered = [rows[key] for key in rows]
+    return EvalReport(rows=ordered, model_names=names, class_names=class_names,
+                      labels=labels_seen, indices=indices_seen, skipped=sorted(skipped.items()),
+                      seconds=seconds, info=dict(info or {}, device=str(device)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", nargs="+", metavar="RUN_OR_WEIGHTS",
+                   help="run directories of `googlenet train`, .safetensors/.pt files, 'imagenet' "
+                        "(torchvision's weights) or caffe:FILE.caffemodel; several = an ensemble "
+                        "(softmax averaged over models)")
+    p.add_argument("--data", default=None,
+                   help="'digits' (built in), 'cifar10', 'cifar100', or an image folder "
+                        "(PATH/<class>/* or PATH/{train,val,test}/<class>/*). Default: the data the "
+                        "first run was trained on when its checkpoint records it, else digits")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None,
+                   help="default: test where the data has one, else val")
+    p.add_argument("--crops", nargs="+", default=["1"], metavar="N",
+                   help=f"test-time crops per image, any of {', '.join(map(str, CROP_CHOICES))}: "
+                        "center crop; 4 corners + center, mirrored; the paper's 144 (§7). Several "
+                        "fill Table 3 in one run, e.g. --crops 1 10 144")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="save results.json/.csv/.md and confusion.png/.csv here")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="most crops in one forward pass (bounds memory with 144 crops)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+                   help="data-loading processes (decode + crop); 0 = in the main process")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image instead of skipping and counting it")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate N images spread evenly over the split (a quick look)")
+    p.add_argument("--match-classes", choices=["names", "index"], default="names",
+                   help="'names': the data's class names must equal the model's; 'index': only "
+                        "the count (same classes, same order, other names)")
+    p.add_argument("--data-root", default=None,
+                   help="where cifar10/cifar100 live or are downloaded to")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the train/val split of a single image folder (default: the "
+                        "run's, else 0); must match training")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="validation fraction of a single image folder (default: the run's, else "
+                        "0.1); must match training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
+    cfg = loaded.metadata.get("config") if isinstance(loaded.metadata, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _from_config(cfg: dict[str, Any], *keys: str) -> Any:
+    """First of ``keys`` found in a training config, flat or one section deep."""
+    for key in keys:
+        if key in cfg and not isinstance(cfg[key], dict):
+            return cfg[key]
+        for section in cfg.values():
+            if isinstance(section, dict) and key in section and not isinstance(section[key], dict):
+                return section[key]
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import data as data_mod
+    from .weights import load_weights
+
+    crops = parse_crops(args.crops)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: must be 0 or more")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
+    device = resolve_device(args.device)
+
+    models = [load_weights(w) for w in args.weights]
+    names = list(args.weights)
+    check_classes(models, names=names)  # the models against each other, before opening data
+
+    cfg = _run_config(models[0])
+    spec = args.data
+    if spec is None:
+        trained_on = _from_config(cfg, "data")
+        spec = trained_on if isinstance(trained_on, str) else None
+        if spec is not None:
+            print(f"data: {spec} (what {names[0]} was trained on; --data to change)",
+                  file=sys.stderr)
+    seed = args.seed if args.seed is not None else _from_config(cfg, "seed", "split_seed")
+    val_fraction = (args.val_fraction if args.val_fraction is not None
+                    else _from_config(cfg, "val_fraction"))
+    split = args.split or data_mod.default_eval_split(spec)
+    kw: dict[str, Any] = {"strict": args.strict, "root": args.data_root}
+    if isinstance(seed, int):
+        kw["seed"] = seed
+    if isinstance(val_fraction, float):
+        kw["val_fraction"] = val_fraction
+    dataset = data_mod.open_dataset(spec, split, **kw)
+    check_classes(models, dataset.classes, names=names, match=args.match_classes)
+    n = len(dataset)
+    if n == 0:
+        raise UserError(f"{spec or 'digits'}: the {split} split has no images")
+    indices = None
+    if args.limit is not None and args.limit < n:
+        indices = np.unique(np.linspace(0, n - 1, args.limit).round().astype(int)).tolist()
+
+    info = {"data": spec or "digits", "split": split, "crops": list(crops),
+            "models": [f"{m.model.config['variant']}, {m.preprocess.crop} px" for m in models],
+            "weights": [m.source for m in models], "batch_size": args.batch_size,
+            "torch": torch.__version__}
+    report = evaluate_models(models, dataset, crops=crops, names=names,
+                             batch_size=args.batch_size, workers=args.workers, device=device,
+                             amp=args.amp, strict=args.strict, indices=indices,
+                             match=args.match_classes, progress=False if args.no_progress else None,
+                             info=info)
+    print()
+    for line in report.summary_lines():
+        print(line)
+    print()
+    print(report.table_markdown())
+    if report.skipped:
+        print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):")
+        for f, r in report.skipped[:20]:
+            print(f"  {r}")
+        if len(report.skipped) > 20:
+            print(f"  ... and {len(report.skipped) - 20} more" +
+                  (f" (all in {args.out}/results.md)" if args.out else ""))
+    if args.out:
+        written = report.save(args.out)
+        print(f"\nsaved: {', '.join(str(p) for p in written)}")
+        if len(report.class_names) > MAX_CONFUSION_CLASSES:
+            print(f"(no confusion matrix: {len(report.class_names)} classes is more than "
+                  f"{MAX_CONFUSION_CLASSES})")
+    else:
+        print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
+    return 0
