@@ -9,6 +9,7 @@ require the same probabilities.
 
 from __future__ import annotations
 
+import copy
 import struct
 from types import SimpleNamespace
 
@@ -109,32 +110,67 @@ def converted(files):
 
 # -- the core check: OpenCV (Caffe semantics) vs the converted model ---------------------------
 
-def test_matches_opencv_caffe(files, converted):
+@pytest.fixture(scope="module")
+def opencv_probs(files):
+    """OpenCV's prob, loss1/prob, loss2/prob on Caffe's own input: BGR, 0-255, minus the BGR
+    mean, the center 224 crop of each 256 image."""
     net = cv2.dnn.readNetFromCaffe(str(files.prototxt), str(files.model))
-    # Caffe's own input: BGR, 0-255, minus the BGR mean, center 224 crop of the 256 image.
     bgr = [im[16:240, 16:240, ::-1].copy() for im in files.images]
     net.setInput(cv2.dnn.blobFromImages(bgr, 1.0, (224, 224), CAFFE_MEAN_BGR, swapRB=False))
-    ref = [torch.from_numpy(o.reshape(len(bgr), -1))
-           for o in net.forward(["prob", "loss1/prob", "loss2/prob"])]
+    return [torch.from_numpy(o.reshape(len(bgr), -1))
+            for o in net.forward(["prob", "loss1/prob", "loss2/prob"])]
 
+
+def test_matches_opencv_caffe(files, converted, opencv_probs):
+    ref = opencv_probs
     model = converted.model
     assert not model.training
     x = _caffe_input(converted.preprocess, files.images)  # RGB in [0,1] -> normalised
     assert x.shape == (3, 3, 224, 224)
     taps = {}
-    for n in ("inception_4a", "inception_4d"):
-        getattr(model, n).register_forward_hook(lambda m, i, o, n=n: taps.__setitem__(n, o))
+    hooks = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: taps.__setitem__(n, o))
+             for n in ("inception_4a", "inception_4d")]
     with torch.no_grad():
         probs = [model(x).softmax(1), model.aux1(taps["inception_4a"]).softmax(1),
                  model.aux2(taps["inception_4d"]).softmax(1)]
+    for h in hooks:
+        h.remove()
     for name, ours, theirs in zip(("prob", "loss1/prob", "loss2/prob"), probs, ref):
         assert ours.shape == theirs.shape == (3, 1000)
+        print(f"{name}: max |prob diff| vs OpenCV {(ours - theirs).abs().max().item():.2g}, "
+              f"top prob {ours.max(1).values.min().item():.2f}..{ours.max(1).values.max().item():.2f}")
         # Peaked, not ~uniform (1e-3), so the tolerance below is a real constraint.
         assert ours.max(1).values.min() > 0.05, name
         assert (ours - theirs).abs().max().item() <= 1e-4, name
         assert torch.equal(ours.topk(5).indices, theirs.topk(5).indices), name
     # The images do not all collapse onto one prediction.
     assert len(set(probs[0].argmax(1).tolist())) > 1
+
+
+def _mistake(model: GoogLeNet, kind: str) -> GoogLeNet:
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        if kind == "conv1 not flipped to RGB":
+            model.conv1.conv.weight.copy_(model.conv1.conv.weight.flip(1))
+        elif kind == "no LRN after pool1":
+            model.norm1 = torch.nn.Identity()
+        elif kind == "floor-mode pool1":
+            model.pool1.ceil_mode = False
+        elif kind == "one conv bias off by 0.01":
+            model.inception_3a.conv1x1.conv.bias.add_(0.01)
+    return model
+
+
+@pytest.mark.parametrize("kind", ["conv1 not flipped to RGB", "no LRN after pool1",
+                                  "floor-mode pool1", "one conv bias off by 0.01"])
+def test_parity_check_catches_mistakes(files, converted, opencv_probs, kind):
+    """The 1e-4 tolerance is a real constraint: small, plausible conversion mistakes break it."""
+    x = _caffe_input(converted.preprocess, files.images)
+    with torch.no_grad():
+        probs = _mistake(converted.model, kind)(x).softmax(1)
+    diff = (probs - opencv_probs[0]).abs().max().item()
+    print(f"{kind}: max |prob diff| vs OpenCV {diff:.2g}")
+    assert diff > 1e-4
 
 
 def test_round_trip_weights_and_aux_heads(files, converted):
