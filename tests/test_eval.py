@@ -293,3 +293,105 @@ def test_crop_probs_chunks():
     p = crop_probs(net, x, batch_size=3)
     assert net.calls == [3, 3, 1] and p.shape == (7, 3)
     torch.testing.assert_close(p.sum(1), torch.ones(7))
+
+
+# -- the command line ------------------------------------------------------------------------
+
+def _split_folder(root, corrupt=False):
+    """root/train/<class>/ and root/test/<class>/ of random images (test: 2 per class)."""
+    g = torch.Generator().manual_seed(1)
+    for split, n in (("train", 1), ("test", 2)):
+        for name in ("blue", "green", "red"):
+            (root / split / name).mkdir(parents=True)
+            for j in range(n):
+                a = torch.randint(0, 256, (36 + 8 * j, 44, 3), dtype=torch.uint8, generator=g)
+                Image.fromarray(a.numpy()).save(root / split / name / f"{j}.png")
+    if corrupt:
+        (root / "test" / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    return root
+
+
+def _eval(*argv):
+    return cli.main(["eval", *map(str, argv), "--workers", "0", "--no-progress"])
+
+
+def test_cli_ensemble_table_and_files(nets, tmp_path, capsys):
+    data = _split_folder(tmp_path / "data", corrupt=True)
+    out = tmp_path / "out"
+    assert _eval(*nets, "--data", data, "--crops", "1", "10", "--out", out) == 0
+    text = capsys.readouterr().out
+    assert "data: " in text and "(test split), 6 images, 3 classes, 1 unreadable files skipped" in text
+    assert "broken.png" in text
+    table = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    assert len(table) == 1 + 6  # header + (2 models + ensemble) x 2 crop counts
+    assert [ln.split("|")[1].strip().split(" ")[0] for ln in table[1:]] == ["1"] * 4 + ["2"] * 2
+    d = json.loads((out / "results.json").read_text())
+    assert d["images"] == 6 and d["k"] == 3 and len(d["skipped"]) == 1
+    assert d["skipped"][0]["file"].endswith("broken.png")
+    assert [(r["models"], r["crops"], r["cost"]) for r in d["rows"]] == [
+        (1, 1, 1), (1, 10, 10), (1, 1, 1), (1, 10, 10), (2, 1, 2), (2, 10, 20)]
+    for r in d["rows"]:
+        assert r["top1_err"] == pytest.approx(100 - r["top1_acc"]) and r["top5_acc"] == 100.0
+        assert r["top1_acc"] == pytest.approx(100 * r["top1_correct"] / 6, abs=1e-4)
+    with Image.open(out / "confusion.png") as im:
+        assert im.format == "PNG"
+    cm = np.loadtxt(out / "confusion.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    assert cm.sum() == 6 and (cm.sum(1) == 2).all()
+    assert (out / "results.md").read_text().count("| 2 (ensemble) |") == 2
+    assert (out / "results.csv").read_text().count("\n") == 7
+
+    # --strict stops at the corrupt file, naming it
+    assert _eval(nets[0], "--data", data, "--strict") == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_cli_default_digits_and_limit(tmp_path, capsys):
+    torch.manual_seed(0)
+    m = GoogLeNet(variant="bn", num_classes=10, aux_logits=False).eval()
+    path = save_weights(m, tmp_path / "digits.safetensors", class_names=[str(i) for i in range(10)],
+                        preprocess=Preprocess(crop=32, resize=32))
+    assert _eval(path, "--limit", "12", "--batch-size", "5") == 0
+    text = capsys.readouterr().out
+    assert "data: digits (test split), 12 images, 10 classes" in text
+    assert "| models | crops | cost | top-1 err % | top-5 err % |" in text
+
+
+def test_cli_data_defaults_to_the_runs(nets, tmp_path, capsys):
+    """A run whose checkpoint records its training data is evaluated on that data."""
+    data = _split_folder(tmp_path / "data")
+    lw = load_weights(nets[0])
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model_config": lw.model.config, "model": lw.model.state_dict(),
+                "class_names": lw.class_names, "preprocess": json.loads(lw.preprocess.to_json()),
+                "config": {"data": {"data": str(data), "seed": 0}}}, run / "checkpoint-last.pt")
+    assert _eval(run, "--limit", "2") == 0
+    text = capsys.readouterr().out
+    assert f"data: {data} (test split), 2 images, 3 classes" in text
+
+
+@pytest.mark.parametrize("case", ["classes", "ensemble", "crops", "missing", "empty", "device"])
+def test_cli_bad_input(case, nets, tmp_path, capsys):
+    data = tmp_path / "data"
+    for name in ("cat", "dog", "eel"):
+        (data / name).mkdir(parents=True)
+        for j in range(2):
+            Image.new("RGB", (40, 40), (j * 90, 0, 0)).save(data / name / f"{j}.png")
+    if case == "classes":
+        argv, msg = [nets[0], "--data", data], "trained on 3 classes (blue, green, red) but the data has 3 classes (cat, dog, eel)"
+    elif case == "ensemble":
+        four = save_weights(GoogLeNet(variant="bn", num_classes=4, aux_logits=False),
+                            tmp_path / "four.safetensors", preprocess=Preprocess.for_size(32))
+        argv, msg = [nets[0], four, "--data", data], "cannot be an ensemble"
+    elif case == "crops":
+        argv, msg = [nets[0], "--data", data, "--crops", "1", "12"], "--crops 12: not a crop count; choose from 1, 10, 144"
+    elif case == "missing":
+        argv, msg = [nets[0], tmp_path / "nope.safetensors"], "nope.safetensors: no such file"
+    elif case == "empty":
+        (tmp_path / "empty" / "a").mkdir(parents=True)
+        argv, msg = [nets[0], "--data", tmp_path / "empty"], "has no images"
+    else:
+        argv, msg = [nets[0], "--device", "cuda:0" if not torch.cuda.is_available() else "tpu"], "--device"
+    assert _eval(*argv) == 2
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

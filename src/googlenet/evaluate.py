@@ -296,10 +296,12 @@ class EvalReport:
     def confusion(self, r: Optional[EvalRow] = None) -> np.ndarray:
         """(K, K) counts, rows = true class, columns = predicted; default: the last row (all
         models, most crops)."""
-        from sklearn.metrics import confusion_matrix
-
+        # One bincount; sklearn.metrics.confusion_matrix gives the same but importing sklearn
+        # (scipy.stats) costs ~4 s on a small CPU, more than a whole small evaluation.
         r = r or self.rows[-1]
-        return confusion_matrix(self.labels, r.predictions(), labels=range(len(self.class_names)))
+        K = len(self.class_names)
+        flat = np.asarray(self.labels, dtype=np.int64) * K + r.predictions().astype(np.int64)
+        return np.bincount(flat, minlength=K * K).reshape(K, K)
 
     def table_rows(self) -> list[dict[str, Any]]:
         base = self.base()
@@ -307,6 +309,7 @@ class EvalReport:
         for r in self.rows:
             d = {"models": len(r.models), "model_names": [self.model_names[i] for i in r.models],
                  "crops": r.crops, "cost": r.cost, "images": r.n, "k": r.k,
+                 "top1_correct": r.correct1, "top5_correct": r.correctk,
                  "top1_acc": round(r.top1, 4), "top5_acc": round(r.top5, 4),
                  "top1_err": round(r.top1_err, 4), "top5_err": round(r.top5_err, 4)}
             if base is not None:
@@ -331,9 +334,9 @@ class EvalReport:
 
     def summary_lines(self) -> list[str]:
         i = self.info
-        lines = [f"data: {i.get('data')} ({i.get('split')} split), {self.num_images} images, "
-                 f"{len(self.class_names)} classes" + (f", {len(self.skipped)} unreadable files "
-                                                       f"skipped" if self.skipped else "")]
+        where = f"{i['data']} ({i.get('split', '?')} split), " if "data" in i else ""
+        lines = [f"data: {where}{self.num_images} images, {len(self.class_names)} classes"
+                 + (f", {len(self.skipped)} unreadable files skipped" if self.skipped else "")]
         for n, name in enumerate(self.model_names):
             lines.append(f"model {n + 1}: {name}" + (f" [{i['models'][n]}]" if "models" in i else ""))
         if len(self.class_names) < TOPK:
@@ -391,16 +394,24 @@ def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | o
                        title: str = "") -> Path:
     """Confusion matrix (rows true, columns predicted) as a PNG; counts written in the cells up to
     20 classes."""
+    # Plain matplotlib (what sklearn's ConfusionMatrixDisplay draws, without importing sklearn).
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, safe in threads/servers
-    from sklearn.metrics import ConfusionMatrixDisplay
 
     K = len(class_names)
     side = min(4 + 0.3 * K, 18)
-    fig = Figure(figsize=(side, side), layout="constrained")
+    fig = Figure(figsize=(side + 1, side), layout="constrained")
     ax = fig.subplots()
-    ConfusionMatrixDisplay(cm, display_labels=list(class_names)).plot(
-        ax=ax, include_values=K <= 20, xticks_rotation="vertical", cmap="Blues", colorbar=True)
-    ax.set_title(f"confusion matrix: {title}" if title else "confusion matrix")
+    im = ax.imshow(cm, cmap="Blues", interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set(xticks=range(K), yticks=range(K), xlabel="predicted", ylabel="true",
+           title=f"confusion matrix: {title}" if title else "confusion matrix")
+    ax.set_xticklabels([str(c) for c in class_names], rotation=90)
+    ax.set_yticklabels([str(c) for c in class_names])
+    if K <= 20:  # counts in the cells, white on dark
+        hi = cm.max() if cm.size else 0
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                    color="white" if v > hi / 2 else "black")
     fig.savefig(path, dpi=100)
     return Path(path)
 
@@ -463,7 +474,9 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
             rows[everyone, c] = EvalRow(everyone, c, k)
 
     skipped: dict[str, str] = {f: r for f, r in getattr(dataset, "skipped", [])}
-    samples = getattr(dataset, "samples", None)
+    files = getattr(dataset, "files", None)  # data.FolderImageDataset
+    if files is None and getattr(dataset, "samples", None) is not None:  # torchvision-style
+        files = [f for f, _ in dataset.samples]
     labels_seen: Optional[np.ndarray] = None
     indices_seen: Optional[np.ndarray] = None
     seconds: dict[int, float] = {}
@@ -483,8 +496,8 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
                 if strict:
                     raise UserError(f"{msg} (--strict stops at the first unreadable file; "
                                     f"without it such files are skipped and counted)")
-                path = str(samples[i][0]) if samples is not None else msg.split(": ", 1)[0]
-                skipped.setdefault(path, msg)
+                path = str(files[i]) if files is not None else msg.split(": ", 1)[0]
+                skipped.setdefault(path, msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg)
             bar.update(len(bad))
             if idx is None:
                 continue
@@ -519,6 +532,8 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
         raise UserError(f"{(info or {}).get('data', 'the dataset')}: none of the {len(indices)} "
                         f"images could be read ({len(skipped)} skipped)")
     ordered = [rows[key] for key in rows]
+    # data.py's reasons start with the path already; keep (path, reason) without repeating it
+    skipped = {f: r[len(f) + 2:] if r.startswith(f"{f}: ") else r for f, r in skipped.items()}
     return EvalReport(rows=ordered, model_names=names, class_names=class_names,
                       labels=labels_seen, indices=indices_seen, skipped=sorted(skipped.items()),
                       seconds=seconds, info=dict(info or {}, device=str(device)))
@@ -645,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
     if report.skipped:
         print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):")
         for f, r in report.skipped[:20]:
-            print(f"  {r}")
+            print(f"  {f}: {r}")
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more" +
                   (f" (all in {args.out}/results.md)" if args.out else ""))
