@@ -126,12 +126,28 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(
-            f"{path}: refused to load: the file contains Python objects that are not plain "
-            f"tensors or containers, and unpickling them could run arbitrary code. If you trust "
-            f"its source, re-save just its state_dict. (torch: {str(e).splitlines()[0]})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable PyTorch file ({str(e).splitlines()[0]})") from None
+        if "Unsupported global" in str(e):  # the pickle names a class/function to call
+            raise UserError(
+                f"{path}: refused to load: the file contains Python objects that are not plain "
+                f"tensors or containers, and unpickling them could run arbitrary code. If you "
+                f"trust its source, re-save just its state_dict. (torch: {_torch_error(e)})"
+            ) from None
+        raise UserError(f"{path}: not a readable PyTorch file ({_torch_error(e)})") from None
+    except Exception as e:  # noqa: BLE001  garbage input makes the unpickler raise KeyError,
+        # IndexError, EOFError, ...; with weights_only=True no code ran, so every failure here
+        # just means "not a readable file"
+        raise UserError(f"{path}: not a readable PyTorch file ({_torch_error(e)})") from None
+
+
+def _torch_error(e: BaseException) -> str:
+    """The informative line of a torch.load error (its first lines are generic advice)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error:" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[1].strip()
+            rest = rest or (lines[i + 1] if i + 1 < len(lines) else "")
+            return rest.split(". Please", 1)[0]
+    return lines[0] if lines else type(e).__name__
 
 
 def build_model(config: dict[str, Any], source: str) -> GoogLeNet:
@@ -145,8 +161,13 @@ def _load_into(model: GoogLeNet, state_dict: dict[str, torch.Tensor], source: st
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
+        # torch's first line is only "Error(s) in loading state_dict ..."; the details follow
+        details = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        shown = "; ".join(d.rstrip(".") if len(d) <= 300 else d[:300] + " ..."
+                          for d in details[:3])
+        more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
         raise UserError(f"{source}: weights do not fit the model they describe: "
-                        f"{str(e).splitlines()[0]} ...") from None
+                        f"{shown or str(e)}{more}") from None
     return model.eval()
 
 
