@@ -466,7 +466,12 @@ class GoogLeNet(nn.Module):
         ``indices`` picks entries of ``feature_info`` (default: all five, strides 2 to 32).
         """
         n = len(self.feature_info)
+        if indices is not None and not all(-n <= i < n for i in indices):
+            raise ValueError(f"indices {list(indices)} out of range: feature_info has {n} "
+                             f"entries, so use 0..{n - 1} (or -{n}..-1)")
         idx = list(range(n)) if indices is None else [i % n for i in indices]
+        if not idx:
+            return []
         names = [self.feature_info[i]["module"] for i in idx]
         last = max(self.stage_names.index(nm) for nm in names)
         self.check_input(x)
