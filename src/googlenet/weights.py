@@ -126,12 +126,20 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):  # the pickle names a class/function to call
+        # The pickle names a class/function to call: "Unsupported global: GLOBAL builtins.open",
+        # or, for modules torch blocks outright (os, subprocess, ...), "Trying to load
+        # unsupported GLOBAL posix.system whose module posix is blocked".
+        if "unsupported global" in str(e).lower():
             raise UserError(
                 f"{path}: refused to load: the file contains Python objects that are not plain "
                 f"tensors or containers, and unpickling them could run arbitrary code. If you "
                 f"trust its source, re-save just its state_dict. (torch: {_torch_error(e)})"
             ) from None
+        if "Unsupported operand" in str(e):  # pickle protocol 4/5 opcodes: not torch.save output
+            raise UserError(
+                f"{path}: refused to load: a raw Python pickle, not a file written by torch.save; "
+                f"unpickling it could run arbitrary code. Save weights with torch.save(state_dict) "
+                f"or as .safetensors. (torch: {_torch_error(e)})") from None
         raise UserError(f"{path}: not a readable PyTorch file ({_torch_error(e)})") from None
     except Exception as e:  # noqa: BLE001  garbage input makes the unpickler raise KeyError,
         # IndexError, EOFError, ...; with weights_only=True no code ran, so every failure here
@@ -147,6 +155,8 @@ def _torch_error(e: BaseException) -> str:
             rest = ln.split("WeightsUnpickler error:", 1)[1].strip()
             rest = rest or (lines[i + 1] if i + 1 < len(lines) else "")
             return rest.split(". Please", 1)[0]
+        if "unsupported global" in ln.lower():  # torch's "Trying to load unsupported GLOBAL ..."
+            return ln
     return lines[0] if lines else type(e).__name__
 
 
