@@ -562,8 +562,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="save results.json/.csv/.md and confusion.png/.csv here")
     p.add_argument("--batch-size", type=int, default=256,
                    help="most crops in one forward pass (bounds memory with 144 crops)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="data-loading processes (decode + crop); 0 = in the main process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes (decode + crop); 0 = in the main process. "
+                        "Default: 0 on CPU (the forward pass needs every core; cropping is a few "
+                        "%% of the time), min(4, CPUs) with CUDA")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
     p.add_argument("--strict", action="store_true",
@@ -607,11 +609,13 @@ def run(args: argparse.Namespace) -> int:
     crops = parse_crops(args.crops)
     if args.batch_size < 1:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers}: must be 0 or more")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
     device = resolve_device(args.device)
+    workers = args.workers if args.workers is not None else (
+        min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
 
     models = [load_weights(w) for w in args.weights]
     names = list(args.weights)
@@ -648,7 +652,7 @@ def run(args: argparse.Namespace) -> int:
             "weights": [m.source for m in models], "batch_size": args.batch_size,
             "torch": torch.__version__}
     report = evaluate_models(models, dataset, crops=crops, names=names,
-                             batch_size=args.batch_size, workers=args.workers, device=device,
+                             batch_size=args.batch_size, workers=workers, device=device,
                              amp=args.amp, strict=args.strict, indices=indices,
                              match=args.match_classes, progress=False if args.no_progress else None,
                              info=info)
