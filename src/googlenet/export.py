@@ -1,0 +1,273 @@
+"""``googlenet export``: ONNX, TorchScript and torch.export, each checked against eager fp32.
+
+    googlenet export --weights RUN                         # all three, next to each other: RUN/export/
+    googlenet export --weights RUN --format onnx -o model  # model.onnx only
+
+Every export is of the eval-mode network without its aux heads (they only serve training, §5):
+one input ``images`` (N, C, H, W), float32, normalised as the weights' ``Preprocess`` says, and
+one output ``logits`` (N, classes). The batch dimension is dynamic; H and W are fixed at the
+weights' crop size. The preprocessing and class names travel inside each file (ONNX metadata
+props, TorchScript/torch.export extra files ``googlenet.json``), never to be guessed.
+
+After writing, each file is loaded back and run on real images (the built-in digits test images,
+or ``--check-images``) through its own runtime (onnxruntime, torch.jit.load, torch.export.load),
+and the max |logit difference| and top-1 agreement with the eager model are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from .errors import UserError
+from .fast import Agreement, agreement, without_aux
+from .model import GoogLeNet
+from .preprocess import Preprocess
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "export": ".pt2"}
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+META_FILE = "googlenet.json"  # name of the metadata inside TorchScript / .pt2 archives
+# Tolerances the command checks against (max |logit diff|, fp32): onnxruntime reorders sums
+# (1e-4); TorchScript and torch.export run the same kernels as eager (1e-5).
+TOLERANCE = {"onnx": 1e-4, "torchscript": 1e-5, "export": 1e-5}
+
+
+def _batch_dim():
+    return torch.export.Dim("batch", min=1, max=65536)
+
+
+def export_metadata(model: GoogLeNet, preprocess: Optional[Preprocess] = None,
+                    class_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """What a deployment needs besides the graph: config, input pipeline, class names."""
+    from dataclasses import asdict
+
+    return {"format": "googlenet", "model_config": model.config,
+            "preprocess": asdict(preprocess) if preprocess is not None else None,
+            "class_names": list(class_names) if class_names is not None else None,
+            "input": INPUT_NAME, "output": OUTPUT_NAME}
+
+
+def export_program(model: GoogLeNet, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export of the eval forward (no aux heads), batch dimension dynamic."""
+    m = without_aux(model).cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.export.export(m, (example.cpu(),), dynamic_shapes={"x": {0: _batch_dim()}})
+
+
+def save_program(program: torch.export.ExportedProgram, path: str | Path,
+                 metadata: Optional[dict[str, Any]] = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, str(path), extra_files={META_FILE: json.dumps(metadata or {})})
+    return path
+
+
+def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Path, *,
+                example: torch.Tensor, opset: int = DEFAULT_OPSET,
+                metadata: Optional[dict[str, Any]] = None) -> Path:
+    """ONNX through torch.onnx's torch.export-based exporter; batch dynamic.
+
+    ``model`` may be a GoogLeNet or an ExportedProgram from ``export_program`` (reused, so the
+    model is not traced twice).
+    """
+    import contextlib
+    import io
+
+    if opset < MIN_OPSET:
+        raise UserError(f"--opset {opset}: use {MIN_OPSET} or newer")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    program = model if isinstance(model, torch.export.ExportedProgram) else export_program(model, example)
+    # The exporter narrates each step on stdout; a command's stdout is for its own output.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        onnx_program = torch.onnx.export(program, (example.cpu(),), dynamo=True, opset_version=opset,
+                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                         verbose=False)
+    if metadata:
+        import onnx
+
+        proto = onnx_program.model_proto
+        for k, v in metadata.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, json.dumps(v)
+        onnx.save(proto, str(path))
+    else:
+        onnx_program.save(str(path))
+    return path
+
+
+def export_torchscript(model: GoogLeNet, path: str | Path, *, example: torch.Tensor,
+                       metadata: Optional[dict[str, Any]] = None) -> Path:
+    """torch.jit.trace of the eval forward (no aux heads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = without_aux(model).cpu()
+    with warnings.catch_warnings():
+        # GoogLeNet.check_input compares shapes in Python: the tracer warns that the result is
+        # a constant, which is what we want (only the batch size may vary, and it is not checked).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(m, example.cpu(), check_trace=False)
+        torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(metadata or {})})
+    return path
+
+
+# -- loading back and checking ---------------------------------------------------------------
+
+def run_onnx(path: str | Path, x: torch.Tensor, threads: Optional[int] = None) -> torch.Tensor:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    outs = session.run(None, {session.get_inputs()[0].name: x.cpu().numpy()})
+    if len(outs) != 1:
+        raise AssertionError(f"{path}: {len(outs)} outputs, expected logits only")
+    return torch.from_numpy(outs[0])
+
+
+def run_torchscript(path: str | Path, x: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        m = torch.jit.load(str(path), map_location="cpu")
+    with torch.inference_mode():
+        return m(x.cpu())
+
+
+def run_program(path: str | Path, x: torch.Tensor) -> torch.Tensor:
+    m = torch.export.load(str(path)).module()
+    with torch.inference_mode():
+        return m(x.cpu())
+
+
+RUNNERS = {"onnx": run_onnx, "torchscript": run_torchscript, "export": run_program}
+
+
+def check_export(fmt: str, path: str | Path, model: GoogLeNet, x: torch.Tensor) -> Agreement:
+    """Load the exported file with its own runtime, run it on ``x``, compare with eager fp32."""
+    with torch.inference_mode():
+        ref = without_aux(model).cpu()(x.cpu())
+    return agreement(ref, RUNNERS[fmt](path, x))
+
+
+def read_metadata(fmt: str, path: str | Path) -> dict[str, Any]:
+    """The metadata an export carries (see ``export_metadata``)."""
+    if fmt == "onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        return {p.key: json.loads(p.value) for p in proto.metadata_props}
+    files = {META_FILE: ""}
+    if fmt == "torchscript":
+        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    else:
+        torch.export.load(str(path), extra_files=files)
+    return json.loads(files[META_FILE] or "{}")
+
+
+# -- command ---------------------------------------------------------------------------------
+
+def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[torch.Tensor, str]:
+    """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want."""
+    from .crops import multi_crop
+    from .imaging import ImageError, list_images, load_image
+
+    if spec is None:
+        from .data import open_dataset
+
+        ds = open_dataset("digits", "test")
+        imgs = [ds.load(i)[0] for i in range(min(n, len(ds)))]
+        where = f"{len(imgs)} built-in digits test images"
+    else:
+        p = Path(spec)
+        files = list_images(p) if p.is_dir() else [p]
+        if not files:
+            raise UserError(f"--check-images {spec}: no images found")
+        imgs = []
+        for f in files[:n]:
+            try:
+                imgs.append(load_image(f))
+            except ImageError as e:
+                print(f"googlenet export: skipping {e}", file=sys.stderr)
+        if not imgs:
+            raise UserError(f"--check-images {spec}: none of the images could be read")
+        where = f"{len(imgs)} images from {spec}"
+    return torch.cat([multi_crop(im, preprocess, 1) for im in imgs]), where
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, metavar="SPEC",
+                   help="run directory, checkpoint, .safetensors, 'imagenet', torchvision .pth, "
+                        "or caffe:FILE")
+    p.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS),
+                   dest="formats", help="what to write")
+    p.add_argument("-o", "--out", default=None, metavar="PREFIX",
+                   help="output path without extension (PREFIX.onnx, PREFIX.torchscript.pt, "
+                        "PREFIX.pt2); default: RUN/export/model for a run directory, else "
+                        "./googlenet")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input height/width of the export (default: the weights' crop size)")
+    p.add_argument("--check-images", default=None, metavar="PATH",
+                   help="image file or folder to check the exports on (default: the built-in "
+                        "digits test images, preprocessed as the weights say)")
+    p.add_argument("--check-count", type=int, default=32, help="how many images to check on")
+
+
+def _default_prefix(weights: str) -> Path:
+    p = Path(weights)
+    return p / "export" / "model" if p.is_dir() else Path("googlenet")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .weights import load_weights
+
+    loaded = load_weights(args.weights)
+    pre = loaded.preprocess
+    if args.image_size is not None:
+        if args.image_size < 32:
+            raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
+        pre = replace(pre, crop=args.image_size, resize=max(pre.resize, args.image_size))
+    if args.check_count < 1:
+        raise UserError("--check-count must be at least 1")
+    model = loaded.model.eval()
+    prefix = Path(args.out) if args.out else _default_prefix(args.weights)
+    x, where = check_images(args.check_images, pre, args.check_count)
+    meta = export_metadata(model, pre, loaded.class_names)
+    print(f"weights: {loaded.source} (variant {model.config['variant']}, "
+          f"{model.num_classes} classes); input {x.shape[1]}x{pre.crop}x{pre.crop}, dynamic batch; "
+          f"aux heads left out", file=sys.stderr)
+    example = x[:2] if len(x) >= 2 else x.repeat(2, 1, 1, 1)
+    program = None
+    failed = False
+    for fmt in args.formats:
+        path = Path(str(prefix) + FORMATS[fmt])
+        if fmt == "torchscript":
+            export_torchscript(model, path, example=example, metadata=meta)
+        else:
+            program = program or export_program(model, example)
+            if fmt == "export":
+                save_program(program, path, meta)
+            else:
+                export_onnx(program, path, example=example, opset=args.opset, metadata=meta)
+        a = check_export(fmt, path, model, x)
+        ok = a.max_abs_diff <= TOLERANCE[fmt] * max(1.0, a.max_abs_ref) and a.top1 == 1.0
+        failed |= not ok
+        print(f"{fmt:12s} {path}  max |logit diff| {a.max_abs_diff:.2e}, top-1 agreement "
+              f"{a.top1:.2%} on {where}  {'ok' if ok else 'MISMATCH'}")
+    return 1 if failed else 0

@@ -1,0 +1,428 @@
+"""Fast inference: the same trained GoogLeNet, run faster, each mode checked against fp32 eager.
+
+``prepare(model, mode)`` returns a ``FastModel``: call it on a float32 ``(N, C, H, W)`` batch,
+normalised as the weights' ``Preprocess`` says, and it returns float32 logits ``(N, classes)``.
+Every mode starts from the eval-mode model without its aux heads (they never take part in
+inference). The modes, and where each one applies:
+
+    eager          the model as loaded, fp32: the reference every other mode is checked against
+    fold           BatchNorm folded into the convolution before it (fuse_conv_bn_eval): the same
+                   function up to float rounding, one op fewer per conv. Variants with BN only
+                   (bn, torchvision); the paper variant has none to fold.
+    channels_last  fold (where it applies) + NHWC tensors, the layout oneDNN's CPU convolutions
+                   and tensor cores prefer; fp32, no precision lost
+    bf16           channels_last + torch.autocast(bfloat16). Fast only with native bf16 (a GPU,
+                   or a CPU with AVX512-BF16/AMX); elsewhere oneDNN emulates it, far slower
+    int8           post-training static quantization, torch.ao FX graph mode, x86 backend
+                   (fbgemm/oneDNN): per-channel int8 weights, uint8 activations calibrated on a
+                   few hundred of the user's images. CPU only.
+    ort            onnxruntime on the ONNX export of the model, fp32 (its own graph fusions and
+                   NCHWc convolution kernels). CPU.
+    ort_int8       onnxruntime static quantization (quantize_static, QDQ, per-channel int8
+                   weights, uint8 activations), calibrated like int8. CPU.
+    compile        torch.compile (inductor, weights frozen as constants) of channels_last, fp32
+
+How close each mode must stay to fp32 eager is ``TOLERANCES``, checked by ``agreement``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .errors import UserError
+from .model import GoogLeNet
+
+__all__ = ["Mode", "MODES", "TOLERANCES", "Tolerance", "FastModel", "Agreement", "prepare",
+           "applies", "fold_batchnorm", "inference_graph", "InferenceGraph", "agreement",
+           "check_agreement", "has_batchnorm", "native_bf16", "calibration_batches"]
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    precision: str  # "fp32" | "bf16" | "int8": which tolerance applies
+    devices: tuple[str, ...]  # device types it runs on
+    needs_calibration: bool
+    summary: str
+
+
+MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("eager", "fp32", ("cpu", "cuda"), False, "fp32 eager PyTorch (the reference)"),
+    Mode("fold", "fp32", ("cpu", "cuda"), False, "BatchNorm folded into convs, fp32"),
+    Mode("channels_last", "fp32", ("cpu", "cuda"), False, "BN folded + channels_last, fp32"),
+    Mode("bf16", "bf16", ("cpu", "cuda"), False, "BN folded + channels_last + bf16 autocast"),
+    Mode("int8", "int8", ("cpu",), True, "torch.ao FX int8 static quantization (x86 backend)"),
+    Mode("ort", "fp32", ("cpu",), False, "onnxruntime, fp32"),
+    Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
+    Mode("compile", "fp32", ("cpu", "cuda"), False, "torch.compile (inductor, frozen) + BN folded + channels_last, fp32"),
+)}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a mode may drift from fp32 eager.
+
+    rel: max |logit - reference| / max |reference logit|, over a batch.
+    top1: the fraction of images whose top-1 class must match the reference's. For the reduced
+    precisions it is a target over many real images with a trained model (the benchmark), where
+    a few near-ties may flip; fp32 modes must match on every image.
+    """
+
+    rel: float
+    top1: float
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(rel=1e-4, top1=1.0),  # float rounding only (reassociated sums)
+    "bf16": Tolerance(rel=5e-2, top1=0.99),  # 8-bit mantissa on every conv input and weight
+    "int8": Tolerance(rel=1.5e-1, top1=0.99),  # 256 levels per tensor/channel
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Model transformations
+# ---------------------------------------------------------------------------------------------
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether bf16 convolutions run natively (not emulated) on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # oneDNN's own check: AVX512-BF16 (AVX512_CORE_BF16) or AMX. Without it bf16 convs are
+    # emulated (about 30x slower than fp32 on the AVX2-only EPYC this was developed on).
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def without_aux(model: GoogLeNet) -> GoogLeNet:
+    """A copy in eval mode without the aux heads (inference and every export leave them out)."""
+    m = copy.deepcopy(model).eval()
+    if getattr(m, "aux_logits", False):
+        m.aux1 = m.aux2 = None
+        m.aux_logits = False
+        m.config = {**m.config, "aux_logits": False}
+    return m
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every ``ConvBlock``'s BatchNorm into its conv, in place (eval mode only).
+
+    y = gamma * (W*x + b - mean) / sqrt(var + eps) + beta is again a convolution, with
+    W' = W * gamma / sqrt(var + eps) and b' = (b - mean) * gamma / sqrt(var + eps) + beta;
+    torch's ``fuse_conv_bn_eval`` computes exactly that.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode (it bakes in running stats)")
+    for block in model.modules():
+        if isinstance(getattr(block, "conv", None), nn.Conv2d) and isinstance(
+                getattr(block, "bn", None), nn.BatchNorm2d):
+            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
+            block.bn = None  # ConvBlock.forward skips a None bn
+    return model
+
+
+class InferenceGraph(nn.Module):
+    """A GoogLeNet's eval forward as a flat chain of its own modules: input transform, stages,
+    pool, fc. No aux heads, no input checks, no Python branches on tensors, so that torch.fx
+    can trace it symbolically (FX quantization needs that; ``GoogLeNet.forward`` checks shapes).
+    Dropout is left out: it is the identity in eval mode."""
+
+    def __init__(self, model: GoogLeNet) -> None:
+        super().__init__()
+        self.input_transform = model.input_transform
+        self.stages = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in model.stage_names))
+        self.avgpool = model.avgpool
+        self.fc = model.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+        x = self.stages(self.input_transform(x))  # (N, 1024, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def inference_graph(model: GoogLeNet) -> InferenceGraph:
+    return InferenceGraph(without_aux(model)).eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast model
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class FastModel:
+    """A prepared mode: ``fast(x)`` maps (N, C, H, W) float32 -> (N, classes) float32 logits
+    (on ``device``; the CPU for onnxruntime modes)."""
+
+    mode: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    device: torch.device
+    notes: list[str] = field(default_factory=list)
+    setup_s: float = 0.0  # time prepare() took (export, calibration, compilation)
+
+    @property
+    def precision(self) -> str:
+        return MODES[self.mode].precision
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.fn(x)
+
+
+def applies(model: GoogLeNet, mode: str, device: torch.device | str = "cpu") -> Optional[str]:
+    """None if ``mode`` applies to ``model`` on ``device``, else the reason it does not."""
+    if mode not in MODES:
+        return f"unknown mode {mode!r}; choose from {list(MODES)}"
+    device = torch.device(device)
+    if device.type not in MODES[mode].devices:
+        return f"{mode} runs on {' and '.join(MODES[mode].devices)} only, not {device.type}"
+    if mode == "fold" and not has_batchnorm(model):
+        return "no BatchNorm to fold (the paper variant has none)"
+    return None
+
+
+def calibration_batches(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 32
+                        ) -> list[torch.Tensor]:
+    """A (N, C, H, W) tensor or an iterable of batches -> a list of (<=batch_size, C, H, W) batches."""
+    if isinstance(images, torch.Tensor):
+        return list(images.split(batch_size))
+    return [b for b in images]
+
+
+def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
+            calibration: Optional[torch.Tensor | Iterable[torch.Tensor]] = None,
+            image_size: int = 224, threads: Optional[int] = None) -> FastModel:
+    """Make ``model`` (a GoogLeNet, any variant) run in ``mode`` on ``device``.
+
+    calibration: preprocessed images (N, C, H, W), or batches of them, for the int8 modes: a few
+    hundred of the images the model will see (their activation ranges set the int8 scales).
+    image_size: the spatial size the ONNX modes are exported at (batch stays dynamic).
+    threads: intra-op threads for onnxruntime (default: torch's setting).
+    """
+    import time
+
+    why = applies(model, mode, device)
+    if why is not None:
+        raise UserError(f"mode {mode}: {why}")
+    device = torch.device(device)
+    spec = MODES[mode]
+    if spec.needs_calibration and calibration is None:
+        raise UserError(f"mode {mode} needs calibration images (a few hundred like the ones it "
+                        f"will classify): pass --calibration DIR")
+    t0 = time.perf_counter()
+    base = without_aux(model).to(device)
+    notes: list[str] = []
+    if mode == "eager":
+        fn: Callable[[torch.Tensor], torch.Tensor] = _eager(base, device)
+    elif mode == "fold":
+        fn = _eager(fold_batchnorm(base), device)
+    elif mode in ("channels_last", "bf16"):
+        if has_batchnorm(base):
+            fold_batchnorm(base)
+        base = base.to(memory_format=torch.channels_last)
+        if mode == "bf16" and not native_bf16(device):
+            notes.append(f"no native bf16 on this {device.type} (oneDNN reports neither "
+                         f"AVX512-BF16 nor AMX): bf16 is emulated and slow here")
+        fn = _eager(base, device, channels_last=True, bf16=mode == "bf16")
+    elif mode == "int8":
+        fn = _torch_int8(base, calibration_batches(calibration), notes)
+    elif mode in ("ort", "ort_int8"):
+        fn = _onnxruntime(base, image_size=image_size, threads=threads,
+                          calibration=calibration_batches(calibration) if mode == "ort_int8" else None,
+                          notes=notes)
+    elif mode == "compile":
+        fn = _compiled(base, device, image_size=image_size, notes=notes)
+    else:  # pragma: no cover - MODES and this chain are kept in step
+        raise AssertionError(mode)
+    return FastModel(mode, fn, device if mode not in ("ort", "ort_int8") else torch.device("cpu"),
+                     notes, setup_s=time.perf_counter() - t0)
+
+
+def _eager(model: nn.Module, device: torch.device, *, channels_last: bool = False,
+           bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(x).float()
+
+    return run
+
+
+def _torch_int8(model: GoogLeNet, calibration: list[torch.Tensor],
+                notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    # The x86 backend (fbgemm with oneDNN) fuses conv+ReLU (conv+BN+ReLU too) by itself; the
+    # LRN of the paper variant has no int8 kernel and runs in fp32 between dequant/quant.
+    graph = InferenceGraph(model).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # FX quantization's deprecation notices (moving to torchao)
+        prepared = prepare_fx(graph, get_default_qconfig_mapping("x86"), (calibration[0][:1],))
+        with torch.inference_mode():
+            for batch in calibration:
+                prepared(batch)  # observers record activation ranges
+        quantized = convert_fx(prepared)
+    notes.append(f"calibrated on {sum(len(b) for b in calibration)} images")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return quantized(x.to("cpu"))
+
+    return run
+
+
+def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
+                 calibration: Optional[list[torch.Tensor]],
+                 notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    import onnxruntime as ort
+
+    from .export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="googlenet-ort-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        example = torch.zeros(2, model.in_chans, image_size, image_size)
+        export_onnx(model.cpu(), path, example=example)
+        if calibration is not None:
+            path = _ort_quantize(path, calibration, Path(tmp))
+            notes.append(f"calibrated on {sum(len(b) for b in calibration)} images")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        a = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        return torch.from_numpy(session.run(None, {name: a})[0])
+
+    return run
+
+
+def _ort_quantize(path: Path, calibration: list[torch.Tensor], tmp: Path) -> Path:
+    from onnxruntime.quantization import (
+        CalibrationDataReader, QuantFormat, QuantType, quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnx
+
+    name = onnx.load(str(path), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(calibration)
+
+        def get_next(self) -> Optional[dict[str, np.ndarray]]:
+            b = next(self.it, None)
+            return None if b is None else {name: b.numpy().astype(np.float32)}
+
+    pre = tmp / "model-pre.onnx"
+    quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
+    out = tmp / "model-int8.onnx"
+    # QDQ with per-channel s8 weights and u8 activations: MLAS's int8 convolutions on x86.
+    # reduce_range keeps weights in 7 bits, which avoids the u8*s8 pair-sum overflow of
+    # vpmaddubsw on CPUs without VNNI (onnxruntime's own advice for AVX2/AVX-512 without VNNI).
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=not _has_vnni(), activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return out
+
+
+def _has_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags or " avx_vnni" in flags
+
+
+def _compiled(model: GoogLeNet, device: torch.device, *, image_size: int,
+              notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    import torch._inductor.config as inductor_config
+
+    if has_batchnorm(model):
+        fold_batchnorm(model)
+    model = model.to(memory_format=torch.channels_last)
+    compiled = torch.compile(model, dynamic=False)
+    seen: set[tuple[int, ...]] = set()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        if tuple(x.shape) not in seen:
+            # freezing: weights become constants, so inductor can pre-pack them for oneDNN
+            with inductor_config.patch(freezing=True):
+                out = compiled(x)
+            seen.add(tuple(x.shape))
+            return out.float()
+        return compiled(x).float()
+
+    notes.append("compiles once per input shape (the first call of each batch size is slow)")
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# Agreement with the fp32 reference
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Agreement:
+    """How a mode's logits compare with the fp32 eager reference over ``n`` images."""
+
+    n: int
+    top1: float  # fraction of images with the same top-1 class
+    max_abs_diff: float  # max |logit - reference logit|
+    max_abs_ref: float  # max |reference logit|, the scale max_abs_diff is read against
+
+    @property
+    def rel(self) -> float:
+        return self.max_abs_diff / max(self.max_abs_ref, 1e-12)
+
+    def within(self, tol: Tolerance) -> bool:
+        return self.rel <= tol.rel and self.top1 >= tol.top1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rel": self.rel}
+
+    def __str__(self) -> str:
+        return (f"top-1 agreement {self.top1:.2%} over {self.n} images, max |logit diff| "
+                f"{self.max_abs_diff:.3g} ({self.rel:.2%} of max |logit| {self.max_abs_ref:.3g})")
+
+
+def agreement(reference: torch.Tensor, logits: torch.Tensor) -> Agreement:
+    """reference, logits: (N, classes) -> Agreement."""
+    reference, logits = reference.float().cpu(), logits.float().cpu()
+    if reference.shape != logits.shape:
+        raise ValueError(f"shapes differ: {tuple(reference.shape)} vs {tuple(logits.shape)}")
+    same = (reference.argmax(1) == logits.argmax(1)).float().mean().item()
+    return Agreement(n=reference.shape[0], top1=same,
+                     max_abs_diff=(reference - logits).abs().max().item(),
+                     max_abs_ref=reference.abs().max().item())
+
+
+def check_agreement(reference: Callable[[torch.Tensor], torch.Tensor],
+                    candidate: Callable[[torch.Tensor], torch.Tensor],
+                    batches: Iterable[torch.Tensor]) -> Agreement:
+    """Run both on the same batches and compare (see ``agreement``)."""
+    refs, outs = [], []
+    with torch.inference_mode():
+        for b in batches:
+            refs.append(reference(b).float().cpu())
+            outs.append(candidate(b).float().cpu())
+    return agreement(torch.cat(refs), torch.cat(outs))
