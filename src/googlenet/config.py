@@ -1,0 +1,352 @@
+"""Training configuration: typed defaults, then a recipe file, then command-line overrides.
+
+``TrainConfig``'s defaults are the paper's choices where the paper (or BVLC Caffe's solver, where
+the paper is silent) gives one. A recipe is a TOML file of ``key = value`` lines for the fields
+below (``src/googlenet/recipes/*.toml``; ``--recipe NAME`` or ``--recipe PATH.toml``), optionally
+followed by per-variant tables (``[bn]``: keys that apply on top when ``variant = "bn"``).
+Command-line flags and ``--set key=value`` come last. An unknown key, in a recipe or on the
+command line, is an error that names the closest known key. The resolved config is saved in every
+run directory (``config.toml``) and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[no-redef]
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+DEFAULT_RECIPE = "short"
+
+
+@dataclass
+class TrainConfig:
+    # -- data -----------------------------------------------------------------------------------
+    data: Optional[str] = None  # None: built-in digits; "cifar10"/"cifar100"; or an image folder
+    data_root: Optional[str] = None  # where CIFAR is (or is downloaded to)
+    val_fraction: float = 0.1  # held out of the training images when there is no val split
+    strict: bool = False  # stop at the first unreadable image instead of skipping it
+    image_size: int = 0  # training/eval input side; 0: the dataset's default (digits 32, folders 224)
+    workers: int = -1  # DataLoader worker processes; -1: 0 for in-memory data, else min(8, cores - 1)
+
+    # -- model ----------------------------------------------------------------------------------
+    variant: str = "paper"  # paper (LRN, no BN) | bn | torchvision
+    aux_logits: bool = True
+    inception: str = "reduced"  # reduced | naive
+    stem: str = "paper"  # paper | separable
+    dropout: Optional[float] = None  # None: the variant's (0.4 paper)
+    aux_dropout: Optional[float] = None  # None: the variant's (0.7 paper)
+    init: Optional[str] = None  # start from these weights (run dir / .safetensors / .pt)
+
+    # -- optimisation -----------------------------------------------------------------------------
+    epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
+    batch_size: int = 32  # per process (Caffe: 32)
+    optimizer: str = "sgd"  # sgd (the paper) | adamw
+    lr: float = 0.01  # Caffe's base_lr
+    momentum: float = 0.9  # §6
+    nesterov: bool = False
+    weight_decay: float = 2e-4  # Caffe's; not applied to biases and norm weights
+    lr_schedule: str = "step"  # step (§6: x lr_gamma every lr_step_epochs) | cosine | linear
+    lr_step_epochs: float = 8.0  # §6: "decreasing the learning rate by 4% every 8 epochs"
+    lr_gamma: float = 0.96
+    warmup_epochs: float = 0.0  # linear warmup from lr/100; not in the paper
+    aux_weight: float = 0.3  # §5: aux losses added with weight 0.3
+    label_smoothing: float = 0.0  # not in the paper
+    clip_grad_norm: float = 0.0  # 0: off; not in the paper
+
+    # -- Polyak averaging (§6), torch.optim.swa_utils.AveragedModel ---------------------------------
+    average: str = "mean"  # mean (Polyak-Juditsky: uniform mean of the iterates) | ema | none
+    ema_decay: float = 0.999
+    average_start_epoch: float = 0.0  # iterates before this epoch are not averaged
+
+    # -- training augmentation (§6) ------------------------------------------------------------------
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # fraction of the image area
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # aspect ratio, sampled log-uniformly
+    interpolations: tuple[str, ...] = ("bilinear", "box", "nearest", "bicubic")  # one per sample
+    hflip: float = 0.5
+    brightness: float = 0.4  # ColorJitter strengths (Howard's photometric distortions)
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.0
+    pca_lighting: float = 0.1  # AlexNet's PCA lighting noise, std of the eigenvalue scale
+
+    # -- system ------------------------------------------------------------------------------------
+    device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
+    amp: str = "none"  # none | bf16 (autocast)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model
+    seed: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
+    threads: int = 0  # torch intra-op threads per process; 0: torch's default (split over ranks)
+
+    # -- run directory -------------------------------------------------------------------------------
+    out: Optional[str] = None  # run directory; None: runs/<date>-<time>-<variant>-<data>
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: at epoch ends)
+    eval_every: int = 1  # validate every N epochs (and after the last)
+    max_steps: int = 0  # stop after this many optimizer steps in total (0: no limit); for tests
+    tensorboard: bool = True  # write TensorBoard logs when tensorboard is installed
+    plots: bool = True  # PNG curves at the end of the run
+    progress: bool = True  # tqdm progress bar
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "variant": ("paper", "bn", "torchvision"),
+    "inception": ("reduced", "naive"),
+    "stem": ("paper", "separable"),
+    "optimizer": ("sgd", "adamw"),
+    "lr_schedule": ("step", "cosine", "linear"),
+    "average": ("mean", "ema", "none"),
+    "amp": ("none", "bf16"),
+}
+INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(TrainConfig)]
+
+
+def _unknown(key: str, source: str) -> UserError:
+    close = difflib.get_close_matches(key, field_names(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return UserError(f"{source}: unknown config key {key!r}{hint} (known keys: "
+                     f"`googlenet train --help-config`)")
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Check/convert ``value`` (from TOML, or a string from the command line) to ``key``'s type."""
+    hint = _hints()[key]
+    optional = type(None) in typing.get_args(hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
+
+    def bad(why: str = "") -> UserError:
+        return UserError(f"{source}: {key} = {value!r} is not a valid "
+                         f"{getattr(base, '__name__', str(base))}{why}")
+
+    if isinstance(value, str) and value.strip().lower() in ("none", "null", "") and optional:
+        return None
+    if value is None:
+        if optional:
+            return None
+        raise bad()
+    origin = typing.get_origin(base)
+    if origin is tuple:
+        args = typing.get_args(base)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise bad()
+        elem = args[0]
+        out = tuple(_scalar(elem, x, bad) for x in items if not (isinstance(x, str) and not x.strip()))
+        if len(args) == 2 and args[1] is not Ellipsis and len(out) != len(args):
+            raise bad(f" (expected {len(args)} values)")
+        result: Any = out
+    else:
+        result = _scalar(base, value, bad)
+    _validate(key, result, source)
+    return result
+
+
+def _scalar(typ: Any, value: Any, bad: Any) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad(" (use true or false)")
+    if typ is int:
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if f != int(f):
+            raise bad()
+        return int(f)
+    if typ is float:
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+    if typ is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise bad()
+        return str(value).strip()
+    raise bad()
+
+
+def _validate(key: str, v: Any, source: str) -> None:
+    def fail(why: str) -> None:
+        raise UserError(f"{source}: {key} = {v!r}: {why}")
+
+    if key in CHOICES and v not in CHOICES[key]:
+        fail(f"choose one of {list(CHOICES[key])}")
+    if key == "interpolations":
+        if not v or any(m not in INTERPOLATIONS for m in v):
+            fail(f"each must be one of {list(INTERPOLATIONS)}")
+    if key in ("epochs", "batch_size") and v < 1:
+        fail("must be at least 1")
+    if key == "image_size" and v != 0 and v < 32:
+        fail("GoogLeNet needs inputs of at least 32 px (0 picks the dataset's default)")
+    if key in ("lr", "lr_step_epochs") and v <= 0:
+        fail("must be > 0")
+    if key in ("crop_scale", "crop_ratio"):
+        if not 0 < v[0] <= v[1] or (key == "crop_scale" and v[1] > 1):
+            fail("need 0 < min <= max" + (" <= 1" if key == "crop_scale" else ""))
+    if key in ("hflip", "val_fraction") and not 0 <= v <= 1:
+        fail("must be in [0, 1]")
+    if key == "ema_decay" and not 0 < v < 1:
+        fail("must be in (0, 1)")
+    if key in ("checkpoint_every", "max_steps", "weight_decay", "warmup_epochs", "aux_weight",
+               "label_smoothing", "clip_grad_norm", "average_start_epoch", "brightness",
+               "contrast", "saturation", "pca_lighting", "threads") and v < 0:
+        fail("must be >= 0")
+    if key == "hue" and not 0 <= v <= 0.5:
+        fail("must be in [0, 0.5]")
+    if key == "eval_every" and v < 1:
+        fail("must be at least 1")
+
+
+def recipe_path(name: str) -> Path:
+    """A recipe name (``paper``, ``short``) or a path to a TOML file."""
+    p = Path(name).expanduser()
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise UserError(f"--recipe {name}: no such file")
+        return p
+    builtin = RECIPES_DIR / f"{name}.toml"
+    if not builtin.is_file():
+        raise UserError(f"--recipe {name}: unknown recipe; built in: {list_recipes()}, or pass a "
+                        f".toml file")
+    return builtin
+
+
+def list_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+
+
+def read_recipe(name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A recipe's flat ``key = value`` lines, and its per-variant tables (``[bn]`` etc.), whose
+    keys apply on top when that variant is trained."""
+    path = recipe_path(name)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML ({e})") from None
+    flat = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    bad = [k for k in tables if k not in CHOICES["variant"]]
+    if bad:
+        raise UserError(f"{path}: unknown table(s) {bad}: a recipe is flat `key = value` lines, plus "
+                        f"optional per-variant tables named {list(CHOICES['variant'])}")
+    for v, t in tables.items():
+        nested = [k for k, x in t.items() if isinstance(x, dict)]
+        if nested:
+            raise UserError(f"{path}: [{v}] must hold plain `key = value` lines, not {nested}")
+    return flat, tables
+
+
+def parse_set(items: list[str]) -> dict[str, str]:
+    """``["lr=0.1", "crop_scale=0.3,1"]`` -> ``{"lr": "0.1", "crop_scale": "0.3,1"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE (e.g. --set lr=0.05)")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
+def apply(cfg: TrainConfig, updates: dict[str, Any], source: str) -> TrainConfig:
+    known = set(field_names())
+    for k, v in updates.items():
+        if k not in known:
+            raise _unknown(k, source)
+        setattr(cfg, k, _coerce(k, v, f"{source}"))
+    return cfg
+
+
+def resolve(recipe: Optional[str] = None, overrides: Optional[dict[str, Any]] = None,
+            *, base: Optional[dict[str, Any]] = None) -> TrainConfig:
+    """defaults -> recipe (or ``base``, a saved config) -> the recipe's table for the chosen
+    variant -> overrides (command line)."""
+    cfg = TrainConfig()
+    overrides = dict(overrides or {})
+    if base is not None:
+        apply(cfg, base, "saved config")
+    else:
+        name = recipe or DEFAULT_RECIPE
+        source = str(recipe_path(name))
+        flat, tables = read_recipe(name)
+        apply(cfg, flat, source)
+        variant = (_coerce("variant", overrides["variant"], "command line")
+                   if "variant" in overrides else cfg.variant)
+        if variant in tables:
+            apply(cfg, tables[variant], f"{source} [{variant}]")
+    if overrides:
+        apply(cfg, overrides, "command line")
+    return cfg
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """A flat dict of str/int/float/bool/None/list -> TOML text (None values are left out)."""
+    lines = []
+    for k, v in d.items():
+        if v is None:
+            lines.append(f"# {k} = (none)")
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def describe() -> str:
+    """Every key with its type and default, for ``--help-config``."""
+    hints = _hints()
+    rows = []
+    for f in fields(TrainConfig):
+        t = hints[f.name]
+        tn = getattr(t, "__name__", None) or str(t).replace("typing.", "")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        choice = f"  {{{', '.join(CHOICES[f.name])}}}" if f.name in CHOICES else ""
+        rows.append(f"  {f.name:<20} {tn:<28} default {_plain(default)!r}{choice}")
+    return "\n".join(rows)
+
+

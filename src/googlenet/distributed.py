@@ -1,0 +1,72 @@
+"""Many processes, many machines: ``torch.distributed`` set up from torchrun's environment.
+
+One machine, N processes (CPU: gloo; GPUs: NCCL, one process per GPU):
+
+    torchrun --standalone --nproc_per_node N -m googlenet train ...
+
+Several machines: start the same command on every machine with a shared rendezvous point
+(torchrun's c10d rendezvous; any machine's address and a free port):
+
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d \\
+        --rdzv_endpoint HOST:29400 --rdzv_id my-run -m googlenet train --data /shared/imagenet ...
+
+Every process reads the data (a DistributedSampler gives each its own shard), only rank 0 writes
+the run directory, and the metrics are summed over all processes before they are logged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def from_env() -> DistInfo:
+    """The process's place in a torchrun job (or rank 0 of 1 without torchrun)."""
+    env = os.environ
+    world = int(env.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    return DistInfo(rank=int(env["RANK"]), world_size=world, local_rank=int(env.get("LOCAL_RANK", 0)),
+                    local_world_size=int(env.get("LOCAL_WORLD_SIZE", world)))
+
+
+def init(info: DistInfo, device: torch.device) -> None:
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all processes, in place (no-op in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
