@@ -1,0 +1,428 @@
+"""googlenet train: recipes and their transforms, the aux-loss weighting, Polyak averaging, the
+learning-rate schedule, config resolution, the run directory, resume after SIGKILL (bit-exact),
+NaN handling, bad input, and a 2-process torchrun run on CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from googlenet import config as config_lib
+from googlenet import train as train_lib
+from googlenet.cli import main as cli_main
+from googlenet.data import default_preprocess
+from googlenet.errors import UserError
+from googlenet.model import GoogLeNet, GoogLeNetOutputs
+from googlenet.weights import load_weights, save_weights
+
+SMALL = ["--epochs", "1", "--batch-size", "2", "--image-size", "32", "--no-progress",
+         "--workers", "0", "--set", "tensorboard=false", "--set", "plots=false"]
+
+
+def _tiny_folder(root: Path, classes=("a", "b"), n_train=4, n_val=1) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        for k, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = np.full((36, 36, 3), 60 + 120 * k, np.uint8)
+                noise = rng.integers(0, 40, (36, 36, 3), dtype=np.uint8)
+                Image.fromarray(base + noise).save(d / f"{i}.png")
+    return root
+
+
+def _cfg(data: Path, out: Path, **kw) -> config_lib.TrainConfig:
+    recipe = kw.pop("recipe", "short")
+    o = dict(data=str(data), out=str(out), epochs=1, batch_size=2, image_size=32, progress=False,
+             tensorboard=False, plots=False, workers=0)
+    o.update(kw)
+    return config_lib.resolve(recipe, o)
+
+
+def _subprocess_env() -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# -- recipes and their transforms ------------------------------------------------------------
+
+def test_recipes_resolve_and_paper_values():
+    paper = config_lib.resolve("paper")
+    assert (paper.optimizer, paper.momentum, paper.lr_schedule, paper.lr_gamma,
+            paper.lr_step_epochs, paper.aux_weight) == ("sgd", 0.9, "step", 0.96, 8.0, 0.3)
+    assert paper.crop_scale == (0.08, 1.0) and paper.crop_ratio == pytest.approx((3 / 4, 4 / 3))
+    assert set(paper.interpolations) == {"bilinear", "box", "nearest", "bicubic"}
+    assert paper.hflip == 0.5 and paper.pca_lighting > 0 and paper.brightness > 0
+    assert paper.average != "none" and paper.variant == "paper"
+    short = config_lib.resolve()  # the default recipe
+    assert short.variant == "paper" and short.aux_weight == 0.3 and short.epochs < 50
+    assert config_lib.resolve(overrides={"variant": "bn"}).variant == "bn"
+
+
+def _crop_params(crop, n=3000):
+    img = Image.new("RGB", (100, 100))
+    out = []
+    for _ in range(n):
+        p = crop.make_params([img])
+        out.append((p["height"] * p["width"] / 100**2, p["width"] / p["height"]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("recipe,scale", [("paper", (0.08, 1.0)), ("short", (0.3, 1.0))])
+def test_crop_area_and_aspect_ranges(recipe, scale):
+    cfg = config_lib.resolve(recipe)
+    tf = train_lib.train_transform(cfg, default_preprocess(None, 32))
+    choice = tf.transforms[0]
+    crops = choice.transforms
+    assert len(crops) == 4
+    stats = _crop_params(crops[0])
+    area, ratio = stats[:, 0], stats[:, 1]
+    # Integer pixel rounding widens the ranges a little at the small end.
+    assert area.min() >= scale[0] * 0.9 and area.max() <= 1.0
+    assert area.min() < scale[0] + 0.03 and area.max() > 0.95  # the whole range is used
+    assert ratio.min() >= 0.75 * 0.93 and ratio.max() <= 4 / 3 * 1.07
+    assert ratio.min() < 0.8 and ratio.max() > 1.25
+    # Both flips of the aspect ratio are about as likely (log-uniform).
+    assert 0.4 < np.mean(np.log(ratio) > 0) < 0.6
+
+
+def test_interpolation_is_random_among_four_per_sample():
+    cfg = config_lib.resolve("paper")
+    tf = train_lib.train_transform(cfg, default_preprocess(None, 32))
+    choice = tf.transforms[0]
+    modes = [c.interpolation.value for c in choice.transforms]
+    assert sorted(modes) == ["bicubic", "bilinear", "box", "nearest"]
+    assert choice.p == [0.25] * 4
+    counts = dict.fromkeys(modes, 0)
+    for c, m in zip(list(choice.transforms), modes):
+        real = c.forward
+
+        def counting(*a, _real=real, _m=m):
+            counts[_m] += 1
+            return _real(*a)
+
+        c.forward = counting
+    img = Image.new("RGB", (40, 40))
+    torch.manual_seed(0)
+    for _ in range(800):
+        x = tf(img)
+    assert x.shape == (3, 32, 32)
+    assert all(150 < v < 250 for v in counts.values()), counts  # 200 expected each
+    # Different interpolations really give different pixels.
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 255, (50, 50, 3), dtype=np.uint8))
+    outs = {}
+    for c, m in zip(choice.transforms, modes):
+        torch.manual_seed(1)
+        outs[m] = c.__class__.forward(c, noisy)
+    arrs = [np.asarray(v) for v in outs.values()]
+    assert all(not np.array_equal(arrs[0], a) for a in arrs[1:])
+
+
+def test_paper_photometric_and_flip_short_recipe_none():
+    paper = train_lib.train_transform(config_lib.resolve("paper"), default_preprocess(None, 32))
+    names = [type(t).__name__ for t in paper.transforms]
+    assert names[:3] == ["RandomChoice", "RandomHorizontalFlip", "ColorJitter"]
+    assert "PCALighting" in names
+    short = train_lib.train_transform(config_lib.resolve("short"), default_preprocess(None, 32))
+    assert "RandomHorizontalFlip" not in [type(t).__name__ for t in short.transforms]
+    # PCA lighting adds one RGB offset to every pixel, along ImageNet's principal components.
+    light = train_lib.PCALighting(0.5)
+    x = torch.rand(3, 8, 8)
+    torch.manual_seed(3)
+    d = light(x) - x
+    assert torch.allclose(d, d[:, :1, :1].expand_as(d)) and d.abs().max() > 0
+
+
+# -- loss, averaging, schedule ---------------------------------------------------------------
+
+def test_aux_losses_weighted_point_three():
+    torch.manual_seed(0)
+    out = GoogLeNetOutputs(torch.randn(4, 5), torch.randn(4, 5), torch.randn(4, 5))
+    y = torch.tensor([0, 1, 2, 3])
+    ce = torch.nn.functional.cross_entropy
+    loss = train_lib.compute_loss(out, y, aux_weight=0.3)
+    expected = ce(out.logits, y) + 0.3 * ce(out.aux1, y) + 0.3 * ce(out.aux2, y)
+    assert torch.allclose(loss.total, expected, atol=1e-6)
+    assert torch.allclose(loss.aux1, ce(out.aux1, y))
+    no_aux = train_lib.compute_loss(out.logits, y)
+    assert no_aux.aux1 is None and torch.allclose(no_aux.total, ce(out.logits, y))
+    # The model's own training output goes through the same weighting.
+    model = GoogLeNet(variant="bn", num_classes=3).train()
+    o = model(torch.randn(2, 3, 32, 32))
+    t = torch.tensor([0, 2])
+    lo = train_lib.compute_loss(o, t, aux_weight=0.3)
+    assert torch.allclose(lo.total, ce(o.logits, t) + 0.3 * (ce(o.aux1, t) + ce(o.aux2, t)))
+
+
+def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
+    net = torch.nn.Linear(3, 2)
+    iterates = []
+    cfg = config_lib.TrainConfig(average="mean")
+    avg = train_lib.make_averaged(net, cfg)
+    for k in range(5):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn_like(p))
+        iterates.append([p.detach().clone() for p in net.parameters()])
+        avg.update_parameters(net)
+    for i, p in enumerate(avg.module.parameters()):
+        assert torch.allclose(p, torch.stack([it[i] for it in iterates]).mean(0), atol=1e-6)
+    ema = train_lib.make_averaged(net, config_lib.TrainConfig(average="ema", ema_decay=0.9))
+    ref = None
+    for it in iterates:
+        with torch.no_grad():
+            for p, v in zip(net.parameters(), it):
+                p.copy_(v)
+        ema.update_parameters(net)
+        ref = [v.clone() for v in it] if ref is None else [0.9 * r + 0.1 * v for r, v in zip(ref, it)]
+    for p, r in zip(ema.module.parameters(), ref):
+        assert torch.allclose(p, r, atol=1e-6)
+    assert train_lib.make_averaged(net, config_lib.TrainConfig(average="none")) is None
+
+
+def test_step_schedule_is_minus_4_percent_every_8_epochs():
+    cfg = config_lib.resolve("paper", {"epochs": 40})
+    f = train_lib.lr_lambda(cfg, steps_per_epoch=10)
+    assert f(0) == 1.0 and f(79) == 1.0 and f(80) == pytest.approx(0.96)
+    assert f(16 * 10 + 5) == pytest.approx(0.96 ** 2)
+    short = config_lib.resolve("short", {"epochs": 10, "warmup_epochs": 1})
+    g = train_lib.lr_lambda(short, steps_per_epoch=10)
+    assert g(0) == pytest.approx(0.01) and g(10) == pytest.approx(1.0) and g(100) == pytest.approx(0.0)
+    assert g(55) == pytest.approx(0.5)
+
+
+# -- config ------------------------------------------------------------------------------------
+
+def test_config_rejects_unknown_and_bad_values(tmp_path):
+    with pytest.raises(UserError, match="unknown config key 'lrr'.*did you mean 'lr'"):
+        config_lib.resolve(overrides=config_lib.parse_set(["lrr=0.1"]))
+    with pytest.raises(UserError, match="not a valid float"):
+        config_lib.resolve(overrides={"lr": "fast"})
+    with pytest.raises(UserError, match="choose one of"):
+        config_lib.resolve(overrides={"variant": "resnet"})
+    with pytest.raises(UserError, match="at least 32"):
+        config_lib.resolve(overrides={"image_size": "16"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = 3\nbatchsize = 8\n")
+    with pytest.raises(UserError, match="bad.toml: unknown config key 'batchsize'.*batch_size"):
+        config_lib.resolve(str(bad))
+    good = tmp_path / "mine.toml"
+    good.write_text('epochs = 3\ncrop_scale = [0.2, 1.0]\n[bn]\nlr = 0.5\n')
+    c = config_lib.resolve(str(good), {"crop_ratio": "0.5,2", "variant": "bn"})
+    assert (c.epochs, c.crop_scale, c.crop_ratio, c.lr) == (3, (0.2, 1.0), (0.5, 2.0), 0.5)
+    assert config_lib.resolve(str(good)).lr != 0.5  # the [bn] table only applies to bn
+    assert config_lib.resolve(overrides={"dropout": "none", "compile": "true"}).compile is True
+    assert cli_main(["train", "--set", "no_such_key=1"]) == 2
+
+
+# -- a whole (tiny) run and its directory ----------------------------------------------------------
+
+def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
+    data = _tiny_folder(tmp_path / "data")
+    (data / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "run"
+    res = train_lib.train(_cfg(data, out, epochs=2, plots=True, tensorboard=True))
+    printed = capsys.readouterr().out
+    assert f"run directory: {out}" in printed and "final val accuracy" in printed
+    assert "skipped 1 unreadable" in printed
+    assert "broken.jpg" in (out / "train.log").read_text()
+    for name in ("checkpoint-last.pt", "checkpoint-best.pt", "model.safetensors", "metrics.csv",
+                 "config.toml", "results.json", "curves.png"):
+        assert (out / name).is_file(), name
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    for key in ("model_config", "class_names", "preprocess", "model", "averaged_model",
+                "optimizer", "scheduler", "epoch", "step", "config", "rng", "best_metric"):
+        assert key in ck, key
+    assert ck["class_names"] == ["a", "b"] and ck["step"] == 8 and ck["epoch"] == 2
+    assert not any(k.startswith(("module.", "_orig_mod.")) for k in ck["model"])
+    assert ck["config"]["epochs"] == 2 and ck["preprocess"]["crop"] == 32
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    for col in ("train_loss", "train_main_loss", "train_aux1_loss", "train_aux2_loss", "val_top1",
+                "val_top5", "lr", "images_per_s"):
+        assert math.isfinite(float(rows[-1][col])), col
+    loaded = load_weights(out)
+    assert loaded.class_names == ["a", "b"] and loaded.preprocess.crop == 32
+    final = load_weights(out / "model.safetensors")
+    assert all(torch.equal(final.model.state_dict()[k], v) for k, v in ck["averaged_model"].items())
+    assert json.loads((out / "results.json").read_text())["val_images"] == 2
+    assert res["eval_split"] == "val"
+    if (out / "tensorboard").exists():
+        assert any((out / "tensorboard").iterdir())
+    # A second run into the same directory is refused, not silently mixed.
+    with pytest.raises(UserError, match="already holds a training run"):
+        train_lib.train(_cfg(data, out))
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    data = _tiny_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    real = train_lib.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*a, **kw):
+        loss = real(*a, **kw)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            return loss._replace(total=loss.total * float("nan"))
+        return loss
+
+    monkeypatch.setattr(train_lib, "compute_loss", poisoned)
+    cfg = _cfg(data, out, recipe="paper", aux_logits=False, checkpoint_every=1)
+    with pytest.raises(train_lib.TrainingDiverged, match=r"nan at step 3 .*checkpoint-last.pt "
+                                                         r"\(step 2\) is intact"):
+        train_lib.train(cfg)
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert ck["step"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values()
+                                   if v.is_floating_point())
+
+
+# -- bad input: errors before any training ---------------------------------------------------------
+
+def _fake_checkpoint(path: Path, *, variant="paper", classes=("a", "b")) -> None:
+    cfg = config_lib.resolve(overrides={"variant": variant}).to_dict()
+    model_config = dict(variant=variant, num_classes=len(classes), in_chans=3, aux_logits=True,
+                        inception="reduced", stem="paper", transform_input=False, dropout=0.4,
+                        aux_dropout=0.7)
+    path.mkdir(parents=True)
+    torch.save({"format": train_lib.CHECKPOINT_FORMAT, "model_config": model_config,
+                "class_names": list(classes), "config": cfg}, path / "checkpoint-last.pt")
+
+
+def test_resume_checkpoint_of_other_classes_or_variant_is_refused(tmp_path, capsys):
+    data = _tiny_folder(tmp_path / "data")
+    _fake_checkpoint(tmp_path / "r1", classes=("a", "z"))
+    assert cli_main(["train", "--resume", str(tmp_path / "r1"), "--data", str(data)]) == 2
+    assert "trained on other classes" in capsys.readouterr().err
+    _fake_checkpoint(tmp_path / "r2", variant="bn")
+    assert cli_main(["train", "--resume", str(tmp_path / "r2"), "--data", str(data),
+                     "--variant", "paper"]) == 2
+    assert "different network (variant: 'bn' there, 'paper' here)" in capsys.readouterr().err
+    assert cli_main(["train", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+
+
+def test_init_weights_of_other_classes_are_refused(tmp_path, capsys):
+    data = _tiny_folder(tmp_path / "data")
+    w = tmp_path / "w.safetensors"
+    save_weights(GoogLeNet(variant="paper", num_classes=3, init_weights=False), w,
+                 class_names=["x", "y", "z"])
+    assert cli_main(["train", "--data", str(data), "--init", str(w), *SMALL,
+                     "--out", str(tmp_path / "run")]) == 2
+    assert "3 classes there, 2 here" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint-last.pt").exists()
+
+
+@pytest.mark.parametrize("case", ["empty", "no_images_class", "mismatch", "batch_too_big"])
+def test_bad_data_is_refused_before_training(tmp_path, capsys, case):
+    data = tmp_path / "data"
+    if case == "empty":
+        data.mkdir()
+    else:
+        _tiny_folder(data)
+    if case == "no_images_class":
+        (data / "train" / "c").mkdir()
+        (data / "val" / "c").mkdir()
+    if case == "mismatch":
+        (data / "val" / "b").rename(data / "val" / "q")
+    extra = ["--batch-size", "64"] if case == "batch_too_big" else []
+    assert cli_main(["train", "--data", str(data), *SMALL, *extra,
+                     "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert {"empty": "no class folders", "no_images_class": "'c' has no images",
+            "mismatch": "differ from train/", "batch_too_big": "fewer than one step"}[case] in err
+    assert not (tmp_path / "run" / "checkpoint-last.pt").exists()
+
+
+# -- resume after SIGKILL: bit-exact ---------------------------------------------------------------
+
+def _train_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "googlenet", "train", *args]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
+    """A run killed with SIGKILL mid-training and resumed ends with exactly the weights, averaged
+    weights and optimizer state of a run that was never interrupted (CPU, deterministic)."""
+    data = _tiny_folder(tmp_path / "data")
+    args = ["--data", str(data), "--recipe", "paper", "--no-aux", "--epochs", "2",
+            "--batch-size", "2", "--image-size", "32", "--checkpoint-every", "2",
+            "--deterministic", "--no-progress", "--workers", "0", "--set", "tensorboard=false",
+            "--set", "plots=false"]
+    env = _subprocess_env()
+    a, b = tmp_path / "a", tmp_path / "b"
+    done = subprocess.run(_train_cmd(*args, "--out", str(a)), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    proc = subprocess.Popen(_train_cmd(*args, "--out", str(b)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = b / "train.log"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and "checkpoint: step 2 " in log.read_text():
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (b / "model.safetensors").exists()
+    killed_at = torch.load(b / "checkpoint-last.pt", weights_only=True)["step"]
+    assert 2 <= killed_at < 8
+
+    resumed = subprocess.run(_train_cmd("--resume", str(b), "--no-progress"), env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {b / 'checkpoint-last.pt'}" in resumed.stdout
+
+    ca = torch.load(a / "checkpoint-last.pt", weights_only=True)
+    cb = torch.load(b / "checkpoint-last.pt", weights_only=True)
+    assert ca["step"] == cb["step"] == 8
+    for part in ("model", "averaged_model"):
+        for k, v in ca[part].items():
+            assert torch.equal(v, cb[part][k]), (part, k)
+    for sa, sb in zip(ca["optimizer"]["state"].values(), cb["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    fa, fb = load_weights(a / "model.safetensors"), load_weights(b / "model.safetensors")
+    for k, v in fa.model.state_dict().items():
+        assert torch.equal(v, fb.model.state_dict()[k]), k
+    ma = [r["train_loss"] for r in csv.DictReader(open(a / "metrics.csv"))]
+    mb = [r["train_loss"] for r in csv.DictReader(open(b / "metrics.csv"))]
+    assert ma == mb
+
+
+# -- DDP: two processes on CPU -------------------------------------------------------------------
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    data = _tiny_folder(tmp_path / "data", n_train=4, n_val=2)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "googlenet", "train", "--data", str(data), "--no-aux", *SMALL, "--out", str(out)]
+    done = subprocess.run(cmd, env=_subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    assert "x 2 processes" in log
+    assert done.stdout.count("run directory:") == 2  # printed once at the start, once at the end
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert ck["world_size"] == 2 and ck["step"] == 2  # 8 images / (batch 2 x 2 processes)
+    res = json.loads((out / "results.json").read_text())
+    assert res["val_images"] == 4  # every val image counted once, summed over both ranks
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 1 and math.isfinite(float(rows[0]["val_top1"]))
+    assert not list(out.glob("*.tmp"))
