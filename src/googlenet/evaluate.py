@@ -633,7 +633,8 @@ def run(args: argparse.Namespace) -> int:
     val_fraction = (args.val_fraction if args.val_fraction is not None
                     else _from_config(cfg, "val_fraction"))
     split = args.split or data_mod.default_eval_split(spec)
-    kw: dict[str, Any] = {"strict": args.strict, "root": args.data_root}
+    root = args.data_root or _from_config(cfg, "data_root")
+    kw: dict[str, Any] = {"strict": args.strict, "root": root if isinstance(root, str) else None}
     if isinstance(seed, int):
         kw["seed"] = seed
     if isinstance(val_fraction, float):
