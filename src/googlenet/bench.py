@@ -253,9 +253,11 @@ class Runner:
 
 def build_runners(models: dict[str, tuple[GoogLeNet, str]], reference: nn.Module, modes: Sequence[str], *,
                   device: torch.device, image_size: int, calibration: torch.Tensor,
-                  agreement_images: torch.Tensor, force_bf16: bool, threads: Optional[int],
-                  log: Callable[[str], None]) -> tuple[list[Runner], list[dict[str, str]]]:
-    """Prepare every (variant, mode), check it against that variant's fp32 eager logits."""
+                  agreement_images: torch.Tensor, n_random: int, force_bf16: bool,
+                  threads: Optional[int], log: Callable[[str], None]
+                  ) -> tuple[list[Runner], list[dict[str, str]]]:
+    """Prepare every (variant, mode), check it against that variant's fp32 eager logits (on the
+    first ``n_random`` images only for models with random weights)."""
     ref_flops = count_flops(reference, image_size)
     runners = [Runner(Row("torchvision (reference)", "eager", "fp32", "same as our torchvision variant",
                           ref_flops), lambda x: reference(x.to(device)))]
@@ -264,7 +266,8 @@ def build_runners(models: dict[str, tuple[GoogLeNet, str]], reference: nn.Module
     for variant, (model, weights) in models.items():
         flops = count_flops(model.to(device), image_size, model.in_chans)
         eager = fast.prepare(model, "eager", device=device)
-        ref_logits = torch.cat([eager(b).cpu() for b in agreement_images.split(32)])
+        check = agreement_images[:n_random] if weights == "random" else agreement_images
+        ref_logits = torch.cat([eager(b).cpu() for b in check.split(32)])
         for mode in modes:
             why = fast.applies(model, mode, device)
             if why is None and mode == "bf16" and not fast.native_bf16(device) and not force_bf16:
@@ -285,7 +288,7 @@ def build_runners(models: dict[str, tuple[GoogLeNet, str]], reference: nn.Module
                 log(f"  {variant:12s} {mode:14s} {reason}")
                 continue
             # compile: the first call per shape compiles; do it here, not inside the timing
-            logits = torch.cat([runner(b).cpu() for b in agreement_images.split(32)])
+            logits = torch.cat([runner(b).cpu() for b in check.split(32)])
             a = fast.agreement(ref_logits, logits)
             row = Row(variant, mode, runner.precision, weights, flops, setup_s=runner.setup_s,
                       agreement=a.to_dict(), notes=runner.notes)
@@ -379,7 +382,7 @@ def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:
         out.append(f"{label} at batch {batch}: {r['variant']} {r['mode']} ({r['precision']}), "
                    f"{r['images_per_s']:.1f} images/s = {r['ratio_to_reference']:.2f}x the "
                    f"reference; top-1 agreement with fp32 eager {a['top1']:.2%} over {a['n']} "
-                   f"images ({r['weights']} weights)")
+                   f"images; weights: {r['weights']}")
     return out
 
 
@@ -388,9 +391,9 @@ def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default=None, metavar="SPEC",
-                   help="trained weights (run dir, .safetensors, ...) for their variant; other "
-                        "variants get random weights")
+    p.add_argument("--weights", nargs="+", default=[], metavar="SPEC",
+                   help="trained weights (run dir, .safetensors, ...), at most one per variant; "
+                        "variants without get random weights")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="our variants to time")
     p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
@@ -404,10 +407,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None,
                    help="images to time, calibrate and check on (default: built-in digits)")
     p.add_argument("--agreement-images", type=int, default=256,
-                   help="real images each mode is compared with fp32 eager on (test, then val split)")
+                   help="real images each mode of a trained model is compared with fp32 eager on "
+                        "(test split, then val)")
+    p.add_argument("--agreement-images-random", type=int, default=64,
+                   help="the same for models with random weights (whose agreement says little)")
     p.add_argument("--calibration-images", type=int, default=256,
                    help="images (train split) the int8 modes are calibrated on")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--peak-seconds", type=float, default=1.0,
+                   help="time budget of each matmul-peak measurement")
     p.add_argument("--force-bf16", action="store_true",
                    help="time bf16 even where it is emulated (very slow without native bf16)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
@@ -436,20 +444,32 @@ def run(args: argparse.Namespace) -> int:
         f"torch threads {info['torch_threads']}" + (f", GPU {info['gpu']}" if "gpu" in info else ""))
     log(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
         f"{info['torchvision']}, onnxruntime {info['onnxruntime']}, onnx {info['onnx']}")
-    peaks = {"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}
+    peaks = {dt: matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dt]), device,
+                             budget_s=args.peak_seconds) for dt in ("fp32", "bf16")}
     log(f"peak (square matmul): fp32 {peaks['fp32']['gflops']:.1f} GFLOP/s (n={peaks['fp32']['n']}), "
         f"bf16 {peaks['bf16']['gflops']:.1f} GFLOP/s (n={peaks['bf16']['n']})")
 
-    # Models: the trained one for its variant, realistic random weights for the others.
-    trained = load_weights(args.weights) if args.weights else None
-    pre = trained.preprocess if trained else default_preprocess(args.data, args.image_size)
-    pre = replace(pre, crop=args.image_size, resize=max(args.image_size, round(pre.resize * args.image_size / pre.crop)))
-    num_classes = trained.model.num_classes if trained else 10
+    # Models: trained ones for their variants, realistic random weights for the others.
+    trained: dict[str, Any] = {}
+    for spec in args.weights:
+        lw = load_weights(spec)
+        v = lw.model.config["variant"]
+        if v in trained:
+            raise UserError(f"--weights: two sets for the {v} variant ({trained[v].source}, {spec})")
+        trained[v] = lw
+    first = next(iter(trained.values()), None)
+    pre = first.preprocess if first else default_preprocess(args.data, args.image_size)
+    for lw in trained.values():
+        if lw.preprocess != pre:
+            log(f"warning: {lw.source} expects other preprocessing than {first.source}; all "
+                f"models get the latter's ({pre})")
+    pre = replace(pre, crop=args.image_size,
+                  resize=max(args.image_size, round(pre.resize * args.image_size / pre.crop)))
+    num_classes = first.model.num_classes if first else 10
     models: dict[str, tuple[GoogLeNet, str]] = {}
-    variants = list(dict.fromkeys(([trained.model.config["variant"]] if trained else []) + list(args.variants)))
-    for v in variants:
-        if trained and trained.model.config["variant"] == v:
-            models[v] = (trained.model.eval(), f"trained ({trained.source})")
+    for v in dict.fromkeys(list(trained) + list(args.variants)):
+        if v in trained:
+            models[v] = (trained[v].model.eval(), f"trained ({trained[v].source})")
         else:
             models[v] = (realistic_random_init(GoogLeNet(variant=v, num_classes=num_classes,
                                                          aux_logits=False, init_weights=False)),
@@ -459,7 +479,8 @@ def run(args: argparse.Namespace) -> int:
     reference = torchvision_reference(tv_source).to(device)
 
     log(f"images: {args.data or 'digits'} at {args.image_size} px ({pre.note or 'preprocessed'})")
-    agree_x = load_images(args.data, ["test", "val"], args.agreement_images, pre)
+    n_agree = args.agreement_images if trained else args.agreement_images_random
+    agree_x = load_images(args.data, ["test", "val"], max(n_agree, max(batch_sizes)), pre)
     calib_x = load_images(args.data, ["train"], args.calibration_images, pre)
     with torch.inference_mode():
         d = (reference(agree_x[:8].to(device)).cpu()
@@ -470,7 +491,9 @@ def run(args: argparse.Namespace) -> int:
     log("preparing modes and checking agreement with fp32 eager:")
     runners, skipped = build_runners(models, reference, args.modes, device=device,
                                      image_size=args.image_size, calibration=calib_x,
-                                     agreement_images=agree_x, force_bf16=args.force_bf16,
+                                     agreement_images=agree_x[:n_agree],
+                                     n_random=args.agreement_images_random,
+                                     force_bf16=args.force_bf16,
                                      threads=args.threads, log=log)
     log(f"timing {len(runners)} rows, batch sizes {batch_sizes}, {args.repeats} repeats, round-robin:")
     time_runners(runners, agree_x, batch_sizes, repeats=args.repeats, device=device, log=log)
@@ -479,8 +502,11 @@ def run(args: argparse.Namespace) -> int:
     doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
            "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
                         "repeats": args.repeats, "data": args.data or "digits",
-                        "agreement_images": len(agree_x), "calibration_images": len(calib_x),
-                        "weights": args.weights, "command": "googlenet bench " + " ".join(sys.argv[2:])},
+                        "agreement_images": min(len(agree_x), n_agree),
+                        "agreement_images_random": args.agreement_images_random,
+                        "calibration_images": len(calib_x),
+                        "weights": args.weights,
+                        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
            "results": res, "skipped": skipped}
     for b in batch_sizes:
         print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",

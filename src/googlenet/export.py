@@ -21,7 +21,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -93,16 +93,15 @@ def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Pat
         onnx_program = torch.onnx.export(program, (example.cpu(),), dynamo=True, opset_version=opset,
                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                          verbose=False)
-    if metadata:
-        import onnx
+    import onnx
 
-        proto = onnx_program.model_proto
-        for k, v in metadata.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = k, json.dumps(v)
-        onnx.save(proto, str(path))
-    else:
-        onnx_program.save(str(path))
+    proto = onnx_program.model_proto
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"  # the exporter's name is "s77"
+    for k, v in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, json.dumps(v)
+    onnx.save(proto, str(path))
     return path
 
 
@@ -125,57 +124,54 @@ def export_torchscript(model: GoogLeNet, path: str | Path, *, example: torch.Ten
 
 # -- loading back and checking ---------------------------------------------------------------
 
-def run_onnx(path: str | Path, x: torch.Tensor, threads: Optional[int] = None) -> torch.Tensor:
-    import onnxruntime as ort
+def load_export(fmt: str, path: str | Path, threads: Optional[int] = None
+                ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
+    """Load an exported file with its own runtime: (function images -> logits, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    outs = session.run(None, {session.get_inputs()[0].name: x.cpu().numpy()})
-    if len(outs) != 1:
-        raise AssertionError(f"{path}: {len(outs)} outputs, expected logits only")
-    return torch.from_numpy(outs[0])
+        proto = onnx.load(str(path), load_external_data=False)
+        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
 
+        def run_onnx(x: torch.Tensor) -> torch.Tensor:
+            outs = session.run(None, {name: x.detach().cpu().float().numpy()})
+            if len(outs) != 1:
+                raise AssertionError(f"{path}: {len(outs)} outputs, expected logits only")
+            return torch.from_numpy(outs[0])
 
-def run_torchscript(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        m = torch.jit.load(str(path), map_location="cpu")
-    with torch.inference_mode():
-        return m(x.cpu())
+        return run_onnx, meta
+    files = {META_FILE: ""}
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated in favour
+            warnings.simplefilter("ignore", DeprecationWarning)  # of torch.export; still works
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+    elif fmt == "export":
+        module = torch.export.load(str(path), extra_files=files).module()
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
 
+    def run_module(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return module(x.cpu())
 
-def run_program(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    m = torch.export.load(str(path)).module()
-    with torch.inference_mode():
-        return m(x.cpu())
-
-
-RUNNERS = {"onnx": run_onnx, "torchscript": run_torchscript, "export": run_program}
+    return run_module, json.loads(files[META_FILE] or "{}")
 
 
 def check_export(fmt: str, path: str | Path, model: GoogLeNet, x: torch.Tensor) -> Agreement:
     """Load the exported file with its own runtime, run it on ``x``, compare with eager fp32."""
     with torch.inference_mode():
         ref = without_aux(model).cpu()(x.cpu())
-    return agreement(ref, RUNNERS[fmt](path, x))
-
-
-def read_metadata(fmt: str, path: str | Path) -> dict[str, Any]:
-    """The metadata an export carries (see ``export_metadata``)."""
-    if fmt == "onnx":
-        import onnx
-
-        proto = onnx.load(str(path), load_external_data=False)
-        return {p.key: json.loads(p.value) for p in proto.metadata_props}
-    files = {META_FILE: ""}
-    if fmt == "torchscript":
-        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
-    else:
-        torch.export.load(str(path), extra_files=files)
-    return json.loads(files[META_FILE] or "{}")
+    return agreement(ref, load_export(fmt, path)[0](x))
 
 
 # -- command ---------------------------------------------------------------------------------

@@ -204,13 +204,16 @@ def calibration_batches(images: torch.Tensor | Iterable[torch.Tensor], batch_siz
 
 def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
             calibration: Optional[torch.Tensor | Iterable[torch.Tensor]] = None,
-            image_size: int = 224, threads: Optional[int] = None) -> FastModel:
+            image_size: int = 224, threads: Optional[int] = None,
+            onnx_path: Optional[str | os.PathLike] = None) -> FastModel:
     """Make ``model`` (a GoogLeNet, any variant) run in ``mode`` on ``device``.
 
     calibration: preprocessed images (N, C, H, W), or batches of them, for the int8 modes: a few
     hundred of the images the model will see (their activation ranges set the int8 scales).
     image_size: the spatial size the ONNX modes are exported at (batch stays dynamic).
     threads: intra-op threads for onnxruntime (default: torch's setting).
+    onnx_path: for the onnxruntime modes, an existing ONNX export of this very model (from
+    ``export.export_onnx``) to use instead of exporting it again.
     """
     import time
 
@@ -240,7 +243,7 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
     elif mode == "int8":
         fn = _torch_int8(base, calibration_batches(calibration), notes)
     elif mode in ("ort", "ort_int8"):
-        fn = _onnxruntime(base, image_size=image_size, threads=threads,
+        fn = _onnxruntime(base, image_size=image_size, threads=threads, onnx_path=onnx_path,
                           calibration=calibration_batches(calibration) if mode == "ort_int8" else None,
                           notes=notes)
     elif mode == "compile":
@@ -289,16 +292,19 @@ def _torch_int8(model: GoogLeNet, calibration: list[torch.Tensor],
 
 
 def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
-                 calibration: Optional[list[torch.Tensor]],
+                 onnx_path: Optional[str | os.PathLike], calibration: Optional[list[torch.Tensor]],
                  notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
     import onnxruntime as ort
 
     from .export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="googlenet-ort-") as tmp:
-        path = Path(tmp) / "model.onnx"
-        example = torch.zeros(2, model.in_chans, image_size, image_size)
-        export_onnx(model.cpu(), path, example=example)
+        if onnx_path is not None:
+            path = Path(onnx_path)
+        else:
+            path = Path(tmp) / "model.onnx"
+            example = torch.zeros(2, model.in_chans, image_size, image_size)
+            export_onnx(model.cpu(), path, example=example)
         if calibration is not None:
             path = _ort_quantize(path, calibration, Path(tmp))
             notes.append(f"calibrated on {sum(len(b) for b in calibration)} images")
