@@ -83,7 +83,7 @@ def _crop_params(crop, n=3000):
     return np.array(out)
 
 
-@pytest.mark.parametrize("recipe,scale", [("paper", (0.08, 1.0)), ("short", (0.3, 1.0))])
+@pytest.mark.parametrize("recipe,scale", [("paper", (0.08, 1.0)), ("short", (0.6, 1.0))])
 def test_crop_area_and_aspect_ranges(recipe, scale):
     cfg = config_lib.resolve(recipe)
     tf = train_lib.train_transform(cfg, default_preprocess(None, 32))
@@ -171,7 +171,8 @@ def test_aux_losses_weighted_point_three():
 
 
 def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
-    net = torch.nn.Linear(3, 2)
+    # BN brings an integer buffer (num_batches_tracked) that the averaging must survive.
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     iterates = []
     cfg = config_lib.TrainConfig(average="mean")
     avg = train_lib.make_averaged(net, cfg)
@@ -179,10 +180,15 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
         with torch.no_grad():
             for p in net.parameters():
                 p.copy_(torch.randn_like(p))
-        iterates.append([p.detach().clone() for p in net.parameters()])
+        net.train()(torch.randn(4, 3))  # moves the BN running stats and counter
+        iterates.append([t.detach().clone() for t in [*net.parameters(), *net.buffers()]])
         avg.update_parameters(net)
-    for i, p in enumerate(avg.module.parameters()):
-        assert torch.allclose(p, torch.stack([it[i] for it in iterates]).mean(0), atol=1e-6)
+    averaged = [*avg.module.parameters(), *avg.module.buffers()]
+    for i, p in enumerate(averaged):
+        if p.is_floating_point():  # params and BN running stats: the mean of the iterates
+            assert torch.allclose(p, torch.stack([it[i] for it in iterates]).mean(0), atol=1e-6)
+        else:  # the batch counter: the latest
+            assert int(p) == 5
     ema = train_lib.make_averaged(net, config_lib.TrainConfig(average="ema", ema_decay=0.9))
     ref = None
     for it in iterates:
@@ -426,3 +432,15 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 1 and math.isfinite(float(rows[0]["val_top1"]))
     assert not list(out.glob("*.tmp"))
+
+
+def test_bf16_autocast_and_max_steps(tmp_path):
+    data = _tiny_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    res = train_lib.train(_cfg(data, out, recipe="paper", amp="bf16", aux_logits=False,
+                               max_steps=1, epochs=3))
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    # Stopped after one step, mid-epoch, resumable from there.
+    assert ck["step"] == 1 and ck["run_state"]["epoch_step"] == 1 and ck["epoch"] == 0
+    assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
+    assert math.isfinite(res["val_top1"])

@@ -24,6 +24,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,7 +207,19 @@ def make_averaged(model: nn.Module, cfg: TrainConfig) -> Optional[AveragedModel]
     are averaged too (``use_buffers``), so the averaged model needs no extra BN pass."""
     if cfg.average == "none":
         return None
-    fn = get_ema_multi_avg_fn(cfg.ema_decay) if cfg.average == "ema" else get_swa_multi_avg_fn()
+    avg = get_ema_multi_avg_fn(cfg.ema_decay) if cfg.average == "ema" else get_swa_multi_avg_fn()
+
+    @torch.no_grad()
+    def fn(averaged: list[torch.Tensor], current: list[torch.Tensor], n: Any) -> None:
+        # swa_utils' integer path fails on BN's num_batches_tracked (an int64 counter, torch
+        # 2.x addcdiv refuses integer division): counters take the latest value, floats average.
+        floats = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        for a, c in zip(averaged, current):
+            if not a.is_floating_point():
+                a.copy_(c)
+        if floats:
+            avg([a for a, _ in floats], [c for _, c in floats], n)
+
     return AveragedModel(model, multi_avg_fn=fn, use_buffers=True)
 
 
@@ -287,6 +300,64 @@ class RunLog:
             self.file.close()
 
 
+def _snapshot(obj: Any) -> Any:
+    """A copy of a (nested) state dict whose tensors training can no longer change."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _snapshot(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_snapshot(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints in a background thread, so training does not wait for the disk.
+
+    The state is copied in memory first (``_snapshot``), then serialised, fsynced and renamed into
+    place (``weights.atomic_torch_save``) while the next steps run; at most one write is in
+    flight. A SIGKILL at any moment leaves the previous complete checkpoint (or the new one).
+    """
+
+    def __init__(self, run_dir: Path, log: RunLog) -> None:
+        self.run_dir, self.log = run_dir, log
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+
+    def submit(self, ckpt: dict[str, Any], *, best: bool, note: str) -> None:
+        self.wait()
+        snap = _snapshot(ckpt)
+        self._thread = threading.Thread(target=self._write, args=(snap, best, note),
+                                        name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def _write(self, ckpt: dict[str, Any], best: bool, note: str) -> None:
+        try:
+            last = self.run_dir / CHECKPOINT_LAST
+            atomic_torch_save(ckpt, last)
+            if best:  # the same bytes: a hard link renamed into place, no second write
+                tmp = self.run_dir / f".{CHECKPOINT_BEST}.link"
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                try:
+                    os.link(last, tmp)
+                    os.replace(tmp, self.run_dir / CHECKPOINT_BEST)
+                except OSError:  # filesystems without hard links
+                    atomic_torch_save(ckpt, self.run_dir / CHECKPOINT_BEST)
+            self.log(note, console=False)
+        except BaseException as e:  # reported by wait(), in the training thread
+            self._error = e
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk; raise if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise UserError(f"could not write a checkpoint to {self.run_dir}: {e}") from e
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare GoogLeNet under DDP and torch.compile wrappers."""
     while True:
@@ -312,6 +383,7 @@ class Ctx:
     log: RunLog
     steps_per_epoch: int
     save: Callable[[RunState], None]  # checkpoint the current state (rank 0 writes)
+    flush: Callable[[], None]  # wait until the checkpoint being written is on disk
     run_dir: Path
     tb: Any = None
 
@@ -366,6 +438,7 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader,
             dist_lib.all_reduce_sum(red)
             red = red.cpu()
         if not math.isfinite(float(red[0])):
+            ctx.flush()  # the last good checkpoint is complete on disk before we stop
             raise TrainingDiverged(_diverged_message(float(red[0] / red[5]), state, ctx))
         optimizer.zero_grad(set_to_none=True)
         loss.total.backward()
@@ -738,114 +811,107 @@ def _train(cfg: TrainConfig, info: dist_lib.DistInfo, device: torch.device, t0: 
             "best_metric": st.best_metric, "world_size": info.world_size,
         }
 
+    writer = CheckpointWriter(run_dir, log)
+
     def save(st: RunState, *, best: bool = False) -> None:
         if info.is_main:
-            atomic_torch_save(checkpoint(st), run_dir / CHECKPOINT_LAST)
-            if best:  # the same bytes: a hard link renamed into place, no second write
-                tmp = run_dir / f".{CHECKPOINT_BEST}.link"
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                try:
-                    os.link(run_dir / CHECKPOINT_LAST, tmp)
-                    os.replace(tmp, run_dir / CHECKPOINT_BEST)
-                except OSError:  # filesystems without hard links
-                    atomic_torch_save(checkpoint(st), run_dir / CHECKPOINT_BEST)
-            log(f"checkpoint: step {st.step} (epoch {st.epoch + 1}, batch {st.epoch_step})"
-                + (", best so far" if best else ""), console=False)
+            writer.submit(checkpoint(st), best=best,
+                          note=f"checkpoint: step {st.step} (epoch {st.epoch + 1}, batch "
+                               f"{st.epoch_step})" + (", best so far" if best else ""))
         st.last_checkpoint_step = st.step
 
-    if info.is_main and resume is None:
-        atomic_write(run_dir / "config.toml",
-                     lambda tmp: Path(tmp).write_text(config_lib.to_toml(cfg_dict)))
-    tb = _open_tensorboard(cfg, run_dir, state.step) if info.is_main else None
-    ctx = Ctx(cfg=cfg, device=device, dist=info, log=log, steps_per_epoch=steps_per_epoch,
-              save=save, run_dir=run_dir, tb=tb)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: GoogLeNet variant={cfg.variant} ({n_params / 1e6:.2f}M parameters), "
-        f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size}"
-        + (f" x {info.world_size} processes" if info.enabled else "")
-        + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {device}"
-        + (f", {workers} loader workers" if workers else ""))
+    try:
+        if info.is_main and resume is None:
+            atomic_write(run_dir / "config.toml",
+                         lambda tmp: Path(tmp).write_text(config_lib.to_toml(cfg_dict)))
+        tb = _open_tensorboard(cfg, run_dir, state.step) if info.is_main else None
+        ctx = Ctx(cfg=cfg, device=device, dist=info, log=log, steps_per_epoch=steps_per_epoch,
+                  save=save, flush=writer.wait, run_dir=run_dir, tb=tb)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"model: GoogLeNet variant={cfg.variant} ({n_params / 1e6:.2f}M parameters), "
+            f"{cfg.epochs} epochs x {steps_per_epoch} steps, batch {cfg.batch_size}"
+            + (f" x {info.world_size} processes" if info.enabled else "")
+            + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {device}"
+            + (f", {workers} loader workers" if workers else ""))
 
-    # -- the loop --------------------------------------------------------------------------------
-    stopped_early = False
-    while state.epoch < cfg.epochs:
-        sampler.set_epoch(state.epoch, skip=state.epoch_step * cfg.batch_size)
-        t_epoch = time.perf_counter()
-        stats = train_one_epoch(train_model, train_loader, optimizer, scheduler, averaged, state, ctx)
-        stopped_early = bool(cfg.max_steps and state.step >= cfg.max_steps
-                             and state.epoch_step < steps_per_epoch)
-        last = state.epoch + 1 == cfg.epochs or stopped_early
-        row: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.step, **stats}
-        if (state.epoch + 1) % cfg.eval_every == 0 or last:
-            val = evaluate(eval_model(), val_loader, device, cfg=cfg)
-            row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
-            if averaged is not None:
-                raw = evaluate(model, val_loader, device, cfg=cfg)
-                row["val_top1_raw"] = raw["top1"]
-        row["epoch_seconds"] = time.perf_counter() - t_epoch
-        is_best = "val_top1" in row and row["val_top1"] > state.best_metric
-        if is_best:
-            state.best_metric, state.best_epoch = row["val_top1"], state.epoch + 1
-        if stopped_early:
-            row["partial"] = 1
-        state.history.append(row)
-        if not stopped_early:
-            state.epoch += 1
-            state.epoch_step = 0
-            state.sums = dict.fromkeys(SUM_KEYS, 0.0)
-            state.train_seconds = 0.0
-        save(state, best=is_best)
+        # -- the loop --------------------------------------------------------------------------------
+        stopped_early = False
+        while state.epoch < cfg.epochs:
+            sampler.set_epoch(state.epoch, skip=state.epoch_step * cfg.batch_size)
+            t_epoch = time.perf_counter()
+            stats = train_one_epoch(train_model, train_loader, optimizer, scheduler, averaged, state, ctx)
+            stopped_early = bool(cfg.max_steps and state.step >= cfg.max_steps
+                                 and state.epoch_step < steps_per_epoch)
+            last = state.epoch + 1 == cfg.epochs or stopped_early
+            row: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.step, **stats}
+            if (state.epoch + 1) % cfg.eval_every == 0 or last:
+                val = evaluate(eval_model(), val_loader, device, cfg=cfg)
+                row.update(val_loss=val["loss"], val_top1=val["top1"], val_top5=val["top5"])
+                if averaged is not None and last:  # the raw weights, for comparison, once
+                    row["val_top1_raw"] = evaluate(model, val_loader, device, cfg=cfg)["top1"]
+            row["epoch_seconds"] = time.perf_counter() - t_epoch
+            is_best = "val_top1" in row and row["val_top1"] > state.best_metric
+            if is_best:
+                state.best_metric, state.best_epoch = row["val_top1"], state.epoch + 1
+            if not stopped_early:  # a partial epoch's row is written to metrics.csv but not kept
+                state.history.append(row)
+                state.epoch += 1
+                state.epoch_step = 0
+                state.sums = dict.fromkeys(SUM_KEYS, 0.0)
+                state.train_seconds = 0.0
+            save(state, best=is_best)
+            if info.is_main:
+                _write_metrics(run_dir, state.history + ([dict(row, partial=1)] if stopped_early else []))
+                if tb is not None:
+                    for k, v in row.items():
+                        if isinstance(v, float) and math.isfinite(v) and k not in ("epoch",):
+                            tb.add_scalar(("val/" if k.startswith("val") else "train/") + k, v, row["epoch"])
+                    tb.flush()
+            log(_summary(row, cfg, averaged is not None))
+            if stopped_early:
+                log(f"stopped at max_steps={cfg.max_steps}")
+                break
+
+        # -- final model: the averaged weights (§6) --------------------------------------------------
+        results: dict[str, Any] = {"run_dir": str(run_dir), "epochs": state.epoch, "steps": state.step,
+                                   "best_val_top1": state.best_metric, "best_epoch": state.best_epoch}
+        final = eval_model()
         if info.is_main:
-            _write_metrics(run_dir, state.history)
+            save_weights(model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
+                         class_names=list(classes), preprocess=preprocess,
+                         extra={"epochs": state.epoch, "steps": state.step,
+                                "averaged": final is not model})
+        split = default_eval_split(cfg.data)
+        if split == "test":
+            test_ds = open_dataset(cfg.data, "test", transform=preprocess.eval_transform(), **data_kw)
+            test_idx = list(range(info.rank, len(test_ds), info.world_size))
+            test_loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(test_ds, test_idx), batch_size=max(2 * cfg.batch_size, 64),
+                num_workers=_loader_workers(cfg, test_ds))
+            res = evaluate(final, test_loader, device, cfg=cfg)
+        else:
+            res = evaluate(final, val_loader, device, cfg=cfg)
+        results.update({f"{split}_top1": res["top1"], f"{split}_top5": res["top5"],
+                        f"{split}_images": res["images"], "eval_split": split,
+                        "wall_seconds": time.perf_counter() - t0,
+                        "final_weights": str(run_dir / FINAL_WEIGHTS),
+                        "averaged": final is not model})
+        if info.is_main:
+            atomic_write(run_dir / "results.json",
+                         lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
+            if cfg.plots and state.history:
+                plot_curves(state.history, run_dir / "curves.png")
             if tb is not None:
-                for k, v in row.items():
-                    if isinstance(v, float) and math.isfinite(v) and k not in ("epoch",):
-                        tb.add_scalar(("val/" if k.startswith("val") else "train/") + k, v, row["epoch"])
-                tb.flush()
-        log(_summary(row, cfg, averaged is not None))
-        if stopped_early:
-            log(f"stopped at max_steps={cfg.max_steps}")
-            break
-
-    # -- final model: the averaged weights (§6) --------------------------------------------------
-    results: dict[str, Any] = {"run_dir": str(run_dir), "epochs": state.epoch, "steps": state.step,
-                               "best_val_top1": state.best_metric, "best_epoch": state.best_epoch}
-    final = eval_model()
-    if info.is_main:
-        save_weights(model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
-                     class_names=list(classes), preprocess=preprocess,
-                     extra={"epochs": state.epoch, "steps": state.step,
-                            "averaged": final is not model})
-    split = default_eval_split(cfg.data)
-    if split == "test":
-        test_ds = open_dataset(cfg.data, "test", transform=preprocess.eval_transform(), **data_kw)
-        test_idx = list(range(info.rank, len(test_ds), info.world_size))
-        test_loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(test_ds, test_idx), batch_size=max(2 * cfg.batch_size, 64),
-            num_workers=_loader_workers(cfg, test_ds))
-        res = evaluate(final, test_loader, device, cfg=cfg)
-    else:
-        res = evaluate(final, val_loader, device, cfg=cfg)
-    results.update({f"{split}_top1": res["top1"], f"{split}_top5": res["top5"],
-                    f"{split}_images": res["images"], "eval_split": split,
-                    "wall_seconds": time.perf_counter() - t0,
-                    "final_weights": str(run_dir / FINAL_WEIGHTS),
-                    "averaged": final is not model})
-    if info.is_main:
-        atomic_write(run_dir / "results.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
-        if cfg.plots and state.history:
-            plot_curves(state.history, run_dir / "curves.png")
-        if tb is not None:
-            tb.close()
-    which = "averaged weights" if final is not model else "weights"
-    log(f"final {split} accuracy ({which}, {res['images']} images): top-1 {res['top1']:.2f}%  "
-        f"top-5 {res['top5']:.2f}%  [{_hms(results['wall_seconds'])} wall]")
-    log(f"run directory: {run_dir}  (final model: {run_dir / FINAL_WEIGHTS}; "
-        f"`googlenet eval {run_dir}` to evaluate)")
-    log.close()
-    return results
+                tb.close()
+        which = "averaged weights" if final is not model else "weights"
+        log(f"final {split} accuracy ({which}, {res['images']} images): top-1 {res['top1']:.2f}%  "
+            f"top-5 {res['top5']:.2f}%  [{_hms(results['wall_seconds'])} wall]")
+        log(f"run directory: {run_dir}  (final model: {run_dir / FINAL_WEIGHTS}; "
+            f"`googlenet eval {run_dir}` to evaluate)")
+        return results
+    finally:
+        writer.wait()  # a checkpoint in flight reaches the disk, whatever happened
+        log.close()
 
 
 def _summary(row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
@@ -855,7 +921,7 @@ def _summary(row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
               f"{row['train_aux2_loss']:.3f})")
     if "val_top1" in row:
         s += f"  val top-1 {row['val_top1']:.2f}% top-5 {row['val_top5']:.2f}%"
-        if averaged:
+        if averaged and "val_top1_raw" in row:
             s += f" (raw weights {row['val_top1_raw']:.2f}%)"
     s += (f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
           f"{row['epoch_seconds']:.1f}s")

@@ -1,0 +1,122 @@
+"""Accuracy and wall time of `googlenet train` on the built-in digits, as a user runs it.
+
+Runs, as subprocesses in a fresh temporary directory and exactly as typed by a user:
+
+    googlenet train                    the faithful `paper` variant (LRN, no BN), short recipe
+                                       target: >= 97% test top-1
+    googlenet train --variant bn       the BatchNorm variant, short recipe
+                                       target: >= 98% test top-1 in <= 60 s wall (startup included)
+
+and reports the test accuracy (from the run's results.json), the wall time of the whole command
+(interpreter start to exit) and the machine. The load average before each run is printed: on a
+shared machine other processes slow training down, and the wall times then mean little.
+
+    python benchmarks/train_digits.py                 # both, once each
+    python benchmarks/train_digits.py --repeats 3     # medians over 3 runs
+    python benchmarks/train_digits.py --only bn --json results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CASES = {
+    "default": {"args": [], "target_top1": 97.0, "target_seconds": None,
+                "what": "googlenet train (variant paper, no BN)"},
+    "bn": {"args": ["--variant", "bn"], "target_top1": 98.0, "target_seconds": 60.0,
+           "what": "googlenet train --variant bn"},
+}
+
+
+def machine() -> dict[str, str]:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
+            "threads": str(torch.get_num_threads()), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def run_case(name: str, workdir: Path) -> dict[str, object]:
+    case = CASES[name]
+    exe = Path(sys.executable).with_name("googlenet")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "googlenet"]
+    cmd += ["train", *case["args"]]
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    run_dirs = re.findall(r"^run directory: (\S+)", done.stdout, flags=re.M)
+    if not run_dirs:
+        raise SystemExit(f"no 'run directory:' line in the output of {' '.join(cmd)}")
+    res = json.loads((workdir / run_dirs[-1] / "results.json").read_text())
+    final = [line for line in done.stdout.splitlines() if line.startswith("final ")]
+    return {"case": name, "command": " ".join(["googlenet", "train", *case["args"]]),
+            "test_top1": res["test_top1"], "test_top5": res["test_top5"], "wall_s": wall,
+            "train_reported_s": res["wall_seconds"], "epochs": res["epochs"],
+            "load_before": load, "final_line": final[-1] if final else ""}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", choices=sorted(CASES), action="append")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']} "
+          f"({info['threads']} threads), python {info['python']}")
+    rows = []
+    for name in args.only or list(CASES):
+        for r in range(args.repeats):
+            with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
+                row = run_case(name, Path(tmp))
+            row["repeat"] = r
+            rows.append(row)
+            print(f"  {row['command']:<34} run {r + 1}: test top-1 {row['test_top1']:.2f}%  "
+                  f"wall {row['wall_s']:.1f}s  (load average before: {row['load_before']:.2f})",
+                  flush=True)
+    print()
+    print("| command | test top-1 (%) | wall time (s) | target | met |")
+    print("|---|---|---|---|---|")
+    summary = []
+    for name in args.only or list(CASES):
+        rs = [r for r in rows if r["case"] == name]
+        acc = statistics.median(r["test_top1"] for r in rs)
+        wall = statistics.median(r["wall_s"] for r in rs)
+        case = CASES[name]
+        target = f">= {case['target_top1']:.0f}%" + (
+            f" in <= {case['target_seconds']:.0f} s" if case["target_seconds"] else "")
+        met = acc >= case["target_top1"] and (case["target_seconds"] is None
+                                              or wall <= case["target_seconds"])
+        n = f" (median of {len(rs)})" if len(rs) > 1 else ""
+        print(f"| `{rs[0]['command']}` | {acc:.2f}{n} | {wall:.1f}{n} | {target} | "
+              f"{'yes' if met else 'NO'} |")
+        summary.append({"case": name, "median_test_top1": acc, "median_wall_s": wall, "met": met})
+    if args.json:
+        args.json.write_text(json.dumps({"machine": info, "runs": rows, "summary": summary},
+                                        indent=2) + "\n")
+    return 0 if all(s["met"] for s in summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
