@@ -8,8 +8,9 @@ Runs, as subprocesses in a fresh temporary directory and exactly as typed by a u
                                        target: >= 98% test top-1 in <= 60 s wall (startup included)
 
 and reports the test accuracy (from the run's results.json), the wall time of the whole command
-(interpreter start to exit) and the machine. The load average before each run is printed: on a
-shared machine other processes slow training down, and the wall times then mean little.
+(interpreter start to exit), its CPU time (user + system, all threads) and the machine. The load average before each run is printed: on a
+shared machine other processes slow training down, and the wall times then mean little (the CPU time much
+less so: with 2 cores to itself, wall time is roughly CPU time / 2 for the training part).
 
     python benchmarks/train_digits.py                 # both, once each
     python benchmarks/train_digits.py --repeats 3     # medians over 3 runs
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -60,9 +62,12 @@ def run_case(name: str, workdir: Path) -> dict[str, object]:
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "googlenet"]
     cmd += ["train", *case["args"]]
     load = os.getloadavg()[0]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     run_dirs = re.findall(r"^run directory: (\S+)", done.stdout, flags=re.M)
@@ -72,6 +77,7 @@ def run_case(name: str, workdir: Path) -> dict[str, object]:
     final = [line for line in done.stdout.splitlines() if line.startswith("final ")]
     return {"case": name, "command": " ".join(["googlenet", "train", *case["args"]]),
             "test_top1": res["test_top1"], "test_top5": res["test_top5"], "wall_s": wall,
+            "cpu_s": cpu,
             "train_reported_s": res["wall_seconds"], "epochs": res["epochs"],
             "load_before": load, "final_line": final[-1] if final else ""}
 
@@ -93,23 +99,25 @@ def main() -> int:
             row["repeat"] = r
             rows.append(row)
             print(f"  {row['command']:<34} run {r + 1}: test top-1 {row['test_top1']:.2f}%  "
-                  f"wall {row['wall_s']:.1f}s  (load average before: {row['load_before']:.2f})",
+                  f"wall {row['wall_s']:.1f}s  CPU {row['cpu_s']:.1f}s  (load average before: "
+                  f"{row['load_before']:.2f})",
                   flush=True)
     print()
-    print("| command | test top-1 (%) | wall time (s) | target | met |")
-    print("|---|---|---|---|---|")
+    print("| command | test top-1 (%) | wall time (s) | CPU time (s) | target | met |")
+    print("|---|---|---|---|---|---|")
     summary = []
     for name in args.only or list(CASES):
         rs = [r for r in rows if r["case"] == name]
         acc = statistics.median(r["test_top1"] for r in rs)
         wall = statistics.median(r["wall_s"] for r in rs)
+        cpu = statistics.median(r["cpu_s"] for r in rs)
         case = CASES[name]
         target = f">= {case['target_top1']:.0f}%" + (
             f" in <= {case['target_seconds']:.0f} s" if case["target_seconds"] else "")
         met = acc >= case["target_top1"] and (case["target_seconds"] is None
                                               or wall <= case["target_seconds"])
         n = f" (median of {len(rs)})" if len(rs) > 1 else ""
-        print(f"| `{rs[0]['command']}` | {acc:.2f}{n} | {wall:.1f}{n} | {target} | "
+        print(f"| `{rs[0]['command']}` | {acc:.2f}{n} | {wall:.1f}{n} | {cpu:.1f} | {target} | "
               f"{'yes' if met else 'NO'} |")
         summary.append({"case": name, "median_test_top1": acc, "median_wall_s": wall, "met": met})
     if args.json:

@@ -243,7 +243,8 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     data = _tiny_folder(tmp_path / "data")
     (data / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     out = tmp_path / "run"
-    res = train_lib.train(_cfg(data, out, epochs=2, plots=True, tensorboard=True))
+    res = train_lib.train(_cfg(data, out, epochs=2, plots=True, tensorboard=True,
+                               average_start_epoch=1))
     printed = capsys.readouterr().out
     assert f"run directory: {out}" in printed and "final val accuracy" in printed
     assert "skipped 1 unreadable" in printed
@@ -332,7 +333,7 @@ def test_init_weights_of_other_classes_are_refused(tmp_path, capsys):
     assert cli_main(["train", "--data", str(data), "--init", str(w), *SMALL,
                      "--out", str(tmp_path / "run")]) == 2
     assert "3 classes there, 2 here" in capsys.readouterr().err
-    assert not (tmp_path / "run" / "checkpoint-last.pt").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
 @pytest.mark.parametrize("case", ["empty", "no_images_class", "mismatch", "batch_too_big"])
@@ -353,7 +354,7 @@ def test_bad_data_is_refused_before_training(tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert {"empty": "no class folders", "no_images_class": "'c' has no images",
             "mismatch": "differ from train/", "batch_too_big": "fewer than one step"}[case] in err
-    assert not (tmp_path / "run" / "checkpoint-last.pt").exists()
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made
 
 
 # -- resume after SIGKILL: bit-exact ---------------------------------------------------------------

@@ -337,16 +337,25 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
+def _type_name(t: Any) -> str:
+    args = typing.get_args(t)
+    if type(None) in args:
+        return _type_name(next(a for a in args if a is not type(None))) + " or none"
+    if typing.get_origin(t) is tuple:
+        return "list of " + _type_name(args[0])
+    return getattr(t, "__name__", str(t))
+
+
 def describe() -> str:
-    """Every key with its type and default, for ``--help-config``."""
+    """Every key with its type and default, for ``--help-config`` (the comments next to the
+    fields of ``TrainConfig`` in googlenet/config.py say what each one does)."""
     hints = _hints()
     rows = []
     for f in fields(TrainConfig):
-        t = hints[f.name]
-        tn = getattr(t, "__name__", None) or str(t).replace("typing.", "")
+        tn = _type_name(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         choice = f"  {{{', '.join(CHOICES[f.name])}}}" if f.name in CHOICES else ""
-        rows.append(f"  {f.name:<20} {tn:<28} default {_plain(default)!r}{choice}")
+        rows.append(f"  {f.name:<20} {tn:<15} default {_plain(default)!r}{choice}")
     return "\n".join(rows)
 
 

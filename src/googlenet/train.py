@@ -278,11 +278,23 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 
 class RunLog:
-    """Lines to the console (above the progress bar) and to RUN/train.log; rank 0 only."""
+    """Lines to the console (above the progress bar) and to RUN/train.log; rank 0 only.
 
-    def __init__(self, path: Optional[Path], enabled: bool) -> None:
+    Lines logged before ``open`` (while the data is checked, before the run directory exists)
+    are kept and written to the file when it opens.
+    """
+
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self.file = open(path, "a", buffering=1) if (path is not None and enabled) else None
+        self.file = None
+        self._pending: list[str] = []
+
+    def open(self, path: Path) -> None:
+        if self.enabled:
+            self.file = open(path, "a", buffering=1)
+            for line in self._pending:
+                self.file.write(line)
+            self._pending = []
 
     def __call__(self, msg: str, *, console: bool = True) -> None:
         if not self.enabled:
@@ -292,8 +304,11 @@ class RunLog:
 
             tqdm.write(msg, file=sys.stdout)
             sys.stdout.flush()
+        line = time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n"
         if self.file is not None:
-            self.file.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+            self.file.write(line)
+        else:
+            self._pending.append(line)
 
     def close(self) -> None:
         if self.file is not None:
@@ -686,9 +701,7 @@ def _train(cfg: TrainConfig, info: dist_lib.DistInfo, device: torch.device, t0: 
     if resume is None and (run_dir / CHECKPOINT_LAST).exists():
         raise UserError(f"{run_dir}: already holds a training run; continue it with "
                         f"--resume {run_dir}, or choose another --out")
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train.log" if info.is_main else None, info.is_main)
+    log = RunLog(info.is_main)
     log(f"run directory: {run_dir}")
 
     # -- data ------------------------------------------------------------------------------------
@@ -726,6 +739,11 @@ def _train(cfg: TrainConfig, info: dist_lib.DistInfo, device: torch.device, t0: 
                         f"({cfg.batch_size} x {info.world_size} process(es)); lower --batch-size")
     log(f"data: {train_ds.name} train {len(train_ds)} / val {len(val_ds)} images, "
         f"{len(classes)} classes, {size}x{size} px")
+
+    # The data is usable: only now does the run directory appear.
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.open(run_dir / "train.log")
 
     base_sampler = torch.utils.data.DistributedSampler(
         train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=cfg.seed,
@@ -950,54 +968,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("multi-process / multi-node: torchrun --nproc_per_node N -m googlenet train ...; "
                 "see googlenet/distributed.py")
     g = p.add_argument_group("what to train on")
-    g.add_argument("--data", default=None, metavar="PATH|cifar10|cifar100",
+    g.add_argument("--data", default=argparse.SUPPRESS, metavar="PATH|cifar10|cifar100",
                    help="image folder (PATH/train/<class>/, PATH/val/<class>/ or PATH/<class>/), "
                         "cifar10, cifar100; default: the built-in digits")
-    g.add_argument("--data-root", default=None, help="where CIFAR is stored or downloaded to")
-    g.add_argument("--strict", action="store_true", default=None,
+    g.add_argument("--data-root", default=argparse.SUPPRESS, help="where CIFAR is stored or downloaded to")
+    g.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
                    help="stop at the first unreadable image instead of skipping it")
     g = p.add_argument_group("recipe and model")
-    g.add_argument("--recipe", default=None, metavar="NAME|FILE.toml",
+    g.add_argument("--recipe", default=argparse.SUPPRESS, metavar="NAME|FILE.toml",
                    help=f"built in: {', '.join(config_lib.list_recipes())} (default "
                         f"{config_lib.DEFAULT_RECIPE})")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    g.add_argument("--set", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
                    help="override any config key, e.g. --set crop_scale=0.3,1 --set average=ema")
-    g.add_argument("--help-config", action="store_true", help="list every config key and exit")
-    g.add_argument("--variant", choices=config_lib.CHOICES["variant"], default=None)
-    g.add_argument("--inception", choices=config_lib.CHOICES["inception"], default=None)
-    g.add_argument("--stem", choices=config_lib.CHOICES["stem"], default=None)
-    g.add_argument("--no-aux", dest="aux_logits", action="store_false", default=None,
+    g.add_argument("--help-config", action="store_true", default=argparse.SUPPRESS, help="list every config key and exit")
+    g.add_argument("--variant", choices=config_lib.CHOICES["variant"], default=argparse.SUPPRESS)
+    g.add_argument("--inception", choices=config_lib.CHOICES["inception"], default=argparse.SUPPRESS)
+    g.add_argument("--stem", choices=config_lib.CHOICES["stem"], default=argparse.SUPPRESS)
+    g.add_argument("--no-aux", dest="aux_logits", action="store_false", default=argparse.SUPPRESS,
                    help="train without the auxiliary classifiers")
-    g.add_argument("--init", default=None, metavar="WEIGHTS",
+    g.add_argument("--init", default=argparse.SUPPRESS, metavar="WEIGHTS",
                    help="start from these weights (run dir, .safetensors, .pt)")
-    g.add_argument("--epochs", type=int, default=None)
-    g.add_argument("--batch-size", type=int, default=None, help="per process")
-    g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--image-size", type=int, default=None, help="input side in pixels (>= 32)")
-    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--epochs", type=int, default=argparse.SUPPRESS)
+    g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="per process")
+    g.add_argument("--lr", type=float, default=argparse.SUPPRESS)
+    g.add_argument("--image-size", type=int, default=argparse.SUPPRESS, help="input side in pixels (>= 32)")
+    g.add_argument("--seed", type=int, default=argparse.SUPPRESS)
     g = p.add_argument_group("run")
-    g.add_argument("--out", default=None, metavar="RUN_DIR",
+    g.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN_DIR",
                    help="run directory (default runs/<date>-<time>-<variant>-<data>)")
-    g.add_argument("--resume", default=None, metavar="RUN_DIR",
+    g.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN_DIR",
                    help="continue RUN_DIR from its last checkpoint (its saved config; flags given "
                         "here override it, e.g. --epochs to train longer)")
-    g.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+    g.add_argument("--checkpoint-every", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="also checkpoint every N steps inside an epoch")
-    g.add_argument("--max-steps", type=int, default=None, help="stop after N steps in total")
-    g.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N")
-    g.add_argument("--workers", type=int, default=None, help="data loader processes")
-    g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=None,
+    g.add_argument("--max-steps", type=int, default=argparse.SUPPRESS, help="stop after N steps in total")
+    g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
+    g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
                    help="bf16: autocast to bfloat16")
-    g.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None)
-    g.add_argument("--deterministic", action="store_true", default=None,
+    g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS, help="torch.compile the model")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=argparse.SUPPRESS)
+    g.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
                    help="deterministic algorithms (bit-exact resume)")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                    help="no progress bar (the per-epoch lines remain)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = dict(config_lib.parse_set(args.set))
+    out: dict[str, Any] = dict(config_lib.parse_set(getattr(args, "set", [])))
     for flag, key in _FLAGS.items():
         v = getattr(args, flag, None)
         if v is not None:
@@ -1020,21 +1038,22 @@ def load_resume(run_dir: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.help_config:
+    if getattr(args, "help_config", False):
         print("config keys (recipe files and --set KEY=VALUE):")
         print(config_lib.describe())
         return 0
     overrides = _overrides(args)
-    if args.resume:
-        if args.recipe:
+    resume, recipe = getattr(args, "resume", None), getattr(args, "recipe", None)
+    if resume:
+        if recipe:
             raise UserError("--recipe cannot be combined with --resume: a resumed run keeps its "
                             "saved config (override single keys with flags or --set)")
-        run_dir, ckpt = load_resume(args.resume)
+        run_dir, ckpt = load_resume(resume)
         overrides.pop("out", None)
         cfg = config_lib.resolve(base=ckpt["config"], overrides=overrides)
         cfg.out = str(run_dir)
         train(cfg, resume=ckpt, resume_dir=run_dir)
     else:
-        cfg = config_lib.resolve(args.recipe, overrides)
+        cfg = config_lib.resolve(recipe, overrides)
         train(cfg)
     return 0
