@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,21 @@ def test_cifar_from_local_files(tmp_path, monkeypatch, name):
 def test_cifar_missing_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not found"):
         open_dataset("cifar10", "train", root=str(tmp_path), download=False)
+
+
+def test_file_broken_after_scan(tmp_path):
+    """load(i) raises for a file that broke after the scan (eval skips and counts it); item access
+    (training) moves on to the next readable image, or raises with strict."""
+    from googlenet.imaging import ImageError
+
+    _folder(tmp_path, classes=("a",), n=3)
+    ds = open_dataset(tmp_path, "train", val_fraction=0.0)
+    Path(ds.files[0]).write_bytes(b"broken now")
+    with pytest.raises(ImageError, match="0.png"):
+        ds.load(0)
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        img, label = ds[0]
+    assert img.size == (40, 36) and ds.skipped[-1][0] == ds.files[0]
+    ds.strict = True
+    with pytest.raises(ImageError):
+        ds[0]

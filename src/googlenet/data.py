@@ -108,8 +108,13 @@ class ArrayImageDataset(ImageDataset):
 
 
 class FolderImageDataset(ImageDataset):
-    """Image files on disk, one label each. Files that fail to decode later than the scan (changed
-    on disk since) are replaced by the next good file, with a warning, unless ``strict``."""
+    """Image files on disk, one label each.
+
+    ``load(i)`` raises ``ImageError`` if file i cannot be read (it changed on disk after the scan,
+    or the scan was skipped with ``verify=False``), so evaluation can skip and count it. Item
+    access (``dataset[i]``, what training uses) instead replaces such a file by the next readable
+    one, records it in ``skipped`` and warns, unless ``strict``.
+    """
 
     def __init__(self, files: Sequence[str | os.PathLike], targets: Sequence[int],
                  classes: Sequence[str], *, strict: bool = False, **kw: Any) -> None:
@@ -120,17 +125,17 @@ class FolderImageDataset(ImageDataset):
     def _image(self, i: int) -> Image.Image:
         return load_image(self.files[i])
 
-    def load(self, i: int) -> tuple[Image.Image, int]:
+    def __getitem__(self, i: int) -> tuple[Any, int]:
         for k in range(min(len(self), 16)):
             j = (i + k) % len(self)
             try:
-                return load_image(self.files[j]), self.targets[j]
+                return super().__getitem__(j)
             except ImageError as e:
                 if self.strict:
                     raise
                 self.skipped.append((self.files[j], str(e)))
                 warnings.warn(f"skipping unreadable image: {e}", stacklevel=2)
-        raise UserError(f"{self.name}: 16 consecutive images near index {i} cannot be read; "
+        raise UserError(f"{self.name}: 16 consecutive images from index {i} cannot be read; "
                         f"first: {self.files[i]}")
 
 
