@@ -364,7 +364,7 @@ def test_cli_data_defaults_to_the_runs(nets, tmp_path, capsys):
     run.mkdir()
     torch.save({"model_config": lw.model.config, "model": lw.model.state_dict(),
                 "class_names": lw.class_names, "preprocess": json.loads(lw.preprocess.to_json()),
-                "config": {"data": {"data": str(data), "seed": 0}}}, run / "checkpoint-last.pt")
+                "config": {"data": str(data), "seed": 0, "val_fraction": 0.1}}, run / "checkpoint-last.pt")
     assert _eval(run, "--limit", "2") == 0
     text = capsys.readouterr().out
     assert f"data: {data} (test split), 2 images, 3 classes" in text
