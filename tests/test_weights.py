@@ -170,16 +170,20 @@ def test_run_directory(tmp_path):
     best, last, final = _model(), _model(), _model()
     x = torch.randn(2, 3, 64, 64)
 
-    with pytest.raises(UserError, match=rf"{run}: a directory without {CHECKPOINT_BEST}"):
+    with pytest.raises(UserError, match=rf"{run}: a directory without {FINAL_WEIGHTS}"):
         load_weights(run)
-    save_weights(final, run / FINAL_WEIGHTS, class_names=CLASSES)
-    torch.testing.assert_close(_logits(load_weights(run).model, x), _logits(final, x))
+    # a run in progress: last, then best once there is one
     atomic_torch_save(_checkpoint(last, None), run / CHECKPOINT_LAST)
     assert load_weights(run).source == str(run / CHECKPOINT_LAST)
     atomic_torch_save(_checkpoint(best, None), run / CHECKPOINT_BEST)
     loaded = load_weights(run)
     assert loaded.source == str(run / CHECKPOINT_BEST)
     torch.testing.assert_close(_logits(loaded.model, x), _logits(best, x), rtol=0, atol=0)
+    # a finished run: its final (averaged) model, the one `train` reports
+    save_weights(final, run / FINAL_WEIGHTS, class_names=CLASSES)
+    loaded = load_weights(run)
+    assert loaded.source == str(run / FINAL_WEIGHTS)
+    torch.testing.assert_close(_logits(loaded.model, x), _logits(final, x), rtol=0, atol=0)
 
 
 def test_missing_path(tmp_path):

@@ -5,7 +5,8 @@ Every loader returns ``LoadedWeights``: the built model (eval mode), its class n
 ``Preprocess`` its inputs need, so callers never guess the input pipeline.
 
 What ``load_weights(spec)`` accepts:
-    run directory      -> RUN/checkpoint-best.pt, else RUN/checkpoint-last.pt, else RUN/model.safetensors
+    run directory      -> RUN/model.safetensors (a finished run's final, averaged model), else
+                          RUN/checkpoint-best.pt, else RUN/checkpoint-last.pt (a run in progress)
     FILE.safetensors   -> saved by ``save_weights`` (config, classes, preprocessing in metadata)
     FILE.pt / .pth     -> a training checkpoint, or a torchvision GoogLeNet state dict
                           (e.g. a local copy of GoogLeNet_Weights.IMAGENET1K_V1)
@@ -285,11 +286,12 @@ def load_weights(spec: str | os.PathLike) -> LoadedWeights:
         return load_caffemodel(s[len("caffe:"):] if s.startswith("caffe:") else s)
     path = Path(s)
     if path.is_dir():
-        for name in (CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS):
+        # A finished run's final model is the one `train` reports the test accuracy of.
+        for name in (FINAL_WEIGHTS, CHECKPOINT_BEST, CHECKPOINT_LAST):
             if (path / name).is_file():
                 return load_weights(path / name)
-        raise UserError(f"{path}: a directory without {CHECKPOINT_BEST}, {CHECKPOINT_LAST} or "
-                        f"{FINAL_WEIGHTS}; pass a run directory of `googlenet train` or a file")
+        raise UserError(f"{path}: a directory without {FINAL_WEIGHTS}, {CHECKPOINT_BEST} or "
+                        f"{CHECKPOINT_LAST}; pass a run directory of `googlenet train` or a file")
     if not path.exists():
         raise UserError(f"{path}: no such file or directory (expected a run directory, a "
                         f".safetensors/.pt file, 'imagenet', or caffe:FILE.caffemodel)")
