@@ -33,7 +33,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -280,8 +280,10 @@ def build_runners(models: dict[str, tuple[GoogLeNet, str]], reference: nn.Module
                 log(f"  {variant:12s} {mode:14s} skipped: {why}")
                 continue
             try:
+                # ort_spinning off: onnxruntime's busy-waiting threads would otherwise steal the
+                # cores from the row timed next (measured: the reference 4x slower at batch 1)
                 runner = fast.prepare(model, mode, device=device, calibration=calibration,
-                                      image_size=image_size, threads=threads)
+                                      image_size=image_size, threads=threads, ort_spinning=False)
             except Exception as e:  # noqa: BLE001  one mode failing must not lose the others
                 reason = f"failed to prepare: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 skipped.append({"variant": variant, "mode": mode, "reason": reason})
@@ -399,13 +401,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
                    help="modes to time (add 'compile' for torch.compile; minutes to compile)")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
-                   help="default: 1 32 on the CPU, 256 on a GPU")
+                   help="unset: 1 32 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--repeats", type=int, default=7, help="timed calls per row and batch size")
     p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for torch and onnxruntime (default: torch's, one per core)")
+                   help="intra-op threads for torch and onnxruntime; unset: torch's, one per core")
     p.add_argument("--data", default=None,
-                   help="images to time, calibrate and check on (default: built-in digits)")
+                   help="images to time, calibrate and check on; unset: the built-in digits")
     p.add_argument("--agreement-images", type=int, default=256,
                    help="real images each mode of a trained model is compared with fp32 eager on "
                         "(test split, then val)")

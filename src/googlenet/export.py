@@ -212,14 +212,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    dest="formats", help="what to write")
     p.add_argument("-o", "--out", default=None, metavar="PREFIX",
                    help="output path without extension (PREFIX.onnx, PREFIX.torchscript.pt, "
-                        "PREFIX.pt2); default: RUN/export/model for a run directory, else "
+                        "PREFIX.pt2); unset: RUN/export/model for a run directory, else "
                         "./googlenet")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
     p.add_argument("--image-size", type=int, default=None,
-                   help="input height/width of the export (default: the weights' crop size)")
+                   help="input height/width of the export; unset: the weights' crop size")
     p.add_argument("--check-images", default=None, metavar="PATH",
-                   help="image file or folder to check the exports on (default: the built-in "
-                        "digits test images, preprocessed as the weights say)")
+                   help="image file or folder to check the exports on; unset: the built-in "
+                        "digits test images, preprocessed as the weights say")
     p.add_argument("--check-count", type=int, default=32, help="how many images to check on")
 
 

@@ -30,10 +30,11 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -205,7 +206,7 @@ def calibration_batches(images: torch.Tensor | Iterable[torch.Tensor], batch_siz
 def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
             calibration: Optional[torch.Tensor | Iterable[torch.Tensor]] = None,
             image_size: int = 224, threads: Optional[int] = None,
-            onnx_path: Optional[str | os.PathLike] = None) -> FastModel:
+            onnx_path: Optional[str | os.PathLike] = None, ort_spinning: bool = True) -> FastModel:
     """Make ``model`` (a GoogLeNet, any variant) run in ``mode`` on ``device``.
 
     calibration: preprocessed images (N, C, H, W), or batches of them, for the int8 modes: a few
@@ -214,9 +215,10 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
     threads: intra-op threads for onnxruntime (default: torch's setting).
     onnx_path: for the onnxruntime modes, an existing ONNX export of this very model (from
     ``export.export_onnx``) to use instead of exporting it again.
+    ort_spinning: let onnxruntime's threads busy-wait for the next call (its default; lowest
+    latency). The benchmark turns it off: spinning threads keep the cores busy after a call
+    returns and slow down whatever runs next in the same process.
     """
-    import time
-
     why = applies(model, mode, device)
     if why is not None:
         raise UserError(f"mode {mode}: {why}")
@@ -244,6 +246,7 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
         fn = _torch_int8(base, calibration_batches(calibration), notes)
     elif mode in ("ort", "ort_int8"):
         fn = _onnxruntime(base, image_size=image_size, threads=threads, onnx_path=onnx_path,
+                          spinning=ort_spinning,
                           calibration=calibration_batches(calibration) if mode == "ort_int8" else None,
                           notes=notes)
     elif mode == "compile":
@@ -292,7 +295,8 @@ def _torch_int8(model: GoogLeNet, calibration: list[torch.Tensor],
 
 
 def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
-                 onnx_path: Optional[str | os.PathLike], calibration: Optional[list[torch.Tensor]],
+                 onnx_path: Optional[str | os.PathLike], spinning: bool,
+                 calibration: Optional[list[torch.Tensor]],
                  notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
     import onnxruntime as ort
 
@@ -311,6 +315,8 @@ def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 

@@ -131,10 +131,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inference mode: eager, fold, channels_last, bf16, int8, ort, ort_int8, "
                         "compile (see googlenet.fast)")
     p.add_argument("--calibration", default=None, metavar="DIR",
-                   help=f"images to calibrate the int8 modes on (default: the first "
-                        f"{CALIBRATION_IMAGES} input images)")
+                   help=f"images to calibrate the int8 modes on; unset: the first "
+                        f"{CALIBRATION_IMAGES} input images")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, or auto")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads; unset: torch's choice")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="threads decoding images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
