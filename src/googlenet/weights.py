@@ -136,7 +136,9 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
                 f"tensors or containers, and unpickling them could run arbitrary code. If you "
                 f"trust its source, re-save just its state_dict. (torch: {_torch_error(e)})"
             ) from None
-        if "Unsupported operand" in str(e):  # pickle protocol 4/5 opcodes: not torch.save output
+        with open(path, "rb") as f:
+            is_pickle = f.read(1) == b"\x80"  # PROTO opcode: a pickle of protocol >= 2
+        if is_pickle and "Unsupported operand" in str(e):  # protocol 4/5 opcodes: not torch.save
             raise UserError(
                 f"{path}: refused to load: a raw Python pickle, not a file written by torch.save; "
                 f"unpickling it could run arbitrary code. Save weights with torch.save(state_dict) "
