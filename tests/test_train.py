@@ -268,6 +268,8 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     loaded = load_weights(out)
     assert loaded.class_names == ["a", "b"] and loaded.preprocess.crop == 32
     final = load_weights(out / "model.safetensors")
+    # The final weights carry the training config, so `googlenet eval RUN` finds the run's data.
+    assert final.metadata["config"]["data"] == str(data) and final.metadata["steps"] == 8
     assert all(torch.equal(final.model.state_dict()[k], v) for k, v in ck["averaged_model"].items())
     assert json.loads((out / "results.json").read_text())["val_images"] == 2
     assert res["eval_split"] == "val"

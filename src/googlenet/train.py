@@ -151,8 +151,17 @@ class SeededDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)  # CPU only: see seed_rng
             return self.dataset[index]
+
+
+def seed_rng(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and, on a GPU, that device's. Not ``torch.manual_seed``: with a
+    CUDA build of torch it also queues lazy seeding calls for CUDA, XPU and MTIA, each recording
+    a Python stack trace; at one call per sample that was ~2 ms per image on the CPU."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -230,9 +239,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
+    # The fused kernels (CPU and CUDA) do the whole update in one pass over the weights: on the
+    # 2-core CPU, AdamW's step over the bn variant's 10.3M weights takes 11 ms fused against
+    # 43 ms with the default foreach path, a fifth of a 32-px training step.
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                for g in groups for p in g["params"])
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           fused=fused)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +451,7 @@ def train_one_epoch(model: nn.Module, loader: torch.utils.data.DataLoader,
         if cfg.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         # Dropout's randomness at this step depends on (seed, rank, step) only: exact resume.
-        torch.manual_seed(step_seed(cfg.seed, ctx.dist.rank, state.step))
+        seed_rng(step_seed(cfg.seed, ctx.dist.rank, state.step), device)
         with _autocast(cfg, device):
             outputs = model(images)
         loss = compute_loss(outputs, target, aux_weight=cfg.aux_weight,
@@ -898,7 +913,7 @@ def _train(cfg: TrainConfig, info: dist_lib.DistInfo, device: torch.device, t0: 
             save_weights(model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
                          class_names=list(classes), preprocess=preprocess,
                          extra={"epochs": state.epoch, "steps": state.step,
-                                "averaged": final is not model})
+                                "averaged": final is not model, "config": cfg_dict})
         split = default_eval_split(cfg.data)
         if split == "test":
             test_ds = open_dataset(cfg.data, "test", transform=preprocess.eval_transform(), **data_kw)

@@ -206,9 +206,18 @@ def load_safetensors(path: str | os.PathLike) -> LoadedWeights:
                         f"save weights with googlenet.weights.save_weights or `googlenet convert`")
     config = json.loads(meta["model_config"])
     model = _load_into(build_model(config, str(path)), load_file(str(path)), str(path))
+    # ``extra`` (JSON: what train saved, e.g. epochs, steps and the training config) is unpacked
+    # next to the raw string entries, as a checkpoint's metadata has them.
+    try:
+        extra = json.loads(meta.get("extra", "{}"))
+    except ValueError:
+        extra = {}
+    metadata: dict[str, Any] = dict(meta)
+    if isinstance(extra, dict):
+        metadata.update({k: v for k, v in extra.items() if k not in meta})
     return LoadedWeights(model=model, preprocess=Preprocess.from_json(meta["preprocess"]),
                          class_names=json.loads(meta.get("class_names", "null")),
-                         source=str(path), metadata=meta)
+                         source=str(path), metadata=metadata)
 
 
 def from_checkpoint(ckpt: dict[str, Any], source: str, *, averaged: bool = True) -> LoadedWeights:
