@@ -15,6 +15,8 @@ less so: with 2 cores to itself, wall time is roughly CPU time / 2 for the train
     python benchmarks/train_digits.py                 # both, once each
     python benchmarks/train_digits.py --repeats 3     # medians over 3 runs
     python benchmarks/train_digits.py --only bn --json results.json
+    python benchmarks/train_digits.py --seeds 0 1 2   # the spread over seeds (0 is the default:
+                                                      # the command as typed; others add --seed N)
 """
 
 from __future__ import annotations
@@ -56,11 +58,12 @@ def machine() -> dict[str, str]:
             "platform": platform.platform()}
 
 
-def run_case(name: str, workdir: Path) -> dict[str, object]:
+def run_case(name: str, workdir: Path, seed: int = 0) -> dict[str, object]:
     case = CASES[name]
     exe = Path(sys.executable).with_name("googlenet")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "googlenet"]
-    cmd += ["train", *case["args"]]
+    args = [*case["args"], *(["--seed", str(seed)] if seed else [])]
+    cmd += ["train", *args]
     load = os.getloadavg()[0]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -75,7 +78,7 @@ def run_case(name: str, workdir: Path) -> dict[str, object]:
         raise SystemExit(f"no 'run directory:' line in the output of {' '.join(cmd)}")
     res = json.loads((workdir / run_dirs[-1] / "results.json").read_text())
     final = [line for line in done.stdout.splitlines() if line.startswith("final ")]
-    return {"case": name, "command": " ".join(["googlenet", "train", *case["args"]]),
+    return {"case": name, "command": " ".join(["googlenet", "train", *case["args"]]), "seed": seed,
             "test_top1": res["test_top1"], "test_top5": res["test_top5"], "wall_s": wall,
             "cpu_s": cpu,
             "train_reported_s": res["wall_seconds"], "epochs": res["epochs"],
@@ -85,7 +88,9 @@ def run_case(name: str, workdir: Path) -> dict[str, object]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", choices=sorted(CASES), action="append")
-    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=1, help="runs per seed")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds (default 0, the command's default)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     info = machine()
@@ -93,17 +98,18 @@ def main() -> int:
           f"({info['threads']} threads), python {info['python']}")
     rows = []
     for name in args.only or list(CASES):
-        for r in range(args.repeats):
-            with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
-                row = run_case(name, Path(tmp))
-            row["repeat"] = r
-            rows.append(row)
-            print(f"  {row['command']:<34} run {r + 1}: test top-1 {row['test_top1']:.2f}%  "
-                  f"wall {row['wall_s']:.1f}s  CPU {row['cpu_s']:.1f}s  (load average before: "
-                  f"{row['load_before']:.2f})",
-                  flush=True)
+        for seed in args.seeds:
+            for r in range(args.repeats):
+                with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
+                    row = run_case(name, Path(tmp), seed)
+                row["repeat"] = r
+                rows.append(row)
+                print(f"  {row['command']:<34} seed {seed} run {r + 1}: test top-1 "
+                      f"{row['test_top1']:.2f}%  wall {row['wall_s']:.1f}s  CPU "
+                      f"{row['cpu_s']:.1f}s  (load average before: {row['load_before']:.2f})",
+                      flush=True)
     print()
-    print("| command | test top-1 (%) | wall time (s) | CPU time (s) | target | met |")
+    print("| command | test top-1 (%), median [min-max] | wall time (s), median [max] | CPU time (s) | target | met |")
     print("|---|---|---|---|---|---|")
     summary = []
     for name in args.only or list(CASES):
@@ -116,10 +122,14 @@ def main() -> int:
             f" in <= {case['target_seconds']:.0f} s" if case["target_seconds"] else "")
         met = acc >= case["target_top1"] and (case["target_seconds"] is None
                                               or wall <= case["target_seconds"])
-        n = f" (median of {len(rs)})" if len(rs) > 1 else ""
-        print(f"| `{rs[0]['command']}` | {acc:.2f}{n} | {wall:.1f}{n} | {cpu:.1f} | {target} | "
+        accs, walls = [r["test_top1"] for r in rs], [r["wall_s"] for r in rs]
+        n = len(rs)
+        acc_s = f"{acc:.2f} [{min(accs):.2f}-{max(accs):.2f}], {n} runs" if n > 1 else f"{acc:.2f}"
+        wall_s = f"{wall:.1f} [{max(walls):.1f}]" if n > 1 else f"{wall:.1f}"
+        print(f"| `{rs[0]['command']}` | {acc_s} | {wall_s} | {cpu:.1f} | {target} | "
               f"{'yes' if met else 'NO'} |")
-        summary.append({"case": name, "median_test_top1": acc, "median_wall_s": wall, "met": met})
+        summary.append({"case": name, "median_test_top1": acc, "min_test_top1": min(accs),
+                        "median_wall_s": wall, "max_wall_s": max(walls), "runs": n, "met": met})
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "runs": rows, "summary": summary},
                                         indent=2) + "\n")

@@ -52,7 +52,9 @@ def _logits(model: GoogLeNet, x: torch.Tensor) -> torch.Tensor:
 ], ids=["paper", "bn-gray-separable-noaux", "torchvision-transform_input"])
 def test_safetensors_roundtrip(variant, kwargs, tmp_path):
     model = _model(variant, **kwargs)
-    pre = Preprocess.for_size(64, grayscale=kwargs.get("in_chans", 3) == 1, note="test")
+    gray = kwargs.get("in_chans", 3) == 1
+    pre = Preprocess.for_size(64, grayscale=gray, note="test",
+                              **(dict(mean=(0.5,), std=(0.25,)) if gray else {}))
     path = save_weights(model, tmp_path / "w.safetensors", class_names=CLASSES, preprocess=pre)
 
     loaded = load_weights(path)
@@ -161,6 +163,24 @@ def test_checkpoint_bad_config(tmp_path):
     torch.save(ckpt, path)
     with pytest.raises(UserError,
                        match=rf"{path}: saved model config .* is not valid: unknown variant"):
+        load_weights(path)
+
+
+def test_preprocess_values_are_checked(tmp_path):
+    # Normalize would silently broadcast 3 means over 1 grey channel into 3 channels.
+    with pytest.raises(ValueError, match="mean has 3 values for 1-channel input"):
+        Preprocess(grayscale=True)
+    with pytest.raises(ValueError, match="std has 2 values"):
+        Preprocess(std=(0.2, 0.2))
+    with pytest.raises(ValueError, match="std must be positive"):
+        Preprocess(std=(0.2, 0.0, 0.2))
+    with pytest.raises(ValueError, match="crop <= resize"):
+        Preprocess(crop=64, resize=32)
+    path = tmp_path / "ckpt.pt"
+    ckpt = _checkpoint(_model(), None)
+    ckpt["preprocess"] = {"crop": 224, "resize": 256, "mean": [0.5, 0.5]}
+    torch.save(ckpt, path)
+    with pytest.raises(UserError, match=rf"{path}: saved preprocessing .* is not valid: mean has 2"):
         load_weights(path)
 
 

@@ -48,6 +48,15 @@ class Preprocess:
             raise ValueError(f"interpolation must be one of {sorted(_INTERP)}")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        n = 1 if self.grayscale else 3
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if len(v) not in (1, n):  # one value broadcasts over the channels, as in Normalize
+                raise ValueError(f"{name} has {len(v)} values for {n}-channel input; give 1 or {n}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+        if self.crop < 1 or self.resize < self.crop:
+            raise ValueError(f"need 1 <= crop <= resize, got crop {self.crop}, resize {self.resize}")
 
     @property
     def interp(self) -> InterpolationMode:

@@ -163,6 +163,13 @@ def _torch_error(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _preprocess(d: dict[str, Any], source: str) -> Preprocess:
+    try:
+        return Preprocess.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{source}: saved preprocessing {d} is not valid: {e}") from None
+
+
 def build_model(config: dict[str, Any], source: str) -> GoogLeNet:
     try:
         return GoogLeNet(**{**config, "init_weights": False})
@@ -215,7 +222,7 @@ def load_safetensors(path: str | os.PathLike) -> LoadedWeights:
     metadata: dict[str, Any] = dict(meta)
     if isinstance(extra, dict):
         metadata.update({k: v for k, v in extra.items() if k not in meta})
-    return LoadedWeights(model=model, preprocess=Preprocess.from_json(meta["preprocess"]),
+    return LoadedWeights(model=model, preprocess=_preprocess(json.loads(meta["preprocess"]), str(path)),
                          class_names=json.loads(meta.get("class_names", "null")),
                          source=str(path), metadata=metadata)
 
@@ -229,7 +236,7 @@ def from_checkpoint(ckpt: dict[str, Any], source: str, *, averaged: bool = True)
     sd = ckpt.get("averaged_model") if averaged and ckpt.get("averaged_model") else ckpt["model"]
     model = _load_into(build_model(ckpt["model_config"], source), sd, source)
     pre = ckpt.get("preprocess")
-    return LoadedWeights(model=model, preprocess=Preprocess.from_dict(pre) if pre else Preprocess(),
+    return LoadedWeights(model=model, preprocess=_preprocess(pre, source) if pre else Preprocess(),
                          class_names=ckpt.get("class_names"), source=source,
                          metadata={k: ckpt[k] for k in ("epoch", "step", "config") if k in ckpt})
 
