@@ -61,7 +61,9 @@ def crop_boxes(width: int, height: int, pre: Preprocess, n_crops: int) -> list[C
         w, h = _resized_size(width, height, pre.resize)
         (kind, box), = _five(0, 0, w, h, c)[4:]
         return [CropBox(pre.resize, box, False, kind)]
-    if n_crops == 10:  # torchvision's TenCrop after Resize(resize): corners of the whole image
+    if n_crops == 10:  # torchvision's TenCrop after Resize(resize): corners of the whole image.
+        # The mirrored five are the mirror images of the five crops; TenCrop instead cuts the
+        # mirrored image, whose center crop sits 1 px over when the margin (w - c) is odd.
         w, h = _resized_size(width, height, pre.resize)
         five = _five(0, 0, w, h, c)
         return [CropBox(pre.resize, box, flip, kind) for flip in (False, True) for kind, box in five]
