@@ -171,6 +171,45 @@ def test_aux_losses_weighted_point_three():
     assert torch.allclose(lo.total, ce(o.logits, t) + 0.3 * (ce(o.aux1, t) + ce(o.aux2, t)))
 
 
+def test_per_sample_seeding_is_reproducible_and_skips_torch_manual_seed(monkeypatch):
+    """One seed per sample (exact resume) must stay cheap: torch.manual_seed in a CUDA build
+    queues lazy device seeding with a stack trace per call (~2 ms a sample), so the dataset
+    seeds the CPU generator alone, and leaves the global RNG state as it found it."""
+    data = train_lib.SeededDataset(_ListDataset(train_lib.train_transform(
+        config_lib.resolve("paper"), default_preprocess(None, 32))))
+    a = data[(0, 123)][0]
+
+    def forbidden(*_a, **_k):
+        raise AssertionError("torch.manual_seed called per sample")
+
+    monkeypatch.setattr(torch, "manual_seed", forbidden)
+    state = torch.get_rng_state()
+    assert torch.equal(data[(0, 123)][0], a) and not torch.equal(data[(0, 124)][0], a)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+class _ListDataset(torch.utils.data.Dataset):
+    def __init__(self, transform):
+        rng = np.random.default_rng(0)
+        self.img = Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+        self.transform = transform
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return self.transform(self.img), 0
+
+
+def test_optimizers_use_the_fused_kernels():
+    model = GoogLeNet(variant="bn", num_classes=3)
+    for opt in ("adamw", "sgd"):
+        o = train_lib.make_optimizer(model, config_lib.resolve(overrides={"optimizer": opt}))
+        assert o.defaults["fused"] is True, opt
+        decay = {id(p) for p in o.param_groups[0]["params"]}
+        assert all((p.ndim > 1) == (id(p) in decay) for p in model.parameters())
+
+
 def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
     # BN brings an integer buffer (num_batches_tracked) that the averaging must survive.
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
