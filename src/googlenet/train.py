@@ -151,8 +151,11 @@ class SeededDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
         with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)  # CPU only: see seed_rng
+            seed_rng(seed, _CPU)  # transforms draw from the CPU generator only
             return self.dataset[index]
+
+
+_CPU = torch.device("cpu")
 
 
 def seed_rng(seed: int, device: torch.device) -> None:
