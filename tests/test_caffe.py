@@ -18,11 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet import caffe
+from googlenet.interop import caffe
 from googlenet.cli import main as cli_main
 from googlenet.errors import UserError
-from googlenet.model import GoogLeNet
-from googlenet.weights import imagenet_categories, load_weights
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.interop.torchvision import imagenet_categories
+from googlenet.sources import load_weights
 
 cv2 = pytest.importorskip("cv2")
 

@@ -10,8 +10,8 @@ from PIL import Image
 from torchvision.transforms import v2 as T
 from torchvision.transforms.v2 import functional as TF
 
-from googlenet.crops import CROP_CHOICES, PAPER_SCALES, crop_boxes, multi_crop
-from googlenet.preprocess import Preprocess
+from googlenet.data.crops import CROP_CHOICES, PAPER_SCALES, crop_boxes, multi_crop
+from googlenet.data.preprocess import Preprocess
 
 SHAPES = {"landscape": (90, 40), "portrait": (40, 90), "square": (48, 48)}  # (width, height)
 PRE32 = Preprocess.for_size(32)  # crop 32, resize 37

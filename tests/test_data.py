@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.data import (DIGITS_SIZE, default_eval_split, default_image_size,
+from googlenet.data.datasets import (DIGITS_SIZE, default_eval_split, default_image_size,
                             default_preprocess, open_dataset)
 from googlenet.errors import UserError
 
@@ -215,7 +215,7 @@ def test_cifar_missing_is_a_user_error(tmp_path):
 def test_file_broken_after_scan(tmp_path):
     """load(i) raises for a file that broke after the scan (eval skips and counts it); item access
     (training) moves on to the next readable image, or raises with strict."""
-    from googlenet.imaging import ImageError
+    from googlenet.data.imaging import ImageError
 
     _folder(tmp_path, classes=("a",), n=3)
     ds = open_dataset(tmp_path, "train", val_fraction=0.0)

@@ -15,16 +15,19 @@ import torch.nn as nn
 from PIL import Image
 
 from googlenet import cli
-from googlenet.crops import multi_crop
+from googlenet.data.crops import multi_crop
 from googlenet.errors import UserError
-from googlenet.evaluate import (
+from googlenet.infer.evaluate import (
     EvalReport, EvalRow, _plan, check_classes, crop_probs, evaluate_models, image_probs,
-    parse_crops, topk_hits,
+    parse_crops,
 )
-from googlenet.imaging import ImageError, list_images, load_image
-from googlenet.model import GoogLeNet
-from googlenet.preprocess import Preprocess
-from googlenet.weights import LoadedWeights, load_weights, save_weights
+from googlenet.metrics.classification import topk_hits
+from googlenet.weights.records import TrainCheckpoint, WeightsMeta
+from googlenet.data.imaging import ImageError, list_images, load_image
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.data.preprocess import Preprocess
+from googlenet.sources import load_weights
+from googlenet.weights import LoadedWeights, save_weights
 
 COLOURS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
 RAW32 = Preprocess.for_size(32, mean=(0, 0, 0), std=(1, 1, 1))  # pixels stay in [0, 1]
@@ -362,9 +365,13 @@ def test_cli_data_defaults_to_the_runs(nets, tmp_path, capsys):
     lw = load_weights(nets[0])
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({"model_config": lw.model.config, "model": lw.model.state_dict(),
-                "class_names": lw.class_names, "preprocess": json.loads(lw.preprocess.to_json()),
-                "config": {"data": str(data), "seed": 0, "val_fraction": 0.1}}, run / "checkpoint-last.pt")
+    ckpt = TrainCheckpoint(
+        meta=WeightsMeta(model_config=lw.model.config, class_names=lw.class_names,
+                         preprocess=json.loads(lw.preprocess.to_json())),
+        model=lw.model.state_dict(), optimizer={}, scheduler={},
+        config={"data": str(data), "seed": 0, "val_fraction": 0.1},
+        run_state={"epoch": 1, "epoch_step": 0, "step": 1})
+    torch.save(ckpt.to_state(), run / "checkpoint-last.pt")
     assert _eval(run, "--limit", "2") == 0
     text = capsys.readouterr().out
     assert f"data: {data} (test split), 2 images, 3 classes" in text

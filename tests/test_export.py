@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from googlenet import cli
-from googlenet import export as E
-from googlenet.bench import realistic_random_init
+from googlenet.interop import export as E
+from googlenet.infer.bench import realistic_random_init
 from googlenet.errors import UserError
-from googlenet.model import GoogLeNet
-from googlenet.preprocess import Preprocess
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.data.preprocess import Preprocess
 from googlenet.weights import save_weights
 
 SIZE = 64
@@ -72,7 +72,7 @@ def test_round_trips(variant, tmp_path):
 
 
 def test_opset_below_17_is_refused(tmp_path):
-    with pytest.raises(UserError, match="--opset 16"):
+    with pytest.raises(UserError, match="opset 16"):
         E.export_onnx(_model("torchvision"), tmp_path / "m.onnx", example=torch.zeros(2, 3, 32, 32),
                       opset=16)
 

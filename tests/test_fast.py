@@ -14,12 +14,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from googlenet import fast
-from googlenet.bench import realistic_random_init
-from googlenet.data import open_dataset
+from googlenet.infer import fast
+from googlenet.infer.bench import realistic_random_init
+from googlenet.data.datasets import open_dataset
 from googlenet.errors import UserError
-from googlenet.model import GoogLeNet
-from googlenet.preprocess import Preprocess
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.data.preprocess import Preprocess
 
 SIZE = 64
 VARIANTS = ("paper", "bn", "torchvision")
@@ -79,7 +79,7 @@ CASES = [(v, mode) for v in VARIANTS for mode in ("fold", "channels_last", "bf16
 @pytest.fixture(scope="module")
 def onnx_file(models, tmp_path_factory):
     """One ONNX export of the paper-variant model, shared by the two onnxruntime modes."""
-    from googlenet.export import export_onnx
+    from googlenet.interop.export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
     return export_onnx(models["paper"], path, example=torch.zeros(2, 3, SIZE, SIZE))

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, features
 
 from googlenet.errors import UserError
-from googlenet.imaging import IMAGE_EXTENSIONS, ImageError, list_images, load_image, to_rgb_image
+from googlenet.data.imaging import IMAGE_EXTENSIONS, ImageError, list_images, load_image, to_rgb_image
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)

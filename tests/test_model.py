@@ -17,9 +17,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from googlenet.model import (
+from googlenet import create_model, list_models
+from googlenet.models.googlenet import (
     TABLE1, ConvBlock, GoogLeNet, GoogLeNetOutputs, Inception, SeparableConvBlock,
-    TorchvisionInputTransform, create_model, list_models,
+    TorchvisionInputTransform,
 )
 
 VARIANTS = ("paper", "bn", "torchvision")

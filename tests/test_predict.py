@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 
 from googlenet import cli
-from googlenet.bench import realistic_random_init
-from googlenet.crops import multi_crop
-from googlenet.imaging import load_image
-from googlenet.model import GoogLeNet
-from googlenet.preprocess import Preprocess
+from googlenet.infer.bench import realistic_random_init
+from googlenet.data.crops import multi_crop
+from googlenet.data.imaging import load_image
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.data.preprocess import Preprocess
 from googlenet.weights import save_weights
 
 NAMES = ["cat", "dog", "fish", "bird"]

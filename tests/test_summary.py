@@ -8,8 +8,8 @@ import json
 import pytest
 
 from googlenet.cli import main
-from googlenet.model import TABLE1, InceptionSpec
-from googlenet.summary import PAPER_TABLE1, naive_comparison, render, table1
+from googlenet.models.googlenet import TABLE1, InceptionSpec
+from googlenet.models.summary import PAPER_TABLE1, naive_comparison, render, table1
 
 
 def reduced_weights(c_in: int, s: InceptionSpec, k5: int = 5) -> int:

@@ -19,13 +19,21 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet import config as config_lib
-from googlenet import train as train_lib
+from googlenet.engine import config as config_lib
+from googlenet.data.transforms import PCALighting, train_transform
+from googlenet.engine.optim import lr_lambda, make_averaged, make_optimizer
+from googlenet.engine.sampling import SeededDataset
+from googlenet.engine.trainer import TrainingDiverged
+from googlenet.tasks import train
+from googlenet.tasks import classification
+from googlenet.tasks.classification import compute_loss
+from googlenet.weights.records import TrainCheckpoint, WeightsMeta
 from googlenet.cli import main as cli_main
-from googlenet.data import default_preprocess
+from googlenet.data.datasets import default_preprocess
 from googlenet.errors import UserError
-from googlenet.model import GoogLeNet, GoogLeNetOutputs
-from googlenet.weights import load_weights, save_weights
+from googlenet.models.googlenet import GoogLeNet, GoogLeNetOutputs
+from googlenet.sources import load_weights
+from googlenet.weights import save_weights
 
 SMALL = ["--epochs", "1", "--batch-size", "2", "--image-size", "32", "--no-progress",
          "--workers", "0", "--set", "tensorboard=false", "--set", "plots=false"]
@@ -86,7 +94,7 @@ def _crop_params(crop, n=3000):
 @pytest.mark.parametrize("recipe,scale", [("paper", (0.08, 1.0)), ("short", (0.8, 1.0))])
 def test_crop_area_and_aspect_ranges(recipe, scale):
     cfg = config_lib.resolve(recipe)
-    tf = train_lib.train_transform(cfg, default_preprocess(None, 32))
+    tf = train_transform(cfg, default_preprocess(None, 32))
     choice = tf.transforms[0]
     crops = choice.transforms
     assert len(crops) == 4
@@ -104,7 +112,7 @@ def test_crop_area_and_aspect_ranges(recipe, scale):
 
 def test_interpolation_is_random_among_four_per_sample():
     cfg = config_lib.resolve("paper")
-    tf = train_lib.train_transform(cfg, default_preprocess(None, 32))
+    tf = train_transform(cfg, default_preprocess(None, 32))
     choice = tf.transforms[0]
     modes = [c.interpolation.value for c in choice.transforms]
     assert sorted(modes) == ["bicubic", "bilinear", "box", "nearest"]
@@ -136,14 +144,14 @@ def test_interpolation_is_random_among_four_per_sample():
 
 
 def test_paper_photometric_and_flip_short_recipe_none():
-    paper = train_lib.train_transform(config_lib.resolve("paper"), default_preprocess(None, 32))
+    paper = train_transform(config_lib.resolve("paper"), default_preprocess(None, 32))
     names = [type(t).__name__ for t in paper.transforms]
     assert names[:3] == ["RandomChoice", "RandomHorizontalFlip", "ColorJitter"]
     assert "PCALighting" in names
-    short = train_lib.train_transform(config_lib.resolve("short"), default_preprocess(None, 32))
+    short = train_transform(config_lib.resolve("short"), default_preprocess(None, 32))
     assert "RandomHorizontalFlip" not in [type(t).__name__ for t in short.transforms]
     # PCA lighting adds one RGB offset to every pixel, along ImageNet's principal components.
-    light = train_lib.PCALighting(0.5)
+    light = PCALighting(0.5)
     x = torch.rand(3, 8, 8)
     torch.manual_seed(3)
     d = light(x) - x
@@ -157,17 +165,17 @@ def test_aux_losses_weighted_point_three():
     out = GoogLeNetOutputs(torch.randn(4, 5), torch.randn(4, 5), torch.randn(4, 5))
     y = torch.tensor([0, 1, 2, 3])
     ce = torch.nn.functional.cross_entropy
-    loss = train_lib.compute_loss(out, y, aux_weight=0.3)
+    loss = compute_loss(out, y, aux_weight=0.3)
     expected = ce(out.logits, y) + 0.3 * ce(out.aux1, y) + 0.3 * ce(out.aux2, y)
     assert torch.allclose(loss.total, expected, atol=1e-6)
     assert torch.allclose(loss.aux1, ce(out.aux1, y))
-    no_aux = train_lib.compute_loss(out.logits, y)
+    no_aux = compute_loss(out.logits, y)
     assert no_aux.aux1 is None and torch.allclose(no_aux.total, ce(out.logits, y))
     # The model's own training output goes through the same weighting.
     model = GoogLeNet(variant="bn", num_classes=3).train()
     o = model(torch.randn(2, 3, 32, 32))
     t = torch.tensor([0, 2])
-    lo = train_lib.compute_loss(o, t, aux_weight=0.3)
+    lo = compute_loss(o, t, aux_weight=0.3)
     assert torch.allclose(lo.total, ce(o.logits, t) + 0.3 * (ce(o.aux1, t) + ce(o.aux2, t)))
 
 
@@ -175,7 +183,7 @@ def test_per_sample_seeding_is_reproducible_and_skips_torch_manual_seed(monkeypa
     """One seed per sample (exact resume) must stay cheap: torch.manual_seed in a CUDA build
     queues lazy device seeding with a stack trace per call (~2 ms a sample), so the dataset
     seeds the CPU generator alone, and leaves the global RNG state as it found it."""
-    data = train_lib.SeededDataset(_ListDataset(train_lib.train_transform(
+    data = SeededDataset(_ListDataset(train_transform(
         config_lib.resolve("paper"), default_preprocess(None, 32))))
     a = data[(0, 123)][0]
 
@@ -204,7 +212,7 @@ class _ListDataset(torch.utils.data.Dataset):
 def test_optimizers_use_the_fused_kernels():
     model = GoogLeNet(variant="bn", num_classes=3)
     for opt in ("adamw", "sgd"):
-        o = train_lib.make_optimizer(model, config_lib.resolve(overrides={"optimizer": opt}))
+        o = make_optimizer(model, config_lib.resolve(overrides={"optimizer": opt}))
         assert o.defaults["fused"] is True, opt
         decay = {id(p) for p in o.param_groups[0]["params"]}
         assert all((p.ndim > 1) == (id(p) in decay) for p in model.parameters())
@@ -215,7 +223,7 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     iterates = []
     cfg = config_lib.TrainConfig(average="mean")
-    avg = train_lib.make_averaged(net, cfg)
+    avg = make_averaged(net, cfg)
     for k in range(5):
         with torch.no_grad():
             for p in net.parameters():
@@ -229,7 +237,7 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
             assert torch.allclose(p, torch.stack([it[i] for it in iterates]).mean(0), atol=1e-6)
         else:  # the batch counter: the latest
             assert int(p) == 5
-    ema = train_lib.make_averaged(net, config_lib.TrainConfig(average="ema", ema_decay=0.9))
+    ema = make_averaged(net, config_lib.TrainConfig(average="ema", ema_decay=0.9))
     ref = None
     for it in iterates:
         with torch.no_grad():
@@ -239,16 +247,16 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
         ref = [v.clone() for v in it] if ref is None else [0.9 * r + 0.1 * v for r, v in zip(ref, it)]
     for p, r in zip(ema.module.parameters(), ref):
         assert torch.allclose(p, r, atol=1e-6)
-    assert train_lib.make_averaged(net, config_lib.TrainConfig(average="none")) is None
+    assert make_averaged(net, config_lib.TrainConfig(average="none")) is None
 
 
 def test_step_schedule_is_minus_4_percent_every_8_epochs():
     cfg = config_lib.resolve("paper", {"epochs": 40})
-    f = train_lib.lr_lambda(cfg, steps_per_epoch=10)
+    f = lr_lambda(cfg, steps_per_epoch=10)
     assert f(0) == 1.0 and f(79) == 1.0 and f(80) == pytest.approx(0.96)
     assert f(16 * 10 + 5) == pytest.approx(0.96 ** 2)
     short = config_lib.resolve("short", {"epochs": 10, "warmup_epochs": 1})
-    g = train_lib.lr_lambda(short, steps_per_epoch=10)
+    g = lr_lambda(short, steps_per_epoch=10)
     assert g(0) == pytest.approx(0.01) and g(10) == pytest.approx(1.0) and g(100) == pytest.approx(0.0)
     assert g(55) == pytest.approx(0.5)
 
@@ -283,7 +291,7 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     data = _tiny_folder(tmp_path / "data")
     (data / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     out = tmp_path / "run"
-    res = train_lib.train(_cfg(data, out, epochs=2, plots=True, tensorboard=True,
+    res = train(_cfg(data, out, epochs=2, plots=True, tensorboard=True,
                                average_start_epoch=1))
     printed = capsys.readouterr().out
     assert f"run directory: {out}" in printed and "final val accuracy" in printed
@@ -293,10 +301,12 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
                  "config.toml", "results.json", "curves.png"):
         assert (out / name).is_file(), name
     ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
-    for key in ("model_config", "class_names", "preprocess", "model", "averaged_model",
-                "optimizer", "scheduler", "epoch", "step", "config", "rng", "best_metric"):
+    for key in ("format", "version", "task", "model_config", "class_names", "preprocess", "model",
+                "averaged_model", "optimizer", "scheduler", "run_state", "config", "rng"):
         assert key in ck, key
-    assert ck["class_names"] == ["a", "b"] and ck["step"] == 8 and ck["epoch"] == 2
+    for key in ("epoch", "step", "best_metric"):  # once, in run_state
+        assert key not in ck and key in ck["run_state"], key
+    assert ck["class_names"] == ["a", "b"] and ck["run_state"]["step"] == 8 and ck["run_state"]["epoch"] == 2
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in ck["model"])
     assert ck["config"]["epochs"] == 2 and ck["preprocess"]["crop"] == 32
     rows = list(csv.DictReader(open(out / "metrics.csv")))
@@ -316,13 +326,13 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
         assert any((out / "tensorboard").iterdir())
     # A second run into the same directory is refused, not silently mixed.
     with pytest.raises(UserError, match="already holds a training run"):
-        train_lib.train(_cfg(data, out))
+        train(_cfg(data, out))
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, monkeypatch):
     data = _tiny_folder(tmp_path / "data")
     out = tmp_path / "run"
-    real = train_lib.compute_loss
+    real = compute_loss
     calls = {"n": 0}
 
     def poisoned(*a, **kw):
@@ -332,13 +342,13 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, monk
             return loss._replace(total=loss.total * float("nan"))
         return loss
 
-    monkeypatch.setattr(train_lib, "compute_loss", poisoned)
+    monkeypatch.setattr(classification, "compute_loss", poisoned)
     cfg = _cfg(data, out, recipe="paper", aux_logits=False, checkpoint_every=1)
-    with pytest.raises(train_lib.TrainingDiverged, match=r"nan at step 3 .*checkpoint-last.pt "
+    with pytest.raises(TrainingDiverged, match=r"nan at step 3 .*checkpoint-last.pt "
                                                          r"\(step 2\) is intact"):
-        train_lib.train(cfg)
+        train(cfg)
     ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
-    assert ck["step"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values()
+    assert ck["run_state"]["step"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values()
                                    if v.is_floating_point())
 
 
@@ -350,8 +360,10 @@ def _fake_checkpoint(path: Path, *, variant="paper", classes=("a", "b")) -> None
                         inception="reduced", stem="paper", transform_input=False, dropout=0.4,
                         aux_dropout=0.7)
     path.mkdir(parents=True)
-    torch.save({"format": train_lib.CHECKPOINT_FORMAT, "model_config": model_config,
-                "class_names": list(classes), "config": cfg}, path / "checkpoint-last.pt")
+    ckpt = TrainCheckpoint(meta=WeightsMeta(model_config=model_config, class_names=list(classes)),
+                           model={}, optimizer={}, scheduler={}, config=cfg,
+                           run_state={"epoch": 0, "epoch_step": 0, "step": 0})
+    torch.save(ckpt.to_state(), path / "checkpoint-last.pt")
 
 
 def test_resume_checkpoint_of_other_classes_or_variant_is_refused(tmp_path, capsys):
@@ -432,7 +444,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     assert not (b / "model.safetensors").exists()
-    killed_at = torch.load(b / "checkpoint-last.pt", weights_only=True)["step"]
+    killed_at = torch.load(b / "checkpoint-last.pt", weights_only=True)["run_state"]["step"]
     assert 2 <= killed_at < 6
 
     resumed = subprocess.run(_train_cmd("--resume", str(b), "--no-progress"), env=env,
@@ -442,7 +454,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
 
     ca = torch.load(a / "checkpoint-last.pt", weights_only=True)
     cb = torch.load(b / "checkpoint-last.pt", weights_only=True)
-    assert ca["step"] == cb["step"] == 6
+    assert ca["run_state"]["step"] == cb["run_state"]["step"] == 6
     for part in ("model", "averaged_model"):
         for k, v in ca[part].items():
             assert torch.equal(v, cb[part][k]), (part, k)
@@ -469,7 +481,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert "x 2 processes" in log
     assert done.stdout.count("run directory:") == 2  # printed once at the start, once at the end
     ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
-    assert ck["world_size"] == 2 and ck["step"] == 2  # 8 images / (batch 2 x 2 processes)
+    assert ck["world_size"] == 2 and ck["run_state"]["step"] == 2  # 8 images / (batch 2 x 2 processes)
     res = json.loads((out / "results.json").read_text())
     assert res["val_images"] == 4  # every val image counted once, summed over both ranks
     rows = list(csv.DictReader(open(out / "metrics.csv")))
@@ -480,10 +492,10 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 def test_bf16_autocast_and_max_steps(tmp_path):
     data = _tiny_folder(tmp_path / "data")
     out = tmp_path / "run"
-    res = train_lib.train(_cfg(data, out, recipe="paper", amp="bf16", aux_logits=False,
+    res = train(_cfg(data, out, recipe="paper", amp="bf16", aux_logits=False,
                                max_steps=1, epochs=3))
     ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
     # Stopped after one step, mid-epoch, resumable from there.
-    assert ck["step"] == 1 and ck["run_state"]["epoch_step"] == 1 and ck["epoch"] == 0
+    assert ck["run_state"]["step"] == 1 and ck["run_state"]["epoch_step"] == 1 and ck["run_state"]["epoch"] == 0
     assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
     assert math.isfinite(res["val_top1"])

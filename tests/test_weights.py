@@ -16,11 +16,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from googlenet.errors import UserError
-from googlenet.model import GoogLeNet, create_model
-from googlenet.preprocess import Preprocess
+from googlenet import create_model
+from googlenet.models.googlenet import GoogLeNet
+from googlenet.data.preprocess import Preprocess
+from googlenet.sources import load_weights
+from googlenet.weights.records import TrainCheckpoint, WeightsMeta
 from googlenet.weights import (
     CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, atomic_torch_save, atomic_write,
-    from_checkpoint, load_weights, read_metadata, safe_torch_load, save_weights,
+    from_checkpoint, read_metadata, safe_torch_load, save_weights,
 )
 
 CLASSES = ["cat", "dog", "bird"]
@@ -118,13 +121,12 @@ def test_mismatched_shapes(tmp_path):
 # -- training checkpoints and run directories ---------------------------------------------------
 
 def _checkpoint(model: GoogLeNet, averaged: GoogLeNet | None) -> dict:
-    return {
-        "model_config": model.config, "class_names": CLASSES,
-        "preprocess": json.loads(Preprocess.for_size(64).to_json()),
-        "model": model.state_dict(),
-        "averaged_model": averaged.state_dict() if averaged is not None else None,
-        "epoch": 3, "step": 120,
-    }
+    return TrainCheckpoint(
+        meta=WeightsMeta(model_config=model.config, class_names=CLASSES,
+                         preprocess=json.loads(Preprocess.for_size(64).to_json())),
+        model=model.state_dict(), optimizer={}, scheduler={}, config={},
+        averaged_model=averaged.state_dict() if averaged is not None else None,
+        run_state={"epoch": 3, "epoch_step": 0, "step": 120}).to_state()
 
 
 def test_training_checkpoint_prefers_averaged_model(tmp_path):
@@ -138,7 +140,7 @@ def test_training_checkpoint_prefers_averaged_model(tmp_path):
     torch.testing.assert_close(_logits(loaded.model, x), _logits(avg, x), rtol=0, atol=0)
     assert loaded.class_names == CLASSES
     assert loaded.preprocess == Preprocess.for_size(64)
-    assert loaded.metadata == {"epoch": 3, "step": 120}
+    assert loaded.metadata == {"epoch": 3, "step": 120, "config": {}}
 
     not_averaged = from_checkpoint(safe_torch_load(path), str(path), averaged=False)
     torch.testing.assert_close(_logits(not_averaged.model, x), _logits(raw, x), rtol=0, atol=0)
@@ -152,8 +154,15 @@ def test_checkpoint_missing_keys(tmp_path):
     torch.save({"model": _model().state_dict()}, path)
     with pytest.raises(UserError, match="neither a googlenet checkpoint nor a torchvision"):
         load_weights(path)
-    with pytest.raises(UserError, match="not a googlenet training checkpoint .no 'model_config'"):
+    with pytest.raises(UserError, match="x.pt: not a googlenet training checkpoint"):
         from_checkpoint({"model": {}}, "x.pt")
+    ckpt = _checkpoint(_model(), None)
+    del ckpt["model_config"]
+    with pytest.raises(UserError, match=r"x.pt: training checkpoint without \['model_config'\]"):
+        from_checkpoint(ckpt, "x.pt")
+    with pytest.raises(UserError, match="x.pt: training checkpoint version 99 was written by a "
+                                        "newer googlenet"):
+        from_checkpoint({**_checkpoint(_model(), None), "version": 99}, "x.pt")
 
 
 def test_checkpoint_bad_config(tmp_path):

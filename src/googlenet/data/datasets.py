@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import UserError
+from ..errors import UserError
 from .imaging import IMAGE_EXTENSIONS, ImageError, load_image
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
@@ -198,11 +198,13 @@ def _cifar(name: str, split: str, transform: Any, *, root: Optional[str], downlo
     try:
         ds = cls(str(root_path), train=not use_test, download=download)
     except RuntimeError as e:  # "Dataset not found or corrupted"
-        raise UserError(f"{name}: not found (or corrupt) under {root_path} ({e}). Pass --data-root "
-                        f"DIR where it was downloaded, or allow the download") from None
+        raise UserError(f"{name}: not found (or corrupt) under {root_path} ({e}). Give the "
+                        f"data root where it was downloaded, or allow the download",
+                        key="data_root") from None
     except OSError as e:  # URLError and friends: offline
         raise UserError(f"{name}: could not download to {root_path} ({e}). Offline? Download it "
-                        f"elsewhere (torchvision.datasets.{cls.__name__}) and pass --data-root") from None
+                        f"elsewhere (torchvision.datasets.{cls.__name__}) and give that data root",
+                        key="data_root") from None
     images, targets = np.asarray(ds.data), np.asarray(ds.targets)  # (N, 32, 32, 3) uint8, (N,)
     if not use_test:
         keep, hold = _seeded_holdout(targets, val_fraction, seed)

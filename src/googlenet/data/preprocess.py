@@ -62,8 +62,11 @@ class Preprocess:
     def interp(self) -> InterpolationMode:
         return _INTERP[self.interpolation]
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocess":

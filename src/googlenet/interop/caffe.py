@@ -26,7 +26,6 @@ use them to check the conversion against OpenCV, an independent implementation o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -36,17 +35,17 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .errors import UserError
-from .model import (
+from ..errors import UserError
+from ..models.googlenet import (
     AUX_CONV, AUX_FC, AUX_TAPS, STEM_CONV1, STEM_CONV2, STEM_CONV2_REDUCE, TABLE1, GoogLeNet,
     InceptionSpec,
 )
-from .preprocess import Preprocess
+from ..data.preprocess import Preprocess
 
 __all__ = [
     "BVLC_GOOGLENET_URL", "BVLC_GOOGLENET_SHA1", "CAFFE_PREPROCESS", "CaffeLayer", "CaffeNet",
     "read_caffemodel", "parse_caffemodel", "caffe_layer_map", "convert_net", "load_caffemodel",
-    "caffe_layers", "write_caffemodel", "caffe_prototxt", "add_arguments", "run",
+    "caffe_layers", "write_caffemodel", "caffe_prototxt",
 ]
 
 BVLC_GOOGLENET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel"
@@ -365,7 +364,8 @@ def convert_net(net: CaffeNet, source: str = "<caffemodel>", *, aux: Optional[bo
 def load_caffemodel(path: str | Path, *, aux: Optional[bool] = None):
     """A bvlc_googlenet .caffemodel -> ``weights.LoadedWeights`` (``paper`` variant, RGB input,
     Caffe's preprocessing, ImageNet class names when it has 1,000 outputs)."""
-    from .weights import LoadedWeights, imagenet_categories
+    from ..weights.records import LoadedWeights
+    from .torchvision import imagenet_categories
 
     path = Path(path)
     data = _read_bytes(path)
@@ -430,7 +430,7 @@ def write_caffemodel(path: str | Path, layers: list[CaffeLayer], *, name: str = 
                      legacy: bool = False) -> Path:
     """Write ``layers`` as a binary .caffemodel, in the current ``layer`` format or (``legacy``)
     the V1 ``layers`` format with num/channels/height/width blob shapes."""
-    from .weights import atomic_write
+    from ..weights.io import atomic_write
 
     c = _classes()
     net = c["NetParameter"](name=name.encode())
@@ -524,51 +524,3 @@ def caffe_prototxt(*, num_classes: int = 1000, aux: bool = False, batch: int = 1
                   f"inner_product_param {{ num_output: {num_classes} }}")
             layer(f"{loss}/prob", "Softmax", [f"{loss}/classifier"], f"{loss}/prob")
     return "\n".join(out) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# `googlenet convert caffe MODEL.caffemodel --out FILE.safetensors`
-# ---------------------------------------------------------------------------------------------
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Convert BVLC Caffe's bvlc_googlenet.caffemodel (current or legacy V1 "
-                     "format) to a .safetensors file of the paper variant, with Caffe's "
-                     f"preprocessing and the ImageNet class names. Get the model from "
-                     f"{BVLC_GOOGLENET_URL} (about 53 MB).")
-    p.add_argument("source_format", choices=["caffe"], help="format of the input model")
-    p.add_argument("model", help="the binary .caffemodel file")
-    p.add_argument("--out", default=None,
-                   help="output .safetensors file; when omitted, MODEL with its suffix "
-                        "changed to .safetensors")
-    p.add_argument("--no-aux", action="store_true",
-                   help="drop the auxiliary classifiers (loss1/loss2); they only matter for "
-                        "fine-tuning")
-    p.add_argument("--prototxt", default=None, metavar="FILE",
-                   help="also write the matching deploy prototxt (for Caffe or OpenCV's DNN "
-                        "module, which take the original .caffemodel and BGR input)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .weights import save_weights
-
-    src = Path(args.model)
-    out = Path(args.out) if args.out else src.with_suffix(".safetensors")
-    if out.suffix != ".safetensors":
-        raise UserError(f"--out {out}: the output must be a .safetensors file")
-    if out.resolve() == src.resolve():
-        raise UserError(f"--out {out}: would overwrite the input")
-    lw = load_caffemodel(src, aux=False if args.no_aux else None)
-    info = lw.metadata
-    save_weights(lw.model, out, class_names=lw.class_names, preprocess=lw.preprocess,
-                 extra={k: info[k] for k in ("converted_from", "sha1", "caffe_name", "caffe_format",
-                                             "bvlc_release")})
-    print(f"{src}: {info['caffe_format']} format, {info['layers']} learnable layers, "
-          f"{info['num_classes']} classes, aux heads {'kept' if info['aux_logits'] else 'none'}, "
-          f"{info['parameters']:,} parameters")
-    print(f"sha1 {info['sha1']}" + (" (BVLC's released bvlc_googlenet)" if info["bvlc_release"]
-                                    else " (not BVLC's released file; converted anyway)"))
-    if args.prototxt:
-        Path(args.prototxt).write_text(caffe_prototxt(num_classes=info["num_classes"]))
-        print(f"wrote {args.prototxt}")
-    print(f"wrote {out}\n  use it: googlenet predict --weights {out} IMAGE.jpg")
-    return 0

@@ -16,7 +16,6 @@ and the max |logit difference| and top-1 agreement with the eager model are prin
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -25,10 +24,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from .errors import UserError
-from .fast import Agreement, agreement, without_aux
-from .model import GoogLeNet
-from .preprocess import Preprocess
+from ..errors import UserError
+from ..metrics.agreement import Agreement, agreement
+from ..models.graph import without_aux
+from ..models.googlenet import GoogLeNet
+from ..data.preprocess import Preprocess
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "export": ".pt2"}
 DEFAULT_OPSET = 18
@@ -83,7 +83,7 @@ def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Pat
     import io
 
     if opset < MIN_OPSET:
-        raise UserError(f"--opset {opset}: use {MIN_OPSET} or newer")
+        raise UserError(f"opset {opset}: use {MIN_OPSET} or newer", key="opset")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program = model if isinstance(model, torch.export.ExportedProgram) else export_program(model, example)
@@ -178,11 +178,11 @@ def check_export(fmt: str, path: str | Path, model: GoogLeNet, x: torch.Tensor) 
 
 def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[torch.Tensor, str]:
     """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want."""
-    from .crops import multi_crop
-    from .imaging import ImageError, list_images, load_image
+    from ..data.crops import multi_crop
+    from ..data.imaging import ImageError, list_images, load_image
 
     if spec is None:
-        from .data import open_dataset
+        from ..data.datasets import open_dataset
 
         ds = open_dataset("digits", "test")
         imgs = [ds.load(i)[0] for i in range(min(n, len(ds)))]
@@ -202,68 +202,3 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
             raise UserError(f"--check-images {spec}: none of the images could be read")
         where = f"{len(imgs)} images from {spec}"
     return torch.cat([multi_crop(im, preprocess, 1) for im in imgs]), where
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, metavar="SPEC",
-                   help="run directory, checkpoint, .safetensors, 'imagenet', torchvision .pth, "
-                        "or caffe:FILE")
-    p.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS),
-                   dest="formats", help="what to write")
-    p.add_argument("-o", "--out", default=None, metavar="PREFIX",
-                   help="output path without extension (PREFIX.onnx, PREFIX.torchscript.pt, "
-                        "PREFIX.pt2); unset: RUN/export/model for a run directory, else "
-                        "./googlenet")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="input height/width of the export; unset: the weights' crop size")
-    p.add_argument("--check-images", default=None, metavar="PATH",
-                   help="image file or folder to check the exports on; unset: the built-in "
-                        "digits test images, preprocessed as the weights say")
-    p.add_argument("--check-count", type=int, default=32, help="how many images to check on")
-
-
-def _default_prefix(weights: str) -> Path:
-    p = Path(weights)
-    return p / "export" / "model" if p.is_dir() else Path("googlenet")
-
-
-def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .weights import load_weights
-
-    loaded = load_weights(args.weights)
-    pre = loaded.preprocess
-    if args.image_size is not None:
-        if args.image_size < 32:
-            raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
-        pre = replace(pre, crop=args.image_size, resize=max(pre.resize, args.image_size))
-    if args.check_count < 1:
-        raise UserError("--check-count must be at least 1")
-    model = loaded.model.eval()
-    prefix = Path(args.out) if args.out else _default_prefix(args.weights)
-    x, where = check_images(args.check_images, pre, args.check_count)
-    meta = export_metadata(model, pre, loaded.class_names)
-    print(f"weights: {loaded.source} (variant {model.config['variant']}, "
-          f"{model.num_classes} classes); input {x.shape[1]}x{pre.crop}x{pre.crop}, dynamic batch; "
-          f"aux heads left out", file=sys.stderr)
-    example = x[:2] if len(x) >= 2 else x.repeat(2, 1, 1, 1)
-    program = None
-    failed = False
-    for fmt in args.formats:
-        path = Path(str(prefix) + FORMATS[fmt])
-        if fmt == "torchscript":
-            export_torchscript(model, path, example=example, metadata=meta)
-        else:
-            program = program or export_program(model, example)
-            if fmt == "export":
-                save_program(program, path, meta)
-            else:
-                export_onnx(program, path, example=example, opset=args.opset, metadata=meta)
-        a = check_export(fmt, path, model, x)
-        ok = a.max_abs_diff <= TOLERANCE[fmt] * max(1.0, a.max_abs_ref) and a.top1 == 1.0
-        failed |= not ok
-        print(f"{fmt:12s} {path}  max |logit diff| {a.max_abs_diff:.2e}, top-1 agreement "
-              f"{a.top1:.2%} on {where}  {'ok' if ok else 'MISMATCH'}")
-    return 1 if failed else 0

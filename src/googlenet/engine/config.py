@@ -19,7 +19,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import UserError
+from ..errors import UserError
+from ..models.googlenet import INCEPTION_KINDS, MIN_INPUT_SIZE, STEMS, VARIANTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +33,9 @@ DEFAULT_RECIPE = "short"
 
 @dataclass
 class TrainConfig:
+    # -- task -----------------------------------------------------------------------------------
+    task: str = "classify"  # what is trained (googlenet.tasks): classify
+
     # -- data -----------------------------------------------------------------------------------
     data: Optional[str] = None  # None: built-in digits; "cifar10"/"cifar100"; or an image folder
     data_root: Optional[str] = None  # where CIFAR is (or is downloaded to)
@@ -103,10 +107,11 @@ class TrainConfig:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
+# Choices of the string settings; the model's come from its own tables (no second list).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "variant": ("paper", "bn", "torchvision"),
-    "inception": ("reduced", "naive"),
-    "stem": ("paper", "separable"),
+    "variant": tuple(VARIANTS),
+    "inception": INCEPTION_KINDS,
+    "stem": STEMS,
     "optimizer": ("sgd", "adamw"),
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
@@ -211,8 +216,9 @@ def _validate(key: str, v: Any, source: str) -> None:
             fail(f"each must be one of {list(INTERPOLATIONS)}")
     if key in ("epochs", "batch_size") and v < 1:
         fail("must be at least 1")
-    if key == "image_size" and v != 0 and v < 32:
-        fail("GoogLeNet needs inputs of at least 32 px (0 picks the dataset's default)")
+    if key == "image_size" and v != 0 and v < MIN_INPUT_SIZE:
+        fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px (0 picks the dataset's "
+             f"default)")
     if key in ("lr", "lr_step_epochs") and v <= 0:
         fail("must be > 0")
     if key in ("crop_scale", "crop_ratio"):
@@ -346,16 +352,17 @@ def _type_name(t: Any) -> str:
     return getattr(t, "__name__", str(t))
 
 
-def describe() -> str:
-    """Every key with its type and default, for ``--help-config`` (the comments next to the
-    fields of ``TrainConfig`` in googlenet/config.py say what each one does)."""
+def describe(cfg: Optional[TrainConfig] = None) -> str:
+    """Every key with its type and the value ``cfg`` has (default: the typed defaults), and the
+    typed default beside it where they differ; for ``--help-config`` (the comments next to the
+    fields of ``TrainConfig`` in googlenet/engine/config.py say what each one does)."""
     hints = _hints()
     rows = []
     for f in fields(TrainConfig):
         tn = _type_name(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        value = getattr(cfg, f.name) if cfg is not None else default
         choice = f"  {{{', '.join(CHOICES[f.name])}}}" if f.name in CHOICES else ""
-        rows.append(f"  {f.name:<20} {tn:<15} default {_plain(default)!r}{choice}")
+        note = f"  (default {_plain(default)!r})" if _plain(value) != _plain(default) else ""
+        rows.append(f"  {f.name:<20} {tn:<15} {_plain(value)!r}{note}{choice}")
     return "\n".join(rows)
-
-

@@ -1,8 +1,11 @@
-"""The ``googlenet`` command line: one subcommand per module, imported only when used.
+"""The ``googlenet`` command line: one thin module per subcommand (googlenet/cli/*.py),
+imported only when used.
 
 Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
-A ``UserError`` anywhere becomes ``googlenet: error: <message>`` and exit status 2, never a
-traceback; ``--debug`` (or GOOGLENET_DEBUG=1) shows the traceback instead.
+A ``UserError`` anywhere becomes ``googlenet COMMAND: error: <message>`` and its exit status (2
+for bad input), never a traceback; a setting it names in library terms (``key="device"``)
+is shown as the command's flag (``--device``). ``--debug`` (or GOOGLENET_DEBUG=1) shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -13,22 +16,22 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .errors import UserError
+from ..errors import UserError
 
 # name -> (module, one-line help). Keep in the order a new user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("googlenet.train", "train a GoogLeNet (default: the paper's network on built-in digits)"),
-    "eval": ("googlenet.evaluate", "top-1/top-5 with 1, 10 or the paper's 144 crops; ensembles"),
-    "predict": ("googlenet.predict", "classify images or folders of images"),
-    "summary": ("googlenet.summary", "Table 1 of the paper, regenerated from the built model"),
-    "export": ("googlenet.export", "export to ONNX, TorchScript or torch.export, checked"),
-    "bench": ("googlenet.bench", "inference speed of each mode against torchvision's GoogLeNet"),
-    "convert": ("googlenet.caffe", "convert BVLC Caffe's bvlc_googlenet.caffemodel to safetensors"),
+    "train": ("googlenet.cli.train", "train a GoogLeNet (default: the paper's network on built-in digits)"),
+    "eval": ("googlenet.cli.eval", "top-1/top-5 with 1, 10 or the paper's 144 crops; ensembles"),
+    "predict": ("googlenet.cli.predict", "classify images or folders of images"),
+    "summary": ("googlenet.cli.summary", "Table 1 of the paper, regenerated from the built model"),
+    "export": ("googlenet.cli.export", "export to ONNX, TorchScript or torch.export, checked"),
+    "bench": ("googlenet.cli.bench", "inference speed of each mode against torchvision's GoogLeNet"),
+    "convert": ("googlenet.cli.convert", "convert BVLC Caffe's bvlc_googlenet.caffemodel to safetensors"),
 }
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     p = argparse.ArgumentParser(
         prog="googlenet",
@@ -52,6 +55,16 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     return p
 
 
+def _with_flag(e: UserError, parser: argparse.ArgumentParser) -> str:
+    """The message, led by the flag of the setting it names (``key``), when the command has one."""
+    key = getattr(e, "key", None)
+    if key:
+        for action in parser._actions:
+            if action.dest == key and action.option_strings:
+                return f"{action.option_strings[0]}: {e}"
+    return str(e)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _top_parser()
@@ -69,8 +82,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as e:
         if debug:
             raise
-        print(f"googlenet {argv[0]}: error: {e}", file=sys.stderr)
-        return 2
+        print(f"googlenet {argv[0]}: error: {_with_flag(e, parser)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"googlenet {argv[0]}: interrupted", file=sys.stderr)
         return 130

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.distributed as dist
+
+
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,26 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def resolve_device(spec: str, info: Optional[DistInfo] = None) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N`` -> a device that exists here.
+    Under torchrun on GPUs each process takes the GPU of its local rank (and makes it current)."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserError(f"device {spec!r} is not a device; use auto, cpu, cuda or cuda:N",
+                        key="device") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {spec!r}: CUDA is not available on this machine; use cpu",
+                            key="device")
+        if info is not None:
+            if info.enabled:
+                device = torch.device("cuda", info.local_rank)
+            torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        raise UserError(f"device {spec!r}: only cpu and cuda are supported", key="device")
+    return device

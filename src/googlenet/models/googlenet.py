@@ -21,7 +21,7 @@ import torch.nn.functional as F
 __all__ = [
     "InceptionSpec", "TABLE1", "Variant", "VARIANTS", "GoogLeNet", "GoogLeNetOutputs",
     "Inception", "AuxHead", "ConvBlock", "SeparableConvBlock", "TorchvisionInputTransform",
-    "create_model", "list_models", "register_model", "MIN_INPUT_SIZE",
+    "MIN_INPUT_SIZE", "torchvision_key",
 ]
 
 
@@ -436,19 +436,15 @@ class GoogLeNet(nn.Module):
                              f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
                              f"the paper's size)")
 
-    def _trunk(self, x: torch.Tensor, *, with_aux: bool, taps: Sequence[str] = ()
-               ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    def _trunk(self, x: torch.Tensor, *, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self.check_input(x)
         x = self.input_transform(x)
         aux: list[torch.Tensor] = []
-        tapped: list[torch.Tensor] = []
         for name in self.stage_names:
             x = getattr(self, name)(x)
             if with_aux and name in AUX_TAPS:
                 aux.append(getattr(self, AUX_TAPS[name])(x))
-            if name in taps:
-                tapped.append(x)
-        return x, aux, tapped  # x: (N, 1024, H/32, W/32)
+        return x, aux  # x: (N, 1024, H/32, W/32)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, num_features, H/32, W/32): the output of inception 5b."""
@@ -485,7 +481,7 @@ class GoogLeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         with_aux = self.training and self.aux_logits
-        x, aux, _ = self._trunk(x, with_aux=with_aux)
+        x, aux = self._trunk(x, with_aux=with_aux)
         logits = self.forward_head(x)
         if with_aux:
             return GoogLeNetOutputs(logits, aux[0], aux[1])
@@ -523,66 +519,3 @@ def _torchvision_keys_hook(state_dict, prefix, local_metadata, strict, missing_k
         for key in list(state_dict):
             if key.startswith(prefix):
                 state_dict[prefix + torchvision_key(key[len(prefix):])] = state_dict.pop(key)
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry and builders
-# ---------------------------------------------------------------------------------------------
-
-_MODELS: dict[str, Callable[..., GoogLeNet]] = {}
-_ALIASES = {"paper": "googlenet", "bn": "googlenet_bn", "torchvision": "googlenet_torchvision"}
-
-
-def register_model(fn: Callable[..., GoogLeNet]) -> Callable[..., GoogLeNet]:
-    _MODELS[fn.__name__] = fn
-    return fn
-
-
-@register_model
-def googlenet(**kwargs: Any) -> GoogLeNet:
-    """The paper's network as BVLC Caffe trained it: LRN, conv biases, real 5x5, no BN."""
-    return GoogLeNet(variant="paper", **kwargs)
-
-
-@register_model
-def googlenet_bn(**kwargs: Any) -> GoogLeNet:
-    """The paper's topology with BatchNorm after every conv (no LRN, no conv bias)."""
-    return GoogLeNet(variant="bn", **kwargs)
-
-
-@register_model
-def googlenet_torchvision(**kwargs: Any) -> GoogLeNet:
-    """torchvision.models.googlenet's layout; loads its state dicts and gives the same logits."""
-    return GoogLeNet(variant="torchvision", **kwargs)
-
-
-def list_models() -> list[str]:
-    return sorted(_MODELS)
-
-
-def create_model(name: str = "googlenet", *, weights: Optional[str] = None,
-                 **kwargs: Any) -> GoogLeNet:
-    """Build a registered model by name (or variant name: paper, bn, torchvision).
-
-    ``weights``: anything ``googlenet.weights.load_weights`` accepts; the model is then built
-    from the file's saved config, with ``kwargs`` applied on top (e.g. ``num_classes`` resets the
-    classifier).
-    """
-    key = _ALIASES.get(name, name)
-    if key not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()} "
-                         f"(or a variant: {sorted(_ALIASES)})")
-    if weights is not None:
-        from .weights import load_weights
-
-        model = load_weights(weights).model
-        num_classes = kwargs.pop("num_classes", model.num_classes)
-        clash = {k: v for k, v in kwargs.items() if model.config.get(k) != v}
-        if clash:
-            raise ValueError(f"{weights}: saved model has {({k: model.config.get(k) for k in clash})}, "
-                             f"which cannot be changed to {clash} on loaded weights")
-        if num_classes != model.num_classes:
-            model.reset_classifier(num_classes)
-        return model
-    return _MODELS[key](**kwargs)
-

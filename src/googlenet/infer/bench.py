@@ -26,12 +26,9 @@ only; rows with random weights are marked so.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +38,8 @@ import torch
 import torch.nn as nn
 
 from . import fast
-from .errors import UserError
-from .model import VARIANTS, GoogLeNet
+from ..errors import UserError
+from ..models.googlenet import GoogLeNet
 
 DEFAULT_MODES = ("eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8")
 REFERENCE = "torchvision eager fp32"
@@ -179,7 +176,7 @@ def torchvision_reference(source: GoogLeNet) -> nn.Module:
     ``torchvision``-variant GoogLeNet), so that both compute the same function."""
     import torchvision
 
-    from .model import torchvision_key
+    from ..models.googlenet import torchvision_key
 
     if source.config["variant"] != "torchvision":
         raise ValueError("the reference takes its weights from a torchvision-variant model")
@@ -205,7 +202,7 @@ def count_flops(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
 def load_images(data: Optional[str], splits: Sequence[str], n: int, pre, *,
                 seed: int = 0) -> torch.Tensor:
     """Up to ``n`` real images from ``splits`` of a dataset, preprocessed: (n, C, crop, crop)."""
-    from .data import open_dataset
+    from ..data.datasets import open_dataset
 
     out: list[torch.Tensor] = []
     tf = pre.eval_transform()
@@ -392,142 +389,3 @@ def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:
                        f"eager {r['agreement']['top1']:.2%} over {r['agreement']['n']} images; "
                        f"weights: {r['weights']}")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Command
-# ---------------------------------------------------------------------------------------------
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", nargs="+", default=[], metavar="SPEC",
-                   help="trained weights (run dir, .safetensors, ...), at most one per variant; "
-                        "variants without get random weights")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
-                   help="our variants to time")
-    p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
-                   help="modes to time (add 'compile' for torch.compile; minutes to compile)")
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
-                   help="unset: 1 32 on the CPU, 256 on a GPU")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per row and batch size")
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads for torch and onnxruntime; unset: torch's, one per core")
-    p.add_argument("--data", default=None,
-                   help="images to time, calibrate and check on; unset: the built-in digits")
-    p.add_argument("--agreement-images", type=int, default=256,
-                   help="real images each mode of a trained model is compared with fp32 eager on "
-                        "(test split, then val)")
-    p.add_argument("--agreement-images-random", type=int, default=64,
-                   help="the same for models with random weights (whose agreement says little)")
-    p.add_argument("--calibration-images", type=int, default=256,
-                   help="images (train split) the int8 modes are calibrated on")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--peak-seconds", type=float, default=1.0,
-                   help="time budget of each matmul-peak measurement")
-    p.add_argument("--force-bf16", action="store_true",
-                   help="time bf16 even where it is emulated (very slow without native bf16)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results here")
-
-
-def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .data import default_preprocess
-    from .evaluate import resolve_device
-    from .weights import load_weights
-
-    device = resolve_device(args.device)
-    batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
-    if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
-        raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
-    if args.image_size < 32:
-        raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    log = (lambda s: print(s, file=sys.stderr, flush=True))
-
-    info = machine_info(device)
-    log(f"machine: {info['cpu']}, {info['cpus_available']} CPUs, flags {' '.join(info['cpu_flags'])}, "
-        f"torch threads {info['torch_threads']}" + (f", GPU {info['gpu']}" if "gpu" in info else ""))
-    log(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
-        f"{info['torchvision']}, onnxruntime {info['onnxruntime']}, onnx {info['onnx']}")
-    peaks = {dt: matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dt]), device,
-                             budget_s=args.peak_seconds) for dt in ("fp32", "bf16")}
-    log(f"peak (square matmul): fp32 {peaks['fp32']['gflops']:.1f} GFLOP/s (n={peaks['fp32']['n']}), "
-        f"bf16 {peaks['bf16']['gflops']:.1f} GFLOP/s (n={peaks['bf16']['n']})")
-
-    # Models: trained ones for their variants, realistic random weights for the others.
-    trained: dict[str, Any] = {}
-    for spec in args.weights:
-        lw = load_weights(spec)
-        v = lw.model.config["variant"]
-        if v in trained:
-            raise UserError(f"--weights: two sets for the {v} variant ({trained[v].source}, {spec})")
-        trained[v] = lw
-    first = next(iter(trained.values()), None)
-    pre = first.preprocess if first else default_preprocess(args.data, args.image_size)
-    for lw in trained.values():
-        if lw.preprocess != pre:
-            log(f"warning: {lw.source} expects other preprocessing than {first.source}; all "
-                f"models get the latter's ({pre})")
-    pre = replace(pre, crop=args.image_size,
-                  resize=max(args.image_size, round(pre.resize * args.image_size / pre.crop)))
-    num_classes = first.model.num_classes if first else 10
-    models: dict[str, tuple[GoogLeNet, str]] = {}
-    for v in dict.fromkeys(list(trained) + list(args.variants)):
-        if v in trained:
-            models[v] = (trained[v].model.eval(), f"trained ({trained[v].source})")
-        else:
-            models[v] = (realistic_random_init(GoogLeNet(variant=v, num_classes=num_classes,
-                                                         aux_logits=False, init_weights=False)),
-                         "random")
-    tv_source = models["torchvision"][0] if "torchvision" in models else realistic_random_init(
-        GoogLeNet(variant="torchvision", num_classes=num_classes, aux_logits=False, init_weights=False))
-    reference = torchvision_reference(tv_source).to(device)
-
-    log(f"images: {args.data or 'digits'} at {args.image_size} px ({pre.note or 'preprocessed'})")
-    n_agree = args.agreement_images if trained else args.agreement_images_random
-    agree_x = load_images(args.data, ["test", "val"], max(n_agree, max(batch_sizes)), pre)
-    calib_x = load_images(args.data, ["train"], args.calibration_images, pre)
-    with torch.inference_mode():
-        d = (reference(agree_x[:8].to(device)).cpu()
-             - fast.prepare(tv_source, "eager", device=device)(agree_x[:8]).cpu()).abs().max().item()
-    log(f"reference check: torchvision.models.googlenet with our torchvision variant's weights, "
-        f"max |logit diff| {d:.2e} on 8 images")
-
-    log("preparing modes and checking agreement with fp32 eager:")
-    runners, skipped = build_runners(models, reference, args.modes, device=device,
-                                     image_size=args.image_size, calibration=calib_x,
-                                     agreement_images=agree_x[:n_agree],
-                                     n_random=args.agreement_images_random,
-                                     force_bf16=args.force_bf16,
-                                     threads=args.threads, log=log)
-    log(f"timing {len(runners)} rows, batch sizes {batch_sizes}, {args.repeats} repeats, round-robin:")
-    time_runners(runners, agree_x, batch_sizes, repeats=args.repeats, device=device, log=log)
-
-    res = results([r.row for r in runners], batch_sizes, peaks)
-    doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
-           "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
-                        "repeats": args.repeats, "data": args.data or "digits",
-                        "agreement_images": min(len(agree_x), n_agree),
-                        "agreement_images_random": args.agreement_images_random,
-                        "calibration_images": len(calib_x),
-                        "weights": args.weights,
-                        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
-           "results": res, "skipped": skipped}
-    for b in batch_sizes:
-        print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",
-              file=sys.stderr if args.json else sys.stdout)
-        print(format_table([r for r in res if r["batch"] == b]), file=sys.stderr if args.json else sys.stdout)
-        for line in summary(res, b):
-            print(line, file=sys.stderr if args.json else sys.stdout)
-    doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
-    if args.out:
-        from .weights import atomic_write
-
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
-        log(f"wrote {args.out}")
-    if args.json:
-        print(json.dumps(doc, indent=1))
-    return 0

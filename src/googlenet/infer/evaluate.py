@@ -19,11 +19,9 @@ ensemble may mix input sizes. Library use (``predict`` reuses ``image_probs``)::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +31,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .crops import CROP_CHOICES, multi_crop
-from .errors import UserError
-from .imaging import ImageError
-from .preprocess import Preprocess
-from .weights import LoadedWeights
+from ..data.crops import CROP_CHOICES, multi_crop
+from ..errors import UserError
+from ..metrics.classification import confusion_matrix, topk_hits
+from ..data.imaging import ImageError
+from ..data.preprocess import Preprocess
+from ..weights.records import LoadedWeights
 
 TOPK = 5
 MAX_CONFUSION_CLASSES = 50  # above this a confusion-matrix plot is unreadable; skipped with a note
@@ -118,18 +117,6 @@ def check_classes(models: Sequence[LoadedWeights], dataset_classes: Optional[Seq
     return data
 
 
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError:
-        raise UserError(f"--device {spec}: not a device; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {spec}: CUDA is not available here; use --device cpu")
-    return dev
-
-
 # ---------------------------------------------------------------------------------------------
 # Inference
 # ---------------------------------------------------------------------------------------------
@@ -166,14 +153,6 @@ def image_probs(models: Sequence[LoadedWeights], img, crops: int = 1, *, batch_s
                        amp=amp).mean(0)
         total = p if total is None else total + p
     return total / len(models)
-
-
-def topk_hits(probs: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """probs (B, K), labels (B,) -> (top-1 hit (B,) bool, top-k hit (B,) bool, top-1 pred (B,))."""
-    k = min(k, probs.shape[1])
-    top = probs.topk(k, dim=1).indices  # (B, k)
-    hit = top == labels[:, None]
-    return hit[:, 0], hit.any(1), top[:, 0]
 
 
 class _CropDataset(Dataset):
@@ -296,12 +275,8 @@ class EvalReport:
     def confusion(self, r: Optional[EvalRow] = None) -> np.ndarray:
         """(K, K) counts, rows = true class, columns = predicted; default: the last row (all
         models, most crops)."""
-        # One bincount; sklearn.metrics.confusion_matrix gives the same but importing sklearn
-        # (scipy.stats) costs ~4 s on a small CPU, more than a whole small evaluation.
         r = r or self.rows[-1]
-        K = len(self.class_names)
-        flat = np.asarray(self.labels, dtype=np.int64) * K + r.predictions().astype(np.int64)
-        return np.bincount(flat, minlength=K * K).reshape(K, K)
+        return confusion_matrix(np.asarray(self.labels), r.predictions(), len(self.class_names))
 
     def table_rows(self) -> list[dict[str, Any]]:
         base = self.base()
@@ -537,144 +512,3 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
     return EvalReport(rows=ordered, model_names=names, class_names=class_names,
                       labels=labels_seen, indices=indices_seen, skipped=sorted(skipped.items()),
                       seconds=seconds, info=dict(info or {}, device=str(device)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("weights", nargs="+", metavar="RUN_OR_WEIGHTS",
-                   help="run directories of `googlenet train`, .safetensors/.pt files, 'imagenet' "
-                        "(torchvision's weights) or caffe:FILE.caffemodel; several = an ensemble "
-                        "(softmax averaged over models)")
-    p.add_argument("--data", default=None,
-                   help="'digits' (built in), 'cifar10', 'cifar100', or an image folder "
-                        "(PATH/<class>/* or PATH/{train,val,test}/<class>/*). Default: the data the "
-                        "first run was trained on when its checkpoint records it, else digits")
-    p.add_argument("--split", choices=["train", "val", "test"], default=None,
-                   help="default: test where the data has one, else val")
-    p.add_argument("--crops", nargs="+", default=["1"], metavar="N",
-                   help=f"test-time crops per image, any of {', '.join(map(str, CROP_CHOICES))}: "
-                        "center crop; 4 corners + center, mirrored; the paper's 144 (§7). Several "
-                        "fill Table 3 in one run, e.g. --crops 1 10 144")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="save results.json/.csv/.md and confusion.png/.csv here")
-    p.add_argument("--batch-size", type=int, default=256,
-                   help="most crops in one forward pass (bounds memory with 144 crops)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="data-loading processes (decode + crop); 0 = in the main process. "
-                        "Default: 0 on CPU (the forward pass needs every core; cropping is a few "
-                        "%% of the time), min(4, CPUs) with CUDA")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
-    p.add_argument("--strict", action="store_true",
-                   help="stop at the first unreadable image instead of skipping and counting it")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="evaluate N images spread evenly over the split (a quick look)")
-    p.add_argument("--match-classes", choices=["names", "index"], default="names",
-                   help="'names': the data's class names must equal the model's; 'index': only "
-                        "the count (same classes, same order, other names)")
-    p.add_argument("--data-root", default=None,
-                   help="where cifar10/cifar100 live or are downloaded to")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the train/val split of a single image folder (default: the "
-                        "run's, else 0); must match training")
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help="validation fraction of a single image folder (default: the run's, else "
-                        "0.1); must match training")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
-    cfg = loaded.metadata.get("config") if isinstance(loaded.metadata, dict) else None
-    return cfg if isinstance(cfg, dict) else {}
-
-
-def _from_config(cfg: dict[str, Any], *keys: str) -> Any:
-    """First of ``keys`` found in a training config, flat or one section deep."""
-    for key in keys:
-        if key in cfg and not isinstance(cfg[key], dict):
-            return cfg[key]
-        for section in cfg.values():
-            if isinstance(section, dict) and key in section and not isinstance(section[key], dict):
-                return section[key]
-    return None
-
-
-def run(args: argparse.Namespace) -> int:
-    from . import data as data_mod
-    from .weights import load_weights
-
-    crops = parse_crops(args.crops)
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
-    if args.workers is not None and args.workers < 0:
-        raise UserError(f"--workers {args.workers}: must be 0 or more")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit {args.limit}: must be at least 1")
-    device = resolve_device(args.device)
-    workers = args.workers if args.workers is not None else (
-        min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
-
-    models = [load_weights(w) for w in args.weights]
-    names = list(args.weights)
-    check_classes(models, names=names)  # the models against each other, before opening data
-
-    cfg = _run_config(models[0])
-    spec = args.data
-    if spec is None:
-        trained_on = _from_config(cfg, "data")
-        spec = trained_on if isinstance(trained_on, str) else None
-        if spec is not None:
-            print(f"data: {spec} (what {names[0]} was trained on; --data to change)",
-                  file=sys.stderr)
-    seed = args.seed if args.seed is not None else _from_config(cfg, "seed", "split_seed")
-    val_fraction = (args.val_fraction if args.val_fraction is not None
-                    else _from_config(cfg, "val_fraction"))
-    split = args.split or data_mod.default_eval_split(spec)
-    root = args.data_root or _from_config(cfg, "data_root")
-    kw: dict[str, Any] = {"strict": args.strict, "root": root if isinstance(root, str) else None}
-    if isinstance(seed, int):
-        kw["seed"] = seed
-    if isinstance(val_fraction, float):
-        kw["val_fraction"] = val_fraction
-    dataset = data_mod.open_dataset(spec, split, **kw)
-    check_classes(models, dataset.classes, names=names, match=args.match_classes)
-    n = len(dataset)
-    if n == 0:
-        raise UserError(f"{spec or 'digits'}: the {split} split has no images")
-    indices = None
-    if args.limit is not None and args.limit < n:
-        indices = np.unique(np.linspace(0, n - 1, args.limit).round().astype(int)).tolist()
-
-    info = {"data": spec or "digits", "split": split, "crops": list(crops),
-            "models": [f"{m.model.config['variant']}, {m.preprocess.crop} px" for m in models],
-            "weights": [m.source for m in models], "batch_size": args.batch_size,
-            "torch": torch.__version__}
-    report = evaluate_models(models, dataset, crops=crops, names=names,
-                             batch_size=args.batch_size, workers=workers, device=device,
-                             amp=args.amp, strict=args.strict, indices=indices,
-                             match=args.match_classes, progress=False if args.no_progress else None,
-                             info=info)
-    print()
-    for line in report.summary_lines():
-        print(line)
-    print()
-    print(report.table_markdown())
-    if report.skipped:
-        print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):")
-        for f, r in report.skipped[:20]:
-            print(f"  {f}: {r}")
-        if len(report.skipped) > 20:
-            print(f"  ... and {len(report.skipped) - 20} more" +
-                  (f" (all in {args.out}/results.md)" if args.out else ""))
-    if args.out:
-        written = report.save(args.out)
-        print(f"\nsaved: {', '.join(str(p) for p in written)}")
-        if len(report.class_names) > MAX_CONFUSION_CLASSES:
-            print(f"(no confusion matrix: {len(report.class_names)} classes is more than "
-                  f"{MAX_CONFUSION_CLASSES})")
-    else:
-        print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
-    return 0

@@ -27,21 +27,23 @@ How close each mode must stay to fp32 eager is ``TOLERANCES``, checked by ``agre
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
 import time
-from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import UserError
-from .model import GoogLeNet
+from ..errors import UserError
+from ..metrics.agreement import TOLERANCES, Agreement, Tolerance, agreement, check_agreement
+from ..models.googlenet import GoogLeNet
+from ..models.graph import (
+    InferenceGraph, fold_batchnorm, has_batchnorm, inference_graph, native_bf16, without_aux,
+)
 
 __all__ = ["Mode", "MODES", "TOLERANCES", "Tolerance", "FastModel", "Agreement", "prepare",
            "applies", "fold_batchnorm", "inference_graph", "InferenceGraph", "agreement",
@@ -67,96 +69,6 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
     Mode("compile", "fp32", ("cpu", "cuda"), False, "torch.compile (inductor, frozen) + BN folded + channels_last, fp32"),
 )}
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far a mode may drift from fp32 eager.
-
-    rel: max |logit - reference| / max |reference logit|, over a batch.
-    top1: the fraction of images whose top-1 class must match the reference's. For the reduced
-    precisions it is a target over many real images with a trained model (the benchmark), where
-    a few near-ties may flip; fp32 modes must match on every image.
-    """
-
-    rel: float
-    top1: float
-
-
-TOLERANCES: dict[str, Tolerance] = {
-    "fp32": Tolerance(rel=1e-4, top1=1.0),  # float rounding only (reassociated sums)
-    "bf16": Tolerance(rel=5e-2, top1=0.99),  # 8-bit mantissa on every conv input and weight
-    "int8": Tolerance(rel=1.5e-1, top1=0.99),  # 256 levels per tensor/channel
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Model transformations
-# ---------------------------------------------------------------------------------------------
-
-def has_batchnorm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-
-
-def native_bf16(device: torch.device | str = "cpu") -> bool:
-    """Whether bf16 convolutions run natively (not emulated) on ``device``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    # oneDNN's own check: AVX512-BF16 (AVX512_CORE_BF16) or AMX. Without it bf16 convs are
-    # emulated (about 30x slower than fp32 on the AVX2-only EPYC this was developed on).
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def without_aux(model: GoogLeNet) -> GoogLeNet:
-    """A copy in eval mode without the aux heads (inference and every export leave them out)."""
-    m = copy.deepcopy(model).eval()
-    if getattr(m, "aux_logits", False):
-        m.aux1 = m.aux2 = None
-        m.aux_logits = False
-        m.config = {**m.config, "aux_logits": False}
-    return m
-
-
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """Fold every ``ConvBlock``'s BatchNorm into its conv, in place (eval mode only).
-
-    y = gamma * (W*x + b - mean) / sqrt(var + eps) + beta is again a convolution, with
-    W' = W * gamma / sqrt(var + eps) and b' = (b - mean) * gamma / sqrt(var + eps) + beta;
-    torch's ``fuse_conv_bn_eval`` computes exactly that.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    if model.training:
-        raise ValueError("fold_batchnorm needs a model in eval mode (it bakes in running stats)")
-    for block in model.modules():
-        if isinstance(getattr(block, "conv", None), nn.Conv2d) and isinstance(
-                getattr(block, "bn", None), nn.BatchNorm2d):
-            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
-            block.bn = None  # ConvBlock.forward skips a None bn
-    return model
-
-
-class InferenceGraph(nn.Module):
-    """A GoogLeNet's eval forward as a flat chain of its own modules: input transform, stages,
-    pool, fc. No aux heads, no input checks, no Python branches on tensors, so that torch.fx
-    can trace it symbolically (FX quantization needs that; ``GoogLeNet.forward`` checks shapes).
-    Dropout is left out: it is the identity in eval mode."""
-
-    def __init__(self, model: GoogLeNet) -> None:
-        super().__init__()
-        self.input_transform = model.input_transform
-        self.stages = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in model.stage_names))
-        self.avgpool = model.avgpool
-        self.fc = model.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
-        x = self.stages(self.input_transform(x))  # (N, 1024, H/32, W/32)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
-
-
-def inference_graph(model: GoogLeNet) -> InferenceGraph:
-    return InferenceGraph(without_aux(model)).eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +138,7 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
     spec = MODES[mode]
     if spec.needs_calibration and calibration is None:
         raise UserError(f"mode {mode} needs calibration images (a few hundred like the ones it "
-                        f"will classify): pass --calibration DIR")
+                        f"will classify)", key="calibration")
     t0 = time.perf_counter()
     base = without_aux(model).to(device)
     notes: list[str] = []
@@ -300,7 +212,7 @@ def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
                  notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
     import onnxruntime as ort
 
-    from .export import export_onnx
+    from ..interop.export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="googlenet-ort-") as tmp:
         if onnx_path is not None:
@@ -387,54 +299,3 @@ def _compiled(model: GoogLeNet, device: torch.device, *, image_size: int,
 
     notes.append("compiles once per input shape (the first call of each batch size is slow)")
     return run
-
-
-# ---------------------------------------------------------------------------------------------
-# Agreement with the fp32 reference
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class Agreement:
-    """How a mode's logits compare with the fp32 eager reference over ``n`` images."""
-
-    n: int
-    top1: float  # fraction of images with the same top-1 class
-    max_abs_diff: float  # max |logit - reference logit|
-    max_abs_ref: float  # max |reference logit|, the scale max_abs_diff is read against
-
-    @property
-    def rel(self) -> float:
-        return self.max_abs_diff / max(self.max_abs_ref, 1e-12)
-
-    def within(self, tol: Tolerance) -> bool:
-        return self.rel <= tol.rel and self.top1 >= tol.top1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rel": self.rel}
-
-    def __str__(self) -> str:
-        return (f"top-1 agreement {self.top1:.2%} over {self.n} images, max |logit diff| "
-                f"{self.max_abs_diff:.3g} ({self.rel:.2%} of max |logit| {self.max_abs_ref:.3g})")
-
-
-def agreement(reference: torch.Tensor, logits: torch.Tensor) -> Agreement:
-    """reference, logits: (N, classes) -> Agreement."""
-    reference, logits = reference.float().cpu(), logits.float().cpu()
-    if reference.shape != logits.shape:
-        raise ValueError(f"shapes differ: {tuple(reference.shape)} vs {tuple(logits.shape)}")
-    same = (reference.argmax(1) == logits.argmax(1)).float().mean().item()
-    return Agreement(n=reference.shape[0], top1=same,
-                     max_abs_diff=(reference - logits).abs().max().item(),
-                     max_abs_ref=reference.abs().max().item())
-
-
-def check_agreement(reference: Callable[[torch.Tensor], torch.Tensor],
-                    candidate: Callable[[torch.Tensor], torch.Tensor],
-                    batches: Iterable[torch.Tensor]) -> Agreement:
-    """Run both on the same batches and compare (see ``agreement``)."""
-    refs, outs = [], []
-    with torch.inference_mode():
-        for b in batches:
-            refs.append(reference(b).float().cpu())
-            outs.append(candidate(b).float().cpu())
-    return agreement(torch.cat(refs), torch.cat(outs))

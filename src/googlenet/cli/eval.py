@@ -1,0 +1,154 @@
+"""``googlenet eval``: top-1/top-5 with 1, 10 or 144 crops, ensembles, Table 3."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.crops import CROP_CHOICES
+from ..errors import UserError
+from ..infer.evaluate import MAX_CONFUSION_CLASSES, check_classes, evaluate_models, parse_crops
+from ..engine.distributed import resolve_device
+from ..weights.records import LoadedWeights
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", nargs="+", metavar="RUN_OR_WEIGHTS",
+                   help="run directories of `googlenet train`, .safetensors/.pt files, 'imagenet' "
+                        "(torchvision's weights) or caffe:FILE.caffemodel; several = an ensemble "
+                        "(softmax averaged over models)")
+    p.add_argument("--data", default=None,
+                   help="'digits' (built in), 'cifar10', 'cifar100', or an image folder "
+                        "(PATH/<class>/* or PATH/{train,val,test}/<class>/*). Default: the data the "
+                        "first run was trained on when its checkpoint records it, else digits")
+    p.add_argument("--split", choices=["train", "val", "test"], default=None,
+                   help="default: test where the data has one, else val")
+    p.add_argument("--crops", nargs="+", default=["1"], metavar="N",
+                   help=f"test-time crops per image, any of {', '.join(map(str, CROP_CHOICES))}: "
+                        "center crop; 4 corners + center, mirrored; the paper's 144 (§7). Several "
+                        "fill Table 3 in one run, e.g. --crops 1 10 144")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="save results.json/.csv/.md and confusion.png/.csv here")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="most crops in one forward pass (bounds memory with 144 crops)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="data-loading processes (decode + crop); 0 = in the main process. "
+                        "Default: 0 on CPU (the forward pass needs every core; cropping is a few "
+                        "%% of the time), min(4, CPUs) with CUDA")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image instead of skipping and counting it")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="evaluate N images spread evenly over the split (a quick look)")
+    p.add_argument("--match-classes", choices=["names", "index"], default="names",
+                   help="'names': the data's class names must equal the model's; 'index': only "
+                        "the count (same classes, same order, other names)")
+    p.add_argument("--data-root", default=None,
+                   help="where cifar10/cifar100 live or are downloaded to")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the train/val split of a single image folder (default: the "
+                        "run's, else 0); must match training")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="validation fraction of a single image folder (default: the run's, else "
+                        "0.1); must match training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
+    cfg = loaded.metadata.get("config") if isinstance(loaded.metadata, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _from_config(cfg: dict[str, Any], *keys: str) -> Any:
+    """First of ``keys`` found in a training config, flat or one section deep."""
+    for key in keys:
+        if key in cfg and not isinstance(cfg[key], dict):
+            return cfg[key]
+        for section in cfg.values():
+            if isinstance(section, dict) and key in section and not isinstance(section[key], dict):
+                return section[key]
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import datasets as data_mod
+    from ..sources import load_weights
+
+    crops = parse_crops(args.crops)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.workers is not None and args.workers < 0:
+        raise UserError(f"--workers {args.workers}: must be 0 or more")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: must be at least 1")
+    device = resolve_device(args.device)
+    workers = args.workers if args.workers is not None else (
+        min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
+
+    models = [load_weights(w) for w in args.weights]
+    names = list(args.weights)
+    check_classes(models, names=names)  # the models against each other, before opening data
+
+    cfg = _run_config(models[0])
+    spec = args.data
+    if spec is None:
+        trained_on = _from_config(cfg, "data")
+        spec = trained_on if isinstance(trained_on, str) else None
+        if spec is not None:
+            print(f"data: {spec} (what {names[0]} was trained on; --data to change)",
+                  file=sys.stderr)
+    seed = args.seed if args.seed is not None else _from_config(cfg, "seed", "split_seed")
+    val_fraction = (args.val_fraction if args.val_fraction is not None
+                    else _from_config(cfg, "val_fraction"))
+    split = args.split or data_mod.default_eval_split(spec)
+    root = args.data_root or _from_config(cfg, "data_root")
+    kw: dict[str, Any] = {"strict": args.strict, "root": root if isinstance(root, str) else None}
+    if isinstance(seed, int):
+        kw["seed"] = seed
+    if isinstance(val_fraction, float):
+        kw["val_fraction"] = val_fraction
+    dataset = data_mod.open_dataset(spec, split, **kw)
+    check_classes(models, dataset.classes, names=names, match=args.match_classes)
+    n = len(dataset)
+    if n == 0:
+        raise UserError(f"{spec or 'digits'}: the {split} split has no images")
+    indices = None
+    if args.limit is not None and args.limit < n:
+        indices = np.unique(np.linspace(0, n - 1, args.limit).round().astype(int)).tolist()
+
+    info = {"data": spec or "digits", "split": split, "crops": list(crops),
+            "models": [f"{m.model.config['variant']}, {m.preprocess.crop} px" for m in models],
+            "weights": [m.source for m in models], "batch_size": args.batch_size,
+            "torch": torch.__version__}
+    report = evaluate_models(models, dataset, crops=crops, names=names,
+                             batch_size=args.batch_size, workers=workers, device=device,
+                             amp=args.amp, strict=args.strict, indices=indices,
+                             match=args.match_classes, progress=False if args.no_progress else None,
+                             info=info)
+    print()
+    for line in report.summary_lines():
+        print(line)
+    print()
+    print(report.table_markdown())
+    if report.skipped:
+        print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):")
+        for f, r in report.skipped[:20]:
+            print(f"  {f}: {r}")
+        if len(report.skipped) > 20:
+            print(f"  ... and {len(report.skipped) - 20} more" +
+                  (f" (all in {args.out}/results.md)" if args.out else ""))
+    if args.out:
+        written = report.save(args.out)
+        print(f"\nsaved: {', '.join(str(p) for p in written)}")
+        if len(report.class_names) > MAX_CONFUSION_CLASSES:
+            print(f"(no confusion matrix: {len(report.class_names)} classes is more than "
+                  f"{MAX_CONFUSION_CLASSES})")
+    else:
+        print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
+    return 0

@@ -1,0 +1,127 @@
+"""``googlenet train``: argument parsing and the choice between a new run and a resumed one.
+Everything else is the engine's (googlenet.engine.trainer.fit) and the task's
+(googlenet.tasks)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from ..engine import config as config_lib
+from ..engine.checkpoint import load_resume
+from ..engine.trainer import EXIT_DIVERGED, fit
+from ..errors import UserError
+from ..tasks import get_task
+from ..weights.records import CHECKPOINT_LAST
+
+# Arguments of this command that are not config keys.
+_NOT_CONFIG = {"set", "recipe", "resume", "auto_resume", "help_config", "debug", "_run"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train GoogLeNet. With no arguments: the paper's network (LRN, no BN) on the built-in "
+        "digits with the short recipe. Settings come from the typed defaults, then --recipe, "
+        "then these flags and --set KEY=VALUE (see --help-config for every key).")
+    p.epilog = ("multi-process / multi-node: torchrun --nproc_per_node N -m googlenet train ...; "
+                "see googlenet/engine/distributed.py. Exit status: 0 done, 2 bad input, "
+                f"{EXIT_DIVERGED} the loss diverged (NaN/inf), 130 interrupted.")
+    g = p.add_argument_group("what to train on")
+    g.add_argument("--data", default=argparse.SUPPRESS, metavar="PATH|cifar10|cifar100",
+                   help="image folder (PATH/train/<class>/, PATH/val/<class>/ or PATH/<class>/), "
+                        "cifar10, cifar100; default: the built-in digits")
+    g.add_argument("--data-root", default=argparse.SUPPRESS, help="where CIFAR is stored or downloaded to")
+    g.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
+                   help="stop at the first unreadable image instead of skipping it")
+    g = p.add_argument_group("recipe and model")
+    g.add_argument("--recipe", default=argparse.SUPPRESS, metavar="NAME|FILE.toml",
+                   help=f"built in: {', '.join(config_lib.list_recipes())} (default "
+                        f"{config_lib.DEFAULT_RECIPE})")
+    g.add_argument("--set", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set crop_scale=0.3,1 --set average=ema")
+    g.add_argument("--help-config", action="store_true", default=argparse.SUPPRESS,
+                   help="list every config key with the value this command line would use (the "
+                        "recipe's, for the chosen variant), and exit")
+    g.add_argument("--variant", choices=config_lib.CHOICES["variant"], default=argparse.SUPPRESS)
+    g.add_argument("--inception", choices=config_lib.CHOICES["inception"], default=argparse.SUPPRESS)
+    g.add_argument("--stem", choices=config_lib.CHOICES["stem"], default=argparse.SUPPRESS)
+    g.add_argument("--no-aux", dest="aux_logits", action="store_false", default=argparse.SUPPRESS,
+                   help="train without the auxiliary classifiers")
+    g.add_argument("--init", default=argparse.SUPPRESS, metavar="WEIGHTS",
+                   help="start from these weights (run dir, .safetensors, .pt)")
+    g.add_argument("--epochs", type=int, default=argparse.SUPPRESS)
+    g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="per process")
+    g.add_argument("--lr", type=float, default=argparse.SUPPRESS)
+    g.add_argument("--image-size", type=int, default=argparse.SUPPRESS, help="input side in pixels (>= 32)")
+    g.add_argument("--seed", type=int, default=argparse.SUPPRESS)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN_DIR",
+                   help="run directory (default runs/<date>-<time>-<variant>-<data>)")
+    g.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN_DIR",
+                   help="continue RUN_DIR from its last checkpoint (its saved config; flags given "
+                        "here override it, e.g. --epochs to train longer)")
+    g.add_argument("--auto-resume", action="store_true", default=argparse.SUPPRESS,
+                   help="resume --out if it holds a checkpoint, else start it (safe to always "
+                        "pass; implied when torchrun restarts the workers)")
+    g.add_argument("--checkpoint-every", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="also checkpoint every N steps inside an epoch")
+    g.add_argument("--max-steps", type=int, default=argparse.SUPPRESS, help="stop after N steps in total")
+    g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
+    g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
+                   help="bf16: autocast to bfloat16")
+    g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS, help="torch.compile the model")
+    g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=argparse.SUPPRESS)
+    g.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
+                   help="deterministic algorithms (bit-exact resume)")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
+                   help="no progress bar (the per-epoch lines remain)")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys this command line sets: --set KEY=VALUE, then the flags (every flag whose
+    destination is a config key)."""
+    out: dict[str, Any] = dict(config_lib.parse_set(getattr(args, "set", [])))
+    fields = set(config_lib.field_names())
+    for key, v in vars(args).items():
+        if key in fields and key not in _NOT_CONFIG:
+            out[key] = v
+    return out
+
+
+def elastic_restart() -> bool:
+    """True in workers that torchrun restarted after a failure (``--max-restarts``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+
+
+def run(args: argparse.Namespace) -> int:
+    over = overrides(args)
+    resume, recipe = getattr(args, "resume", None), getattr(args, "recipe", None)
+    if getattr(args, "help_config", False):
+        cfg = config_lib.resolve(recipe, over)
+        print(f"config keys (recipe files and --set KEY=VALUE), with the values this command "
+              f"would use (recipe {recipe or config_lib.DEFAULT_RECIPE}, variant {cfg.variant}):")
+        print(config_lib.describe(cfg))
+        return 0
+    out = over.get("out")
+    if not resume and out and (getattr(args, "auto_resume", False) or elastic_restart()) \
+            and (Path(out) / CHECKPOINT_LAST).is_file():
+        resume = out
+    if resume:
+        if recipe:
+            raise UserError("--recipe cannot be combined with --resume: a resumed run keeps its "
+                            "saved config (override single keys with flags or --set)")
+        if out and Path(out).resolve() != Path(resume).resolve():
+            raise UserError(f"--out {out} with --resume {resume}: a resumed run stays in its own "
+                            f"directory; leave out --out")
+        run_dir, ckpt = load_resume(resume)
+        over.pop("out", None)
+        cfg = config_lib.resolve(base=ckpt.config, overrides=over)
+        cfg.out = str(run_dir)
+        fit(get_task(cfg.task), cfg, resume=ckpt, resume_dir=run_dir)
+    else:
+        cfg = config_lib.resolve(recipe, over)
+        fit(get_task(cfg.task), cfg)
+    return 0

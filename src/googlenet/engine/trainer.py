@@ -1,0 +1,446 @@
+"""The training engine: ``fit(task, cfg)`` trains any ``Task`` (engine/task.py), on one process
+or many (torchrun), resumably.
+
+Shaped like torchvision's ``references/classification/train.py`` (``train_one_epoch``,
+``evaluate``, ``main``), with the task-specific parts behind the ``Task`` protocol. The engine
+owns the loop, the progress bar, checkpoints and resume, Polyak averaging, the LR schedule, DDP,
+metrics.csv, TensorBoard and the curves.
+
+Reproducibility and resume: every random draw is a function of the seed and a position
+(engine/sampling.py), so a checkpoint only needs the weights, the optimizer, the scheduler, the
+averaged weights, the counters and the running sums of the epoch in progress; a resumed run
+continues bit-exactly on CPU (the saved RNG states are restored too, for anything else that
+draws). Checkpoints are written atomically in the background (engine/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from ..errors import UserError
+from ..weights.io import atomic_write, save_weights
+from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
+from . import distributed as dist_lib
+from .checkpoint import CheckpointWriter
+from .config import TrainConfig, to_toml
+from .logging import RunLog, Scalars, hms, plot_curves, write_metrics
+from .optim import make_averaged, make_optimizer, make_scheduler
+from .sampling import SeededDataset, SeededSampler, seed_rng, step_seed
+from .state import RunState, rng_state, set_rng_state
+from .task import Task, TaskData
+
+__all__ = ["fit", "TrainingDiverged", "unwrap", "default_run_dir", "autocast"]
+
+EXIT_DIVERGED = 3  # the command line's exit status for a diverged run (2: bad arguments)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+    exit_code = EXIT_DIVERGED
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare network under DDP and torch.compile wrappers."""
+    from torch.optim.swa_utils import AveragedModel
+
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module) and not isinstance(model, AveragedModel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def autocast(cfg: Optional[TrainConfig], device: torch.device):
+    if cfg is not None and cfg.amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    data = "digits" if cfg.data is None else Path(str(cfg.data)).name or "data"
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.variant}-{data}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = Path(f"{base}-{i}")
+    return path
+
+
+def loader_workers(cfg: TrainConfig, in_memory: bool) -> int:
+    if cfg.workers >= 0:
+        return cfg.workers
+    if in_memory:
+        return 0  # in memory, cheap transforms: worker processes cost more than they save
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def fit(task: Task, cfg: TrainConfig, *, resume: Optional[TrainCheckpoint] = None,
+        resume_dir: Optional[Path] = None) -> dict[str, Any]:
+    """Train ``task`` with ``cfg`` (or continue the checkpoint ``resume`` of ``resume_dir``).
+    Returns the final results (also written to RUN/results.json)."""
+    t0 = time.perf_counter()
+    info = dist_lib.from_env()
+    device = dist_lib.resolve_device(cfg.device, info)
+    dist_lib.init(info, device)
+    try:
+        return _Trainer(task, cfg, info, device, t0, resume, resume_dir).run()
+    finally:
+        dist_lib.shutdown()
+
+
+class _Trainer:
+    """One run of ``fit``: set up (system, run directory, data, model), loop, finish."""
+
+    def __init__(self, task: Task, cfg: TrainConfig, info: dist_lib.DistInfo,
+                 device: torch.device, t0: float, resume: Optional[TrainCheckpoint],
+                 resume_dir: Optional[Path]) -> None:
+        self.task, self.cfg, self.info, self.device, self.t0 = task, cfg, info, device, t0
+        self.resume, self.resume_dir = resume, resume_dir
+        self.log = RunLog(info.is_main)
+        self.state = RunState()
+        self.averaged = None
+        self.scalars: Optional[Scalars] = None
+        self.init: Any = None  # what Task.load_init returned
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def _setup_system(self) -> None:
+        cfg, info = self.cfg, self.info
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        elif info.enabled and self.device.type == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+
+    def _setup_data(self) -> TaskData:
+        cfg, info = self.cfg, self.info
+        if info.enabled and not info.is_main:
+            dist_lib.barrier()  # rank 0 downloads (CIFAR) first
+        data = self.task.setup_data(cfg, info)
+        if info.enabled and info.is_main:
+            dist_lib.barrier()
+        if data.skipped:
+            self.log(f"skipped {len(data.skipped)} unreadable file(s) (listed in "
+                     f"{self.run_dir / 'train.log'}; --strict stops at the first instead)")
+            for _, why in data.skipped:
+                self.log(f"  skipped: {why}", console=False)
+        # A checkpoint or init weights for other classes or another network: refuse now.
+        if self.resume is not None:
+            self.task.check_compatible(self.resume.meta, cfg, data, str(self.resume_dir),
+                                       "the checkpoint to resume")
+        elif cfg.init:
+            self.init = self.task.load_init(cfg, data)
+        per_step = cfg.batch_size * info.world_size
+        if len(data.train) < per_step:
+            raise UserError(f"the training set has {len(data.train)} images, fewer than one "
+                            f"step's batch ({cfg.batch_size} x {info.world_size} process(es)); "
+                            f"lower the batch size")
+        self.log(data.description)
+        return data
+
+    def _setup_loaders(self, data: TaskData) -> None:
+        cfg, info, device = self.cfg, self.info, self.device
+        base = torch.utils.data.DistributedSampler(
+            data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True,
+            seed=cfg.seed, drop_last=True)
+        self.sampler = SeededSampler(base, cfg.seed)
+        self.workers = loader_workers(cfg, data.in_memory)
+        kw: dict[str, Any] = dict(num_workers=self.workers, pin_memory=device.type == "cuda",
+                                  persistent_workers=self.workers > 0, collate_fn=data.collate)
+        if self.workers > 0:
+            kw["prefetch_factor"] = 4
+        self.train_loader = torch.utils.data.DataLoader(
+            SeededDataset(data.train), batch_size=cfg.batch_size, sampler=self.sampler,
+            drop_last=True, generator=torch.Generator().manual_seed(cfg.seed), **kw)
+        self.steps_per_epoch = len(base) // cfg.batch_size
+        self.val_loader = self.eval_loader(data.val, data)
+
+    def eval_loader(self, ds: torch.utils.data.Dataset, data: TaskData) -> torch.utils.data.DataLoader:
+        idx = list(range(self.info.rank, len(ds), self.info.world_size))  # each item once over ranks
+        return torch.utils.data.DataLoader(
+            torch.utils.data.Subset(ds, idx), batch_size=max(2 * self.cfg.batch_size, 64),
+            num_workers=loader_workers(self.cfg, data.in_memory), collate_fn=data.collate,
+            pin_memory=self.device.type == "cuda")
+
+    def _setup_model(self, data: TaskData) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts them)
+        model = self.task.build_model(cfg, data)
+        if self.init is not None:
+            self.log(self.task.apply_init(model, self.init, cfg))
+            self.init = None  # no second reference to the init weights
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.averaged = make_averaged(model, cfg)
+        self.optimizer = make_optimizer(model, cfg)
+        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        if self.resume is not None:
+            self._restore(self.resume)
+        self.train_model: nn.Module = model
+        if self.info.enabled:
+            self.train_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    def _restore(self, ckpt: TrainCheckpoint) -> None:
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.scheduler.load_state_dict(ckpt.scheduler)
+        if self.averaged is not None and ckpt.averaged_model is not None:
+            self.averaged.module.load_state_dict(ckpt.averaged_model)
+            self.averaged.n_averaged.fill_(ckpt.averaged_n)
+        self.state = RunState.from_dict(ckpt.run_state)
+        if ckpt.rng is not None:
+            set_rng_state(ckpt.rng)
+        self.log(f"resumed from {self.run_dir / CHECKPOINT_LAST}: epoch {self.state.epoch + 1}, "
+                 f"step {self.state.step}")
+
+    def eval_model(self) -> nn.Module:
+        """The Polyak-averaged weights once there are any (§6), else the raw ones."""
+        a = self.averaged
+        return a.module if a is not None and a.n_averaged > 0 else self.model
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _checkpoint(self, st: RunState) -> TrainCheckpoint:
+        a = self.averaged
+        return TrainCheckpoint(
+            meta=self.meta, model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            run_state=st.to_dict(), config=self.cfg_dict,
+            averaged_model=a.module.state_dict() if a is not None and a.n_averaged > 0 else None,
+            averaged_n=int(a.n_averaged) if a is not None else 0, rng=rng_state(),
+            world_size=self.info.world_size)
+
+    def save(self, st: RunState, *, best: bool = False) -> None:
+        if self.info.is_main:
+            self.writer.submit(self._checkpoint(st), best=best,
+                               note=f"checkpoint: step {st.step} (epoch {st.epoch + 1}, batch "
+                                    f"{st.epoch_step})" + (", best so far" if best else ""))
+        st.last_checkpoint_step = st.step
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        cfg, info = self.cfg, self.info
+        self._setup_system()
+        self.run_dir = Path(self.resume_dir) if self.resume_dir is not None else (
+            Path(cfg.out) if cfg.out else default_run_dir(cfg))
+        if self.resume is None and (self.run_dir / CHECKPOINT_LAST).exists():
+            raise UserError(f"{self.run_dir}: already holds a training run; continue it with "
+                            f"--resume {self.run_dir}, or choose another --out")
+        self.log(f"run directory: {self.run_dir}")
+        data = self._setup_data()
+        if info.is_main:  # the data is usable: only now does the run directory appear
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.log.open(self.run_dir / "train.log")
+        self._setup_loaders(data)
+        self._setup_model(data)
+        self.cfg_dict = cfg.to_dict()
+        self.meta = WeightsMeta(model_config=dict(self.model.config),
+                                class_names=data.meta.class_names,
+                                preprocess=data.meta.preprocess, task=self.task.name)
+        self.writer = CheckpointWriter(self.run_dir, self.log)
+        try:
+            if info.is_main and self.resume is None:
+                atomic_write(self.run_dir / "config.toml",
+                             lambda tmp: Path(tmp).write_text(to_toml(self.cfg_dict)))
+            self.scalars = Scalars(cfg.tensorboard and info.is_main, self.run_dir,
+                                   self.state.step, self.log)
+            self._log_start()
+            self._loop()
+            return self._finish(data)
+        finally:
+            self.writer.wait()  # a checkpoint in flight reaches the disk, whatever happened
+            if self.scalars is not None:
+                self.scalars.close()
+            self.log.close()
+
+    def _log_start(self) -> None:
+        cfg, info = self.cfg, self.info
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.log(f"model: {self.model.__class__.__name__} variant={cfg.variant} "
+                 f"({n_params / 1e6:.2f}M parameters), {cfg.epochs} epochs x "
+                 f"{self.steps_per_epoch} steps, batch {cfg.batch_size}"
+                 + (f" x {info.world_size} processes" if info.enabled else "")
+                 + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
+                 + (f", {self.workers} loader workers" if self.workers else ""))
+
+    def _loop(self) -> None:
+        cfg, st = self.cfg, self.state
+        while st.epoch < cfg.epochs:
+            if cfg.max_steps and st.step >= cfg.max_steps:
+                self.log(f"already at max_steps={cfg.max_steps}: nothing left to train")
+                return
+            self.sampler.set_epoch(st.epoch, skip=st.epoch_step * cfg.batch_size)
+            t_epoch = time.perf_counter()
+            stats = self.train_one_epoch()
+            stopped_early = bool(cfg.max_steps and st.step >= cfg.max_steps
+                                 and st.epoch_step < self.steps_per_epoch)
+            self._end_epoch(stats, t_epoch, stopped_early)
+            if stopped_early:
+                self.log(f"stopped at max_steps={cfg.max_steps}")
+                return
+
+    def _end_epoch(self, stats: dict[str, float], t_epoch: float, stopped_early: bool) -> None:
+        cfg, st = self.cfg, self.state
+        last = st.epoch + 1 == cfg.epochs or stopped_early
+        row: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.step, **stats}
+        if (st.epoch + 1) % cfg.eval_every == 0 or last:
+            val = self.task.evaluate(self.eval_model(), self.val_loader, self.device, cfg)
+            row.update({f"val_{k}": v for k, v in val.items() if k != "images"})
+            if self.averaged is not None and last:  # the raw weights, for comparison, once
+                raw = self.task.evaluate(self.model, self.val_loader, self.device, cfg)
+                key = self.task.best_metric[len("val_"):]
+                row[f"{self.task.best_metric}_raw"] = raw[key]
+        row["epoch_seconds"] = time.perf_counter() - t_epoch
+        is_best = self.task.best_metric in row and row[self.task.best_metric] > st.best_metric
+        if is_best:
+            st.best_metric, st.best_epoch = row[self.task.best_metric], st.epoch + 1
+        if not stopped_early:  # a partial epoch's row is written to metrics.csv but not kept
+            st.history.append(row)
+            st.next_epoch()
+        self.save(st, best=is_best)
+        if self.info.is_main:
+            write_metrics(self.run_dir, st.history + ([dict(row, partial=1)] if stopped_early else []))
+            self.scalars.epoch(row)
+        self.log(self.task.epoch_summary(row, cfg, self.averaged is not None))
+
+    def train_one_epoch(self) -> dict[str, float]:
+        """Train until the end of ``state.epoch`` (from ``state.epoch_step``); its metrics."""
+        from tqdm import tqdm
+
+        cfg, st = self.cfg, self.state
+        self.train_model.train()
+        total_steps = cfg.epochs * self.steps_per_epoch
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        show = self.info.is_main and cfg.progress and sys.stderr.isatty()
+        bar = tqdm(total=self.steps_per_epoch, initial=st.epoch_step, leave=False,
+                   dynamic_ncols=True, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="step",
+                   file=sys.stderr, disable=not show)
+        avg_start = int(round(cfg.average_start_epoch * self.steps_per_epoch))
+        t_start = time.perf_counter()
+        self._speed = (t_start, st.sums.get("images", 0.0), st.epoch_step, None)
+        for batch in self.train_loader:
+            loss = self._step(batch)
+            if self.averaged is not None and st.step > avg_start:
+                self.averaged.update_parameters(unwrap(self.model))
+            self._progress(bar, loss, total_steps)
+            if cfg.max_steps and st.step >= cfg.max_steps:
+                break
+            if (cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0
+                    and st.epoch_step < self.steps_per_epoch):
+                st.train_seconds += time.perf_counter() - t_start
+                t_start = time.perf_counter()
+                self.save(st)
+        bar.close()
+        st.train_seconds += time.perf_counter() - t_start
+        out = self.task.epoch_metrics(dict(st.sums), unwrap(self.model))
+        out["images_per_s"] = st.sums.get("images", 0.0) / max(st.train_seconds, 1e-9)
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        return out
+
+    def _step(self, batch: Any) -> float:
+        """One optimizer step on ``batch``; returns the batch's mean loss (over all ranks)."""
+        cfg, st, device = self.cfg, self.state, self.device
+        # Dropout's randomness at this step depends on (seed, rank, step) only: exact resume.
+        seed_rng(step_seed(cfg.seed, self.info.rank, st.step), device)
+        res = self.task.train_step(self.train_model, batch, cfg, device)
+        keys = list(res.sums)
+        with torch.no_grad():  # one all-reduce per step for every logged sum
+            red = torch.stack([res.sums[k].detach().float() for k in keys])
+            dist_lib.all_reduce_sum(red)
+            vals = dict(zip(keys, red.cpu().tolist()))
+        images = max(vals["images"], 1.0)
+        if not math.isfinite(vals[res.loss_key]):
+            self.writer.wait()  # the last good checkpoint is complete on disk before we stop
+            raise TrainingDiverged(self._diverged(vals[res.loss_key] / images))
+        self.optimizer.zero_grad(set_to_none=True)
+        res.loss.backward()
+        if cfg.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), cfg.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        st.step += 1
+        st.epoch_step += 1
+        for k, v in vals.items():
+            st.sums[k] = st.sums.get(k, 0.0) + v
+        st.sums["batches"] = st.sums.get("batches", 0.0) + 1
+        return vals[res.loss_key] / images
+
+    def _progress(self, bar: Any, loss: float, total_steps: int) -> None:
+        st = self.state
+        t_start, imgs_mark, first_step, smooth = self._speed
+        smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
+        self._speed = (t_start, imgs_mark, first_step, smooth)
+        if st.epoch_step % 5 == 0 or st.epoch_step == self.steps_per_epoch:
+            now = time.perf_counter()
+            ips = (st.sums.get("images", 0.0) - imgs_mark) / max(now - t_start, 1e-9)
+            eta = (now - t_start) / max(1, st.epoch_step - first_step) * (total_steps - st.step)
+            bar.set_postfix_str(f"loss {smooth:.4f} {ips:.0f} img/s run ETA {hms(eta)}",
+                                refresh=False)
+        bar.update(1)
+        if st.step % 10 == 0:
+            self.scalars.step(st.step, loss, self.optimizer.param_groups[0]["lr"])
+
+    def _diverged(self, value: float) -> str:
+        st = self.state
+        last = (f"{self.run_dir / CHECKPOINT_LAST} (step {st.last_checkpoint_step}) is intact"
+                if st.last_checkpoint_step >= 0 else "no checkpoint was written yet")
+        return (f"the training loss became {value} at step {st.step + 1} (epoch {st.epoch + 1}, "
+                f"batch {st.epoch_step + 1}); stopped without updating the weights. The last good "
+                f"checkpoint, {last}. Lower the learning rate (lr), add warmup "
+                f"(warmup_epochs=1) or gradient clipping (clip_grad_norm=5), then resume the run "
+                f"or start again")
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _finish(self, data: TaskData) -> dict[str, Any]:
+        cfg, info, st, run_dir = self.cfg, self.info, self.state, self.run_dir
+        results: dict[str, Any] = {"run_dir": str(run_dir), "epochs": st.epoch, "steps": st.step,
+                                   f"best_{self.task.best_metric}": st.best_metric,
+                                   "best_epoch": st.best_epoch}
+        final = self.eval_model()
+        averaged = final is not self.model
+        if info.is_main:
+            save_weights(self.model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
+                         class_names=self.meta.class_names, task=self.task.name,
+                         preprocess=data.meta.preprocess_obj(str(run_dir)),
+                         extra={"epochs": st.epoch, "steps": st.step, "averaged": averaged,
+                                "config": self.cfg_dict})
+        split = data.eval_split
+        loader = self.val_loader if data.test is None else self.eval_loader(data.test, data)
+        res = self.task.evaluate(final, loader, self.device, cfg)
+        results.update({f"{split}_{k}": v for k, v in res.items()})
+        results.update({"eval_split": split, "wall_seconds": time.perf_counter() - self.t0,
+                        "final_weights": str(run_dir / FINAL_WEIGHTS), "averaged": averaged})
+        if info.is_main:
+            atomic_write(run_dir / "results.json",
+                         lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
+            if cfg.plots and st.history:
+                plot_curves(st.history, run_dir / "curves.png", self.task.plot_groups())
+        self.log(self.task.final_summary(split, res, averaged)
+                 + f"  [{hms(results['wall_seconds'])} wall]")
+        self.log(f"run directory: {run_dir}  (final model: {run_dir / FINAL_WEIGHTS}; "
+                 f"`googlenet eval {run_dir}` to evaluate)")
+        return results

@@ -1,0 +1,82 @@
+"""Graph rewrites of a built GoogLeNet for inference and export: drop the aux heads, fold
+BatchNorm into the convolutions, and a flat, FX-traceable chain of the eval forward. Shared by
+``googlenet.infer.fast`` (fast modes) and ``googlenet.interop.export`` (exports), one layer
+below both so neither imports the other."""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+
+from .googlenet import GoogLeNet
+
+__all__ = ["has_batchnorm", "native_bf16", "without_aux", "fold_batchnorm", "InferenceGraph",
+           "inference_graph"]
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether bf16 convolutions run natively (not emulated) on ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # oneDNN's own check: AVX512-BF16 (AVX512_CORE_BF16) or AMX. Without it bf16 convs are
+    # emulated (about 30x slower than fp32 on the AVX2-only EPYC this was developed on).
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def without_aux(model: GoogLeNet) -> GoogLeNet:
+    """A copy in eval mode without the aux heads (inference and every export leave them out)."""
+    m = copy.deepcopy(model).eval()
+    if getattr(m, "aux_logits", False):
+        m.aux1 = m.aux2 = None
+        m.aux_logits = False
+        m.config = {**m.config, "aux_logits": False}
+    return m
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every ``ConvBlock``'s BatchNorm into its conv, in place (eval mode only).
+
+    y = gamma * (W*x + b - mean) / sqrt(var + eps) + beta is again a convolution, with
+    W' = W * gamma / sqrt(var + eps) and b' = (b - mean) * gamma / sqrt(var + eps) + beta;
+    torch's ``fuse_conv_bn_eval`` computes exactly that.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode (it bakes in running stats)")
+    for block in model.modules():
+        if isinstance(getattr(block, "conv", None), nn.Conv2d) and isinstance(
+                getattr(block, "bn", None), nn.BatchNorm2d):
+            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
+            block.bn = None  # ConvBlock.forward skips a None bn
+    return model
+
+
+class InferenceGraph(nn.Module):
+    """A GoogLeNet's eval forward as a flat chain of its own modules: input transform, stages,
+    pool, fc. No aux heads, no input checks, no Python branches on tensors, so that torch.fx
+    can trace it symbolically (FX quantization needs that; ``GoogLeNet.forward`` checks shapes).
+    Dropout is left out: it is the identity in eval mode."""
+
+    def __init__(self, model: GoogLeNet) -> None:
+        super().__init__()
+        self.input_transform = model.input_transform
+        self.stages = nn.Sequential(OrderedDict((n, getattr(model, n)) for n in model.stage_names))
+        self.avgpool = model.avgpool
+        self.fc = model.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+        x = self.stages(self.input_transform(x))  # (N, 1024, H/32, W/32)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def inference_graph(model: GoogLeNet) -> InferenceGraph:
+    return InferenceGraph(without_aux(model)).eval()

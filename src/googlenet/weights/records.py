@@ -1,0 +1,174 @@
+"""Typed records of what weights files and training checkpoints hold, written and read in one
+place each.
+
+- ``WeightsMeta``: what a model needs besides its tensors (the model config, class names, the
+  input preprocessing, the task, and free-form ``extra`` such as the training config). The same
+  record goes into a ``.safetensors`` file's string metadata and into a training checkpoint.
+- ``TrainCheckpoint``: a resumable training checkpoint (weights, optimizer, scheduler, averaged
+  weights, run state, RNG, resolved config), versioned: ``from_state`` refuses a checkpoint of an
+  unknown format or a newer version with a message that says what to do.
+- ``LoadedWeights``: what every loader returns: the built model in eval mode plus its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch.nn as nn
+
+from ..data.preprocess import Preprocess
+from ..errors import UserError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
+           "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
+           "TrainCheckpoint", "LoadedWeights", "CheckpointError"]
+
+FORMAT = "googlenet"  # safetensors metadata "format" of files written by save_weights
+FORMAT_VERSION = "1"
+CHECKPOINT_FORMAT = "googlenet-train-checkpoint"
+# 1: the first layout (epoch/step/best_metric stored twice, history beside run_state).
+# 2: ``TrainCheckpoint``: one run_state (history inside), a ``task``; version 1 still loads.
+CHECKPOINT_VERSION = 2
+
+# Run-directory layout written by the training engine.
+CHECKPOINT_LAST = "checkpoint-last.pt"
+CHECKPOINT_BEST = "checkpoint-best.pt"
+FINAL_WEIGHTS = "model.safetensors"
+
+
+class CheckpointError(UserError):
+    """A file that is not a training checkpoint this version can read."""
+
+
+@dataclass
+class WeightsMeta:
+    """Everything about a model's weights except the tensors."""
+
+    model_config: dict[str, Any]  # rebuilds the network (variant, switches, num_classes, ...)
+    class_names: Optional[list[str]] = None
+    preprocess: Optional[dict[str, Any]] = None  # Preprocess as a dict
+    task: str = "classify"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. epochs, steps, training config
+
+    def to_metadata(self) -> dict[str, str]:
+        """The safetensors string metadata."""
+        cfg = self.model_config
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task,
+            "model_config": json.dumps(cfg), "variant": str(cfg.get("variant", "")),
+            "num_classes": str(cfg.get("num_classes", "")),
+            "class_names": json.dumps(self.class_names),
+            "preprocess": json.dumps(self.preprocess if self.preprocess is not None
+                                     else Preprocess().to_dict()),
+            "extra": json.dumps(self.extra),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], source: str) -> "WeightsMeta":
+        def field_(key: str, default: Any) -> Any:
+            if key not in meta:
+                return default
+            try:
+                return json.loads(meta[key])
+            except ValueError as e:
+                raise UserError(f"{source}: metadata {key!r} is not valid JSON ({e}); the file "
+                                f"is damaged or was not written by googlenet") from None
+
+        config = field_("model_config", None)
+        if not isinstance(config, dict):
+            raise UserError(f"{source}: metadata 'model_config' must be a JSON object, got "
+                            f"{type(config).__name__}")
+        extra = field_("extra", {})
+        return cls(model_config=config, class_names=field_("class_names", None),
+                   preprocess=field_("preprocess", None), task=meta.get("task", "classify"),
+                   extra=extra if isinstance(extra, dict) else {})
+
+    def preprocess_obj(self, source: str) -> Preprocess:
+        if self.preprocess is None:
+            return Preprocess()
+        try:
+            return Preprocess.from_dict(self.preprocess)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{source}: saved preprocessing {self.preprocess} is not valid: "
+                            f"{e}") from None
+
+
+@dataclass
+class TrainCheckpoint:
+    """A resumable training checkpoint. ``run_state`` is the engine's ``RunState`` as a dict
+    (epoch, epoch_step, step, best_metric, best_epoch, history, sums, train_seconds)."""
+
+    meta: WeightsMeta
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    run_state: dict[str, Any]
+    config: dict[str, Any]
+    averaged_model: Optional[dict[str, Any]] = None
+    averaged_n: int = 0
+    rng: Optional[dict[str, Any]] = None
+    world_size: int = 1
+
+    def to_state(self) -> dict[str, Any]:
+        """The dict ``torch.save`` writes (plain containers and tensors: weights_only loads)."""
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "task": self.meta.task,
+            "model_config": dict(self.meta.model_config), "class_names": self.meta.class_names,
+            "preprocess": self.meta.preprocess, "model": self.model,
+            "averaged_model": self.averaged_model, "averaged_n": self.averaged_n,
+            "optimizer": self.optimizer, "scheduler": self.scheduler,
+            "run_state": self.run_state, "config": self.config, "rng": self.rng,
+            "world_size": self.world_size,
+        }
+
+    @classmethod
+    def from_state(cls, d: Any, source: str) -> "TrainCheckpoint":
+        if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{source}: not a googlenet training checkpoint (no 'format': "
+                                  f"{CHECKPOINT_FORMAT!r} marker)")
+        version = d.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise CheckpointError(f"{source}: training checkpoint of unknown version {version!r}")
+        if version > CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"{source}: training checkpoint version {version} was written by a newer "
+                f"googlenet (this one reads up to {CHECKPOINT_VERSION}); upgrade googlenet")
+        missing = [k for k in ("model_config", "model", "optimizer", "scheduler", "run_state",
+                               "config") if not isinstance(d.get(k), dict)]
+        if missing:
+            raise CheckpointError(f"{source}: training checkpoint without {missing}; the file "
+                                  f"is incomplete or damaged")
+        rs = dict(d["run_state"])
+        if version == 1:  # history sat beside run_state
+            rs.setdefault("history", list(d.get("history", [])))
+        need = [k for k in ("epoch", "epoch_step", "step") if not isinstance(rs.get(k), int)]
+        if need:
+            raise CheckpointError(f"{source}: run_state without {need}; the file is damaged")
+        meta = WeightsMeta(model_config=d["model_config"], class_names=d.get("class_names"),
+                           preprocess=d.get("preprocess"), task=d.get("task", "classify"),
+                           extra={"epoch": rs["epoch"], "step": rs["step"], "config": d["config"]})
+        return cls(meta=meta, model=d["model"], optimizer=d["optimizer"],
+                   scheduler=d["scheduler"], run_state=rs, config=d["config"],
+                   averaged_model=d.get("averaged_model"), averaged_n=int(d.get("averaged_n", 0)),
+                   rng=d.get("rng"), world_size=int(d.get("world_size", 1)))
+
+    @property
+    def best_metric(self) -> float:
+        v = self.run_state.get("best_metric", -math.inf)
+        return float(v)
+
+
+@dataclass
+class LoadedWeights:
+    """A model in eval mode with what it needs: its class names and the ``Preprocess`` of its
+    inputs, so callers never guess the input pipeline."""
+
+    model: nn.Module
+    preprocess: Preprocess
+    class_names: Optional[list[str]] = None
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    task: str = "classify"
