@@ -53,10 +53,24 @@ def from_env() -> DistInfo:
                     local_world_size=int(env.get("LOCAL_WORLD_SIZE", world)))
 
 
+def restart_count() -> int:
+    """How many times torchrun has restarted this job's workers (``--max-restarts``)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+
+
 def init(info: DistInfo, device: torch.device) -> None:
+    """Join the process group torchrun set up (env:// rendezvous).
+
+    The store is namespaced by the restart attempt: torchrun's agent keeps one store across
+    worker restarts, so without a prefix the restarted workers read the dead round's gloo
+    addresses and fail with "Connection refused" (seen with torch 2.15, --max-restarts 1 and a
+    SIGKILLed worker)."""
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        store, rank, world = next(dist.rendezvous("env://"))
+        store = dist.PrefixStore(f"googlenet/attempt_{restart_count()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world,
+                                device_id=device if device.type == "cuda" else None)
 
 
 def shutdown() -> None:
