@@ -15,9 +15,12 @@ from googlenet.errors import UserError
 from googlenet.models.googlenet import GoogLeNet
 from googlenet.data.preprocess import Preprocess
 from googlenet.weights import save_weights
+from googlenet.models.registry import list_variants
 
 SIZE = 64
 TOL = {"onnx": 1e-4, "torchscript": 1e-5, "export": 1e-5}
+
+VARIANTS = tuple(list_variants())  # every registered model: a new registration is tested too
 
 
 def _model(variant: str) -> GoogLeNet:
@@ -27,7 +30,7 @@ def _model(variant: str) -> GoogLeNet:
                                            init_weights=False), seed=1)
 
 
-@pytest.mark.parametrize("variant", ["paper", "bn", "torchvision"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_round_trips(variant, tmp_path):
     torch.manual_seed(0)
     model = _model(variant)

@@ -20,9 +20,10 @@ from googlenet.data.datasets import open_dataset
 from googlenet.errors import UserError
 from googlenet.models.googlenet import GoogLeNet
 from googlenet.data.preprocess import Preprocess
+from googlenet.models.registry import list_variants
 
 SIZE = 64
-VARIANTS = ("paper", "bn", "torchvision")
+VARIANTS = tuple(list_variants())  # every registered model: a new registration is tested too
 # What each mode must reach on the 32 fixed images: (top-1 agreement, max |diff| / max |logit|).
 EXPECT = {
     "fp32": (1.0, 1e-4),  # rounding only: every image, 1e-4 relative

@@ -22,8 +22,9 @@ from googlenet.models.googlenet import (
     TABLE1, ConvBlock, GoogLeNet, GoogLeNetOutputs, Inception, SeparableConvBlock,
     TorchvisionInputTransform,
 )
+from googlenet.models.registry import MODEL_ALIASES, list_variants
 
-VARIANTS = ("paper", "bn", "torchvision")
+VARIANTS = tuple(list_variants())  # every registered model: a new registration is tested too
 SWITCHES = {
     "default": {},
     "classes10": dict(num_classes=10),
@@ -457,3 +458,9 @@ def test_create_model_unknown_name():
     names = r"\['googlenet', 'googlenet_bn', 'googlenet_torchvision'\]"
     with pytest.raises(ValueError, match=rf"unknown model 'resnet50'; choose one of {names}"):
         create_model("resnet50")
+
+
+def test_every_registered_model_has_a_variant():
+    assert {MODEL_ALIASES[v] for v in list_variants()} == set(list_models())
+    for v in list_variants():
+        assert create_model(MODEL_ALIASES[v]).config["variant"] == v

@@ -65,17 +65,6 @@ def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _from_config(cfg: dict[str, Any], *keys: str) -> Any:
-    """First of ``keys`` found in a training config, flat or one section deep."""
-    for key in keys:
-        if key in cfg and not isinstance(cfg[key], dict):
-            return cfg[key]
-        for section in cfg.values():
-            if isinstance(section, dict) and key in section and not isinstance(section[key], dict):
-                return section[key]
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
     from ..data import datasets as data_mod
     from ..sources import load_weights
@@ -98,16 +87,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = _run_config(models[0])
     spec = args.data
     if spec is None:
-        trained_on = _from_config(cfg, "data")
+        trained_on = cfg.get("data")
         spec = trained_on if isinstance(trained_on, str) else None
         if spec is not None:
             print(f"data: {spec} (what {names[0]} was trained on; --data to change)",
                   file=sys.stderr)
-    seed = args.seed if args.seed is not None else _from_config(cfg, "seed", "split_seed")
+    seed = args.seed if args.seed is not None else cfg.get("seed")
     val_fraction = (args.val_fraction if args.val_fraction is not None
-                    else _from_config(cfg, "val_fraction"))
+                    else cfg.get("val_fraction"))
     split = args.split or data_mod.default_eval_split(spec)
-    root = args.data_root or _from_config(cfg, "data_root")
+    root = args.data_root or cfg.get("data_root")
     kw: dict[str, Any] = {"strict": args.strict, "root": root if isinstance(root, str) else None}
     if isinstance(seed, int):
         kw["seed"] = seed

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from .googlenet import GoogLeNet, VARIANTS
 
 __all__ = ["register_model", "list_models", "create_model", "resolve_name", "MODEL_ALIASES",
-           "model_from_config"]
+           "model_from_config", "list_variants"]
 
 
 _MODELS: dict[str, Callable[..., GoogLeNet]] = {}
@@ -44,6 +44,12 @@ MODEL_ALIASES = {v: f"googlenet{'' if v == 'paper' else '_' + v}" for v in VARIA
 
 def list_models() -> list[str]:
     return sorted(_MODELS)
+
+
+def list_variants() -> list[str]:
+    """The variant of every registered model (``paper``, ``bn``, ``torchvision``), in registry
+    order: what tests and tools parametrize over."""
+    return [v for v, name in MODEL_ALIASES.items() if name in _MODELS]
 
 
 def resolve_name(name: str) -> str:
