@@ -274,7 +274,7 @@ def test_unreadable_files_skipped_and_counted_or_strict(tmp_path):
     assert sorted(p.split("/")[-1] for p, _ in rep.skipped) == ["broken.png", "notes.jpg"]
     with pytest.raises(UserError, match=r"broken\.png|notes\.jpg") as e:
         evaluate_models([w], ds, crops=(1,), strict=True, progress=False)
-    assert "--strict" in str(e.value)
+    assert "strict evaluation stops at the first unreadable file" in str(e.value)
 
 
 def test_all_unreadable_is_an_error(tmp_path):

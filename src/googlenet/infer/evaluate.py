@@ -409,6 +409,58 @@ def _plan(crops: Sequence[int]) -> list[tuple[int, list[int]]]:
     return passes
 
 
+def _table_rows(n_models: int, crops: Sequence[int], k: int
+                ) -> dict[tuple[tuple[int, ...], int], EvalRow]:
+    """Table 3's rows, in its order: each model alone, then the ensemble of all (if several)."""
+    rows: dict[tuple[tuple[int, ...], int], EvalRow] = {}
+    for i in range(n_models):
+        for c in crops:
+            rows[(i,), c] = EvalRow((i,), c, k)
+    if n_models > 1:
+        everyone = tuple(range(n_models))
+        for c in crops:
+            rows[everyone, c] = EvalRow(everyone, c, k)
+    return rows
+
+
+def _files_of(dataset: Any) -> Optional[list[Any]]:
+    files = getattr(dataset, "files", None)  # data.FolderImageDataset
+    if files is None and getattr(dataset, "samples", None) is not None:  # torchvision-style
+        files = [f for f, _ in dataset.samples]
+    return files
+
+
+def _record_unreadable(bad: Sequence[tuple[int, str]], files: Optional[Sequence[Any]],
+                       skipped: dict[str, str], strict: bool) -> None:
+    for i, msg in bad:
+        if strict:
+            raise UserError(f"{msg} (strict evaluation stops at the first unreadable file; "
+                            f"without it such files are skipped and counted)")
+        path = str(files[i]) if files is not None else msg.split(": ", 1)[0]
+        skipped.setdefault(path, msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg)
+
+
+def _score_batch(models: Sequence[LoadedWeights], crops_per_model: Sequence[torch.Tensor],
+                 labels: torch.Tensor, n_crops: int, scored: Sequence[int],
+                 rows: dict[tuple[tuple[int, ...], int], EvalRow], *, batch_size: int,
+                 device: torch.device, amp: bool) -> None:
+    """Add one loader batch to every row: each model's softmax averaged over its crops (or the
+    center crop of the 10 for the 1-crop row), and the ensemble's average over models."""
+    b, M = len(labels), len(models)
+    ens: dict[int, torch.Tensor] = {}
+    for mi, m in enumerate(models):
+        x = crops_per_model[mi].flatten(0, 1)  # (b * n, C, h, w)
+        p = crop_probs(m.model, x, batch_size=batch_size, device=device, amp=amp)
+        p = p.view(b, n_crops, -1)  # (b, n, K): per-crop softmax
+        for c in scored:
+            pc = p[:, CENTER_OF_TEN] if c == 1 and n_crops == 10 else p.mean(1)  # (b, K)
+            rows[(mi,), c].add(pc, labels)
+            ens[c] = ens[c] + pc if c in ens else pc.clone()
+    if M > 1:
+        for c in scored:
+            rows[tuple(range(M)), c].add(ens[c] / M, labels)
+
+
 def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Sequence[int] = (1,),
                     names: Optional[Sequence[str]] = None, batch_size: int = 256, workers: int = 0,
                     device: torch.device | str = "cpu", amp: bool = False, strict: bool = False,
@@ -440,18 +492,10 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
     k = min(TOPK, K)
     M = len(models)
     everyone = tuple(range(M))
-    rows: dict[tuple[tuple[int, ...], int], EvalRow] = {}
-    for i in range(M):  # Table 3's order: single models, then the ensemble
-        for c in crops:
-            rows[(i,), c] = EvalRow((i,), c, k)
-    if M > 1:
-        for c in crops:
-            rows[everyone, c] = EvalRow(everyone, c, k)
+    rows = _table_rows(M, crops, k)
 
     skipped: dict[str, str] = {f: r for f, r in getattr(dataset, "skipped", [])}
-    files = getattr(dataset, "files", None)  # data.FolderImageDataset
-    if files is None and getattr(dataset, "samples", None) is not None:  # torchvision-style
-        files = [f for f, _ in dataset.samples]
+    files = _files_of(dataset)
     labels_seen: Optional[np.ndarray] = None
     indices_seen: Optional[np.ndarray] = None
     seconds: dict[int, float] = {}
@@ -467,28 +511,13 @@ def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Seq
         bar = tqdm(total=len(indices), desc=f"eval {n_crops} crop{'s' if n_crops > 1 else ''}",
                    unit="img", disable=None if progress is None else not progress, leave=True)
         for idx, batch_crops, labels, bad in loader:
-            for i, msg in bad:
-                if strict:
-                    raise UserError(f"{msg} (--strict stops at the first unreadable file; "
-                                    f"without it such files are skipped and counted)")
-                path = str(files[i]) if files is not None else msg.split(": ", 1)[0]
-                skipped.setdefault(path, msg[len(path) + 2:] if msg.startswith(f"{path}: ") else msg)
+            _record_unreadable(bad, files, skipped, strict)
             bar.update(len(bad))
             if idx is None:
                 continue
             b = len(labels)
-            ens = {c: torch.zeros(b, K) for c in scored}
-            for mi, m in enumerate(models):
-                x = batch_crops[which[mi]].flatten(0, 1)  # (b * n, C, h, w)
-                p = crop_probs(m.model, x, batch_size=batch_size, device=device, amp=amp)
-                p = p.view(b, n_crops, K)  # per-crop softmax
-                for c in scored:
-                    pc = p[:, CENTER_OF_TEN] if c == 1 and n_crops == 10 else p.mean(1)  # (b, K)
-                    rows[(mi,), c].add(pc, labels)
-                    ens[c] += pc
-            if M > 1:
-                for c in scored:
-                    rows[everyone, c].add(ens[c] / M, labels)
+            _score_batch(models, [batch_crops[w] for w in which], labels, n_crops, scored, rows,
+                         batch_size=batch_size, device=device, amp=amp)
             labels_pass.append(labels)
             idx_pass.append(idx)
             bar.update(b)
