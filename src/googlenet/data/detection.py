@@ -39,6 +39,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
 from ..errors import UserError
+from .imaging import load_image
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 __all__ = ["DetectionDataset", "ArrayDetectionDataset", "FileDetectionDataset", "DetRecord",
@@ -134,14 +135,9 @@ class FileDetectionDataset(DetectionDataset):
     """Images read from files (COCO, VOC, YOLO folders), decoded to RGB on access."""
 
     def _image(self, i: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image
-
-        f = self.records[i].file
-        try:
-            return decode_image(f, mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError, ValueError) as e:
-            raise UserError(f"{f}: cannot read the image ({e}); remove it or its annotation",
-                            key="data") from None
+        # imaging.load_image: any PIL mode to RGB, and an ImageError naming the file
+        rgb = np.asarray(load_image(self.records[i].file))  # (H, W, 3) uint8
+        return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # (3, H, W)
 
 
 def detection_collate(batch: Sequence[tuple[Any, dict]]) -> tuple[list, list[dict]]:

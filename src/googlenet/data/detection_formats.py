@@ -261,7 +261,10 @@ def _yolo_classes(path: Path) -> list[str]:
         return [ln.strip() for ln in (path / "classes.txt").read_text().splitlines() if ln.strip()]
     for y in (path / "data.yaml", path / "dataset.yaml"):
         if y.is_file():
-            import yaml
+            try:
+                import yaml
+            except ImportError:
+                raise UserError(f"{y}: reading data.yaml needs PyYAML: pip install 'googlenet[detect]'", key="data") from None
 
             try:
                 names = (yaml.safe_load(y.read_text()) or {}).get("names")
