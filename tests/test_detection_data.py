@@ -70,9 +70,11 @@ def test_sanitize_drops_degenerate_boxes():
     img, _ = _bright_rect()
     target = {"boxes": tv_tensors.BoundingBoxes([[30, 20, 70, 60], [5, 5, 5, 30], [10, 10, 40, 10.5],
                                                  [140, 10, 150, 20]], format="XYXY", canvas_size=(96, 128)),
-              "labels": torch.tensor([1, 2, 3, 4]), "image_id": 0}
+              "labels": torch.tensor([1, 2, 3, 4]), "image_id": 0,
+              "difficult": torch.tensor([True, False, False, False])}
     _, t = detection_eval_transforms(128)(img, target)
     assert t["labels"].tolist() == [1]  # zero width, sub-pixel height and off-image boxes gone
+    assert t["difficult"].tolist() == [True]  # every per-box field follows its box
     assert t["boxes"].shape == (1, 4)
 
 
@@ -129,10 +131,10 @@ def write_coco(root: Path, **kw) -> Path:
     return root
 
 
-def _voc_xml(name, w, h, boxes, classes=CLASSES):
-    objs = "".join(f"<object><name>{classes[c] if isinstance(c, int) else c}</name><difficult>0"
-                   f"</difficult><bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin><xmax>{x1}</xmax>"
-                   f"<ymax>{y1}</ymax></bndbox></object>" for x0, y0, x1, y1, c in boxes)
+def _voc_xml(name, w, h, boxes, classes=CLASSES, difficult=()):
+    objs = "".join(f"<object><name>{classes[c] if isinstance(c, int) else c}</name><difficult>"
+                   f"{int(k in difficult)}</difficult><bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin><xmax>{x1}</xmax>"
+                   f"<ymax>{y1}</ymax></bndbox></object>" for k, (x0, y0, x1, y1, c) in enumerate(boxes))
     return (f"<annotation><filename>{name}.png</filename><size><width>{w}</width><height>{h}"
             f"</height><depth>3</depth></size>{objs}</annotation>")
 
@@ -182,6 +184,27 @@ def test_formats_load_the_same_boxes(tmp_path, fmt):
     ds.transforms = detection_eval_transforms(32)
     img, t = ds[0]
     assert img.dtype == torch.float32 and max(img.shape[1:]) == 32
+
+
+def test_voc_difficult_flag(tmp_path):
+    root = write_voc(tmp_path / "v")
+    w, h, boxes = IMAGES["a"]
+    (root / "VOCdevkit" / "VOC2007" / "Annotations" / "a.xml").write_text(
+        _voc_xml("a", w, h, boxes, difficult=(1,)))
+    ds = open_detection_dataset(root, "train", val_fraction=0)
+    _, t = ds.load([Path(r.file).stem for r in ds.records].index("a"))
+    assert t["difficult"].tolist() == [False, True] and t["labels"].tolist() == [0, 1]
+
+
+def test_image_size_mismatch_and_broken_image(tmp_path):
+    root = write_coco(tmp_path / "c")
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(root / "train" / "a.png")
+    (root / "train" / "b.png").write_bytes(b"not an image")
+    ds = open_detection_dataset(root, "train", val_fraction=0)
+    with pytest.raises(UserError, match=r"a\.png: the annotation says 64x48 pixels but the image is 10x10"):
+        ds.load(0)
+    with pytest.raises(UserError, match=r"b\.png"):
+        ds.load(1)
 
 
 def test_folder_without_val_split_holds_out_a_seeded_part(tmp_path):
@@ -502,3 +525,11 @@ def test_save_pr_curve(tmp_path):
     per = save_pr_curve(curves, ["a", "b", "c"], tmp_path / "pr.png", per_class=True)
     assert [p.name for p in per] == ["pr_a.png", "pr_b.png"]  # "c" has no ground truth
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_voc2007_by_name_reads_root_and_never_downloads(tmp_path):
+    with pytest.raises(UserError, match="voc2007 train not found under .*download=True"):
+        open_detection_dataset("voc2007", "train", root=tmp_path / "empty")
+    write_voc(tmp_path / "data")
+    ds = open_detection_dataset("voc2007", "train", root=tmp_path / "data")
+    assert ds.name == "voc2007" and len(ds) == 3 and ds.num_boxes() == 3

@@ -17,7 +17,9 @@
 
 Item ``i`` is ``(image, target)``: ``image`` a ``tv_tensors.Image`` uint8 (3, H, W) RGB and
 ``target = {"boxes": BoundingBoxes (N, 4) float32 XYXY in pixels, "labels": int64 (N,) indices
-into .classes, "image_id": int}``; N may be 0. ``transforms`` (torchvision.transforms.v2) are
+into .classes, "image_id": int}``; N may be 0. VOC folders add ``"difficult"``: bool (N,)
+(VOC's flag: kept for training, as Detectron2 does; neither required nor penalised by
+``metrics.detection``). COCO crowd regions are left out (as torchvision's references do). ``transforms`` (torchvision.transforms.v2) are
 applied to the pair jointly, so boxes follow flips, crops and scaling.
 
 Bad annotations are never silently used: boxes partly outside the image are clipped; boxes wholly
@@ -64,6 +66,7 @@ class DetRecord:
     boxes: np.ndarray
     labels: np.ndarray
     image_id: int
+    difficult: Optional[np.ndarray] = None  # (N,) bool, VOC's "difficult" flag (VOC folders only)
 
 
 class DetectionDataset(torch.utils.data.Dataset):
@@ -97,6 +100,8 @@ class DetectionDataset(torch.utils.data.Dataset):
                                          format="XYXY", canvas_size=(h, w))
         target = {"boxes": boxes, "labels": torch.tensor(r.labels, dtype=torch.int64).reshape(-1),
                   "image_id": int(r.image_id)}
+        if r.difficult is not None:
+            target["difficult"] = torch.tensor(r.difficult, dtype=torch.bool).reshape(-1)
         return tv_tensors.Image(img), target
 
     def __getitem__(self, i: int) -> tuple[Any, dict[str, Any]]:
@@ -150,6 +155,18 @@ def detection_collate(batch: Sequence[tuple[Any, dict]]) -> tuple[list, list[dic
 # Transforms (boxes follow the image: tv_tensors.BoundingBoxes through transforms.v2)
 # ---------------------------------------------------------------------------------------------
 
+PER_BOX_KEYS = ("labels", "difficult", "iscrowd")
+
+
+def _per_box(inputs: Any) -> Optional[tuple[torch.Tensor, ...]]:
+    """SanitizeBoundingBoxes' labels_getter: every per-box tensor of the target (labels and, where
+    present, difficult/iscrowd), so a dropped box takes all its fields with it."""
+    for x in inputs if isinstance(inputs, (tuple, list)) else (inputs,):
+        if isinstance(x, dict) and "labels" in x:
+            return tuple(x[k] for k in PER_BOX_KEYS if isinstance(x.get(k), torch.Tensor))
+    return None
+
+
 def detection_train_transforms(size: int, *, hflip: float = 0.5,
                                scale: tuple[float, float] = (0.75, 1.25)) -> T.Compose:
     """Flip, scale jitter (longer side to ``size * s``, s in ``scale``), a random ``size`` square
@@ -168,7 +185,7 @@ def detection_train_transforms(size: int, *, hflip: float = 0.5,
     steps += [T.ScaleJitter((size, size), scale_range=tuple(scale), antialias=True),
               T.RandomCrop(size, pad_if_needed=True, fill=0),
               T.ClampBoundingBoxes(),
-              T.SanitizeBoundingBoxes(min_size=1.0),
+              T.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_per_box),
               T.ToDtype(torch.float32, scale=True)]
     return T.Compose(steps)
 
@@ -176,7 +193,7 @@ def detection_train_transforms(size: int, *, hflip: float = 0.5,
 def detection_eval_transforms(size: int) -> T.Compose:
     """Longer side to ``size`` (aspect kept, no crop: every box stays), float in [0, 1]."""
     return T.Compose([T.ToImage(), T.Resize(None, max_size=size, antialias=True),
-                      T.ClampBoundingBoxes(), T.SanitizeBoundingBoxes(min_size=1.0),
+                      T.ClampBoundingBoxes(), T.SanitizeBoundingBoxes(min_size=1.0, labels_getter=_per_box),
                       T.ToDtype(torch.float32, scale=True)])
 
 

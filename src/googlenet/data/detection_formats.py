@@ -81,10 +81,12 @@ def _image_size(file: Path) -> tuple[int, int]:
         return im.height, im.width
 
 
-def _record(file: Path, hw: tuple[int, int], boxes: list, labels: list, image_id: int) -> DetRecord:
+def _record(file: Path, hw: tuple[int, int], boxes: list, labels: list, image_id: int,
+            difficult: Optional[list] = None) -> DetRecord:
     return DetRecord(file=str(file), height=int(hw[0]), width=int(hw[1]),
                      boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-                     labels=np.asarray(labels, dtype=np.int64).reshape(-1), image_id=int(image_id))
+                     labels=np.asarray(labels, dtype=np.int64).reshape(-1), image_id=int(image_id),
+                     difficult=None if difficult is None else np.asarray(difficult, dtype=bool))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +224,7 @@ def _voc(root: Path, split: str, log: _Log) -> tuple[list[DetRecord], list[str]]
             hw = (int(size["height"]), int(size["width"]))
         except (KeyError, TypeError, ValueError):
             hw = _image_size(file)
-        boxes, labels = [], []
+        boxes, labels, difficult = [], [], []
         for k, o in enumerate(ann["object"]):
             box, why = _voc_object(o, hw, index)
             if box is None:
@@ -230,7 +232,8 @@ def _voc(root: Path, split: str, log: _Log) -> tuple[list[DetRecord], list[str]]
             else:
                 boxes.append(box)
                 labels.append(index[str(o["name"]).strip()])
-        records.append(_record(file, hw, boxes, labels, len(records)))
+                difficult.append(str(o.get("difficult", "0")).strip() == "1")
+        records.append(_record(file, hw, boxes, labels, len(records), difficult))
     return records, classes
 
 

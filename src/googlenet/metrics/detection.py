@@ -130,45 +130,46 @@ def precision_recall(predictions: Sequence[Mapping], targets: Sequence[Mapping],
     neither. Returns per class {"precision", "recall", "scores"} (cumulative, in score order) and
     "npos" (ground-truth boxes that count)."""
     _check(predictions, targets)
-    dets: list[list[tuple[float, int, int]]] = [[] for _ in range(num_classes)]  # (score, img, det)
+    # per detection: (score, class, image, best IoU with a same-class gt box, that box's index)
+    rows: list[tuple[float, int, int, float, int]] = []
     npos = np.zeros(num_classes, dtype=np.int64)
+    gt_ignored = []
     for i, (p, t) in enumerate(zip(predictions, targets)):
         tl = _np(t["labels"], np.int64).reshape(-1)
-        np.add.at(npos, tl[~_ignored(t, len(tl))], 1)
-        for j, (s, c) in enumerate(zip(_np(p["scores"]).reshape(-1), _np(p["labels"], np.int64).reshape(-1))):
-            dets[c].append((float(s), i, j))
+        gt_ignored.append(_ignored(t, len(tl)))
+        np.add.at(npos, tl[~gt_ignored[-1]], 1)
+        pl = _np(p["labels"], np.int64).reshape(-1)
+        if np.any((pl < 0) | (pl >= num_classes)):
+            raise UserError(f"image {i}: predicted labels must be in 0..{num_classes - 1}",
+                            key="predictions")
+        ov = box_iou(torch.as_tensor(_np(p["boxes"]).reshape(-1, 4)),
+                     torch.as_tensor(_np(t["boxes"]).reshape(-1, 4))).numpy()  # (P, G)
+        ov = np.where(pl[:, None] == tl[None, :], ov, -1.0)  # only boxes of the same class match
+        best = ov.argmax(axis=1) if ov.shape[1] else np.full(len(pl), -1)
+        best_iou = ov.max(axis=1) if ov.shape[1] else np.full(len(pl), -1.0)
+        rows += zip(_np(p["scores"]).reshape(-1).tolist(), pl.tolist(), [i] * len(pl),
+                    best_iou.tolist(), best.tolist())
+    rows.sort(key=lambda r: -r[0])  # stable: ties keep input order
     curves = []
     for c in range(num_classes):
-        order = sorted(dets[c], key=lambda d: -d[0])  # stable: ties keep input order
-        tp = np.zeros(len(order))
-        fp = np.zeros(len(order))
-        taken: dict[int, np.ndarray] = {}
-        for n, (_, i, j) in enumerate(order):
-            t = targets[i]
-            tl = _np(t["labels"], np.int64).reshape(-1)
-            sel = np.nonzero(tl == c)[0]
-            if sel.size == 0:
-                fp[n] = 1
+        tp, fp, scores = [], [], []
+        taken: set[tuple[int, int]] = set()
+        for score, cls, i, ov, k in rows:
+            if cls != c:
                 continue
-            gt = torch.as_tensor(_np(t["boxes"]).reshape(-1, 4)[sel])
-            pb = torch.as_tensor(_np(predictions[i]["boxes"]).reshape(-1, 4)[j:j + 1])
-            ov = box_iou(pb, gt)[0].numpy()  # (G,)
-            k = int(ov.argmax())
-            if ov[k] < iou:
-                fp[n] = 1
-            elif _ignored(t, len(tl))[sel[k]]:
+            if ov >= iou and gt_ignored[i][k]:
                 continue  # VOC: a match to a difficult box is neither TP nor FP
-            elif not taken.setdefault(i, np.zeros(len(tl), dtype=bool))[sel[k]]:
-                tp[n] = 1
-                taken[i][sel[k]] = True
-            else:
-                fp[n] = 1  # VOC: the best box already matched -> duplicate detection
-        ctp, cfp = np.cumsum(tp), np.cumsum(fp)
-        recall = ctp / npos[c] if npos[c] > 0 else np.full(len(order), np.nan)
+            hit = ov >= iou and (i, k) not in taken  # VOC: the best box already taken -> FP
+            if hit:
+                taken.add((i, k))
+            tp.append(hit)
+            fp.append(not hit)
+            scores.append(score)
+        ctp, cfp = np.cumsum(tp, dtype=np.float64), np.cumsum(fp, dtype=np.float64)
+        recall = ctp / npos[c] if npos[c] > 0 else np.full(len(ctp), np.nan)
         precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
-        keep = (tp + fp) > 0  # drop the "difficult" matches from the curve
-        curves.append({"precision": precision[keep], "recall": recall[keep],
-                       "scores": np.asarray([d[0] for d in order])[keep], "npos": npos[c]})
+        curves.append({"precision": precision, "recall": recall, "scores": np.asarray(scores),
+                       "npos": int(npos[c])})
     return curves
 
 
