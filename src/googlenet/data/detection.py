@@ -133,7 +133,7 @@ class ArrayDetectionDataset(DetectionDataset):
         self.images = images
 
     def _image(self, i: int) -> torch.Tensor:
-        return self.images[i]
+        return self.images[i].clone()  # callers may write into it; the cache must not change
 
 
 class FileDetectionDataset(DetectionDataset):
