@@ -163,6 +163,13 @@ def test_foreign_part_file_is_replaced(server, cache):
     assert registry.download(_entry(server), progress=False).read_bytes() == PAYLOAD
 
 
+def test_unwritable_cache(tmp_path, server):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="cannot write the weights cache there.*--cache DIR"):
+        registry.download(_entry(server), blocker / "cache", progress=False)
+
+
 def test_file_url_and_corrupt_cache(tmp_path, cache):
     src = tmp_path / "src.bin"
     src.write_bytes(PAYLOAD)

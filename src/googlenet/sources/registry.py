@@ -243,9 +243,15 @@ def download(w: KnownWeights, cache: Optional[str | os.PathLike] = None, *,
         print(f"{final}: cached file fails verification ({bad}); downloading it again",
               file=sys.stderr)
         final.unlink()
-    final.parent.mkdir(parents=True, exist_ok=True)
     part = final.with_name(final.name + ".part")
-    if not (part.is_file() and verify(part, w)):  # a complete .part: only the rename was missed
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part.touch()
+    except OSError as e:
+        raise UserError(f"{final.parent}: cannot write the weights cache there "
+                        f"({e.strerror or e}); choose another with --cache DIR or "
+                        f"${CACHE_ENV}", key="cache") from None
+    if not verify(part, w):  # a complete .part: only the rename was missed
         _transfer(w.url, part, timeout, progress)
     bad = _mismatch(part, w)
     if bad is not None:
