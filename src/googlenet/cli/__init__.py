@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("googlenet.cli.export", "export to ONNX, TorchScript or torch.export, checked"),
     "bench": ("googlenet.cli.bench", "inference speed of each mode against torchvision's GoogLeNet"),
     "convert": ("googlenet.cli.convert", "convert BVLC Caffe's bvlc_googlenet.caffemodel to safetensors"),
+    "weights": ("googlenet.cli.weights", "known pretrained weights: list them, download and verify"),
 }
 
 

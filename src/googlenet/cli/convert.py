@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..interop.caffe import BVLC_GOOGLENET_URL, caffe_prototxt, load_caffemodel
+from ..interop.caffe import caffe_prototxt, load_caffemodel
+from ..sources.registry import BVLC_GOOGLENET
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Convert BVLC Caffe's bvlc_googlenet.caffemodel (current or legacy V1 "
                      "format) to a .safetensors file of the paper variant, with Caffe's "
                      f"preprocessing and the ImageNet class names. Get the model from "
-                     f"{BVLC_GOOGLENET_URL} (about 53 MB).")
+                     f"{BVLC_GOOGLENET.url} (about 53 MB; `googlenet weights download bvlc` "
+                     f"fetches and verifies it).")
     p.add_argument("source_format", choices=["caffe"], help="format of the input model")
     p.add_argument("model", help="the binary .caffemodel file")
     p.add_argument("--out", default=None,
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: the output must be a .safetensors file")
     if out.resolve() == src.resolve():
         raise UserError(f"--out {out}: would overwrite the input")
-    lw = load_caffemodel(src, aux=False if args.no_aux else None)
+    lw = load_caffemodel(src, aux=False if args.no_aux else None, release_sha1=BVLC_GOOGLENET.sha1)
     info = lw.metadata
     save_weights(lw.model, out, class_names=lw.class_names, preprocess=lw.preprocess,
                  extra={k: info[k] for k in ("converted_from", "sha1", "caffe_name", "caffe_format",

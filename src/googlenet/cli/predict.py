@@ -43,6 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="threads decoding images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--explain", action="store_true",
+                   help="also write a Grad-CAM heatmap of the top-1 class over each image, at the "
+                        "image's size, into --out (needs captum: pip install 'googlenet[explain]')")
+    p.add_argument("--explain-layer", default="inception_5b", metavar="LAYER",
+                   help="layer for --explain: a stage (conv1 ... inception_5b) or dotted submodule")
+    p.add_argument("--out", default="gradcam", metavar="DIR",
+                   help="folder for the --explain heatmaps (IMAGE_STEM.gradcam.png)")
 
 
 def _calibration(spec: Optional[str], files: Sequence[Path], pre: Preprocess) -> torch.Tensor:
@@ -58,6 +65,27 @@ def _calibration(spec: Optional[str], files: Sequence[Path], pre: Preprocess) ->
     if not imgs:
         raise UserError("no readable calibration images for the int8 mode: pass --calibration DIR")
     return torch.cat(imgs)
+
+
+def _check_explain(args: argparse.Namespace, model: torch.nn.Module) -> None:
+    """captum installed and --explain-layer in the model, before any image is classified."""
+    from ..infer.explain import require_captum, resolve_layer
+
+    require_captum()
+    resolve_layer(model, args.explain_layer)
+
+
+def _explain(args: argparse.Namespace, model: torch.nn.Module, predictions: Sequence[Prediction],
+             pre: Preprocess, names: Optional[Sequence[str]], device: torch.device) -> list:
+    """Grad-CAM of each prediction's top-1 class into --out (googlenet.infer.explain)."""
+    from ..infer.explain import explain_files
+
+    explained = explain_files(model, [p.file for p in predictions],
+                              [p.classes[0] for p in predictions], pre, args.out,
+                              layer=args.explain_layer, class_names=names, device=device)
+    print(f"explain: wrote {len(explained)} Grad-CAM heatmaps (top-1 class, layer "
+          f"{args.explain_layer}) to {args.out}", file=sys.stderr)
+    return explained
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     files, failures = collect_inputs(args.inputs)
     loaded = load_weights(args.weights)
+    if args.explain:
+        _check_explain(args, loaded.model)
     pre = loaded.preprocess
     names = loaded.class_names
     model = loaded.model.eval()
@@ -122,11 +152,14 @@ def run(args: argparse.Namespace) -> int:
         bar.update(len(good) + len(bad))
     bar.close()
 
+    explained = _explain(args, model, predictions, pre, names, device) if args.explain else []
     if args.json:
         doc = {"weights": loaded.source, "variant": model.config["variant"],
                "preprocess": asdict(pre), "crops": args.crops, "mode": args.mode,
                "predictions": [p.to_dict() for p in predictions],
                "errors": [asdict(f) for f in failures]}
+        if args.explain:
+            doc["explanations"] = [e.to_dict() for e in explained]
         print(json.dumps(doc, indent=1))
     if failures:
         print(f"googlenet predict: {len(failures)} of {len(predictions) + len(failures)} inputs "

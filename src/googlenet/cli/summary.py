@@ -1,9 +1,17 @@
-"""``googlenet summary``: Table 1 of the paper, regenerated from the built model."""
+"""``googlenet summary``: Table 1 of the paper, regenerated from the built model, as text or as
+a picture for slides (``--format svg|png``: the network as Figure 3; with ``--inception naive``
+one module naive vs reduced, as Figure 2)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..models.googlenet import VARIANTS
 from ..models.summary import naive_comparison, render, render_naive, table1
+
+FORMATS = ("text", "markdown", "csv", "json", "svg", "png")
+_SUFFIX = {".svg": "svg", ".png": "png", ".json": "json", ".csv": "csv", ".md": "markdown",
+           ".txt": "text"}
 
 
 def add_arguments(p) -> None:
@@ -14,21 +22,56 @@ def add_arguments(p) -> None:
                    help="separable: the depthwise-separable 7x7 that reproduces Table 1's row 1")
     p.add_argument("--inception", choices=["reduced", "naive"], default="reduced",
                    help="naive: compare the naive module's cost with the reduced one, module by module")
-    p.add_argument("--format", choices=["text", "markdown", "csv", "json"], default="text")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="svg/png: a 16:9 picture (the network as Figure 3; with --inception naive, "
+                        "one module naive vs reduced as Figure 2). Default: from --out's suffix, "
+                        "else text")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write to FILE (atomically) instead of stdout; svg/png default to "
+                        "summary.svg / summary.png (summary-naive.* with --inception naive)")
+    p.add_argument("--module", default="inception_3a", metavar="NAME",
+                   help="the module drawn by --inception naive --format svg|png")
+
+
+def _format(args) -> str:
+    if args.format:
+        return args.format
+    return _SUFFIX.get(Path(args.out).suffix.lower(), "text") if args.out else "text"
 
 
 def run(args) -> int:
     from ..errors import UserError
-    from ..models.googlenet import MIN_INPUT_SIZE
+    from ..models.googlenet import MIN_INPUT_SIZE, TABLE1
+    from ..weights.io import atomic_write
 
     if args.size < MIN_INPUT_SIZE:
         raise UserError(f"--size {args.size} is too small: GoogLeNet accepts {MIN_INPUT_SIZE} and larger")
     if args.num_classes < 1:
         raise UserError(f"--num-classes must be >= 1, got {args.num_classes}")
-    if args.inception == "naive":
-        print(render_naive(naive_comparison(size=args.size, variant=args.variant), args.format), end="")
+    fmt = _format(args)
+    if fmt in ("svg", "png"):
+        from ..models import figure
+
+        modules = [s.name for s in TABLE1 if not isinstance(s, str)]
+        if args.module not in modules:
+            raise UserError(f"--module {args.module}: choose one of {', '.join(modules)}")
+        if args.inception == "naive":
+            fig = figure.inception_figure(module=args.module, variant=args.variant, size=args.size)
+        else:
+            fig = figure.network_figure(variant=args.variant, size=args.size,
+                                        num_classes=args.num_classes, stem=args.stem)
+        out = Path(args.out or f"summary{'-naive' if args.inception == 'naive' else ''}.{fmt}")
+        atomic_write(out, lambda tmp: figure.save_figure(fig, tmp, fmt))
+        print(f"wrote {out}")
         return 0
-    result = table1(variant=args.variant, size=args.size, num_classes=args.num_classes,
-                    stem=args.stem)
-    print(render(result, args.format), end="")
+    if args.inception == "naive":
+        text = render_naive(naive_comparison(size=args.size, variant=args.variant), fmt)
+    else:
+        text = render(table1(variant=args.variant, size=args.size, num_classes=args.num_classes,
+                             stem=args.stem), fmt)
+    if args.out:
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0

@@ -1,8 +1,8 @@
 """BVLC Caffe's ``bvlc_googlenet`` in PyTorch: read the .caffemodel, map it onto the ``paper``
 variant, carry Caffe's preprocessing with it (``googlenet convert caffe``).
 
-BVLC's model (http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel, 68.7% top-1 / 88.9%
-top-5 single center crop as BVLC reports) is the only public set of weights of the paper's exact
+BVLC's model (``googlenet weights download bvlc``; URL, SHA-1 and BVLC's reported 68.7% top-1 /
+88.9% top-5 in ``googlenet.sources.registry``) is the only public set of weights of the paper's exact
 network: LRN, conv biases, real 5x5 branches, no BatchNorm. ``load_caffemodel`` turns it into a
 ``LoadedWeights`` that ``predict``, ``eval``, ``export`` and ``bench`` use like any other weights
 (``--weights caffe:bvlc_googlenet.caffemodel``).
@@ -43,15 +43,13 @@ from ..models.googlenet import (
 from ..data.preprocess import Preprocess
 
 __all__ = [
-    "BVLC_GOOGLENET_URL", "BVLC_GOOGLENET_SHA1", "CAFFE_PREPROCESS", "CaffeLayer", "CaffeNet",
+    "CAFFE_PREPROCESS", "CaffeLayer", "CaffeNet",
     "read_caffemodel", "parse_caffemodel", "caffe_layer_map", "convert_net", "load_caffemodel",
     "caffe_layers", "write_caffemodel", "caffe_prototxt",
 ]
 
-BVLC_GOOGLENET_URL = "http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel"
-# From BVLC's models/bvlc_googlenet/readme.md; only used to tell the user whether the file is
-# the released one.
-BVLC_GOOGLENET_SHA1 = "405fc5acd08a3bb12de8ee5e23a96bec22f08204"
+# The released file's URL and SHA-1 live in the weights registry, one layer up
+# (googlenet.sources.registry.BVLC_GOOGLENET); its callers pass the SHA-1 in (``release_sha1``).
 
 # Caffe's per-channel mean in its own (BGR) order, and what it is in RGB [0, 1] units.
 CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
@@ -243,7 +241,7 @@ def parse_caffemodel(data: bytes, source: str = "<bytes>") -> CaffeNet:
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise UserError(f"{path}: no such file (expected a Caffe .caffemodel, e.g. "
-                        f"bvlc_googlenet.caffemodel from {BVLC_GOOGLENET_URL})")
+                        f"bvlc_googlenet.caffemodel from `googlenet weights download bvlc`)")
     try:
         return path.read_bytes()
     except OSError as e:
@@ -361,9 +359,13 @@ def convert_net(net: CaffeNet, source: str = "<caffemodel>", *, aux: Optional[bo
     return model.eval(), info
 
 
-def load_caffemodel(path: str | Path, *, aux: Optional[bool] = None):
+def load_caffemodel(path: str | Path, *, aux: Optional[bool] = None,
+                    release_sha1: Optional[str] = None):
     """A bvlc_googlenet .caffemodel -> ``weights.LoadedWeights`` (``paper`` variant, RGB input,
-    Caffe's preprocessing, ImageNet class names when it has 1,000 outputs)."""
+    Caffe's preprocessing, ImageNet class names when it has 1,000 outputs).
+
+    ``release_sha1``: the released file's SHA-1 (``googlenet.sources.registry``); metadata
+    ``bvlc_release`` says whether this file is that one (False when not given)."""
     from ..weights.records import LoadedWeights
     from .torchvision import imagenet_categories
 
@@ -371,7 +373,7 @@ def load_caffemodel(path: str | Path, *, aux: Optional[bool] = None):
     data = _read_bytes(path)
     model, info = convert_net(parse_caffemodel(data, str(path)), str(path), aux=aux)
     sha1 = hashlib.sha1(data).hexdigest()
-    info.update(sha1=sha1, bvlc_release=sha1 == BVLC_GOOGLENET_SHA1, converted_from=path.name)
+    info.update(sha1=sha1, bvlc_release=sha1 == release_sha1, converted_from=path.name)
     names = imagenet_categories() if model.num_classes == 1000 else None
     return LoadedWeights(model=model, preprocess=CAFFE_PREPROCESS, class_names=names,
                          source=f"caffe:{path}", metadata=info)

@@ -8,9 +8,15 @@ What ``load_weights(spec)`` accepts:
     FILE.safetensors   -> saved by ``save_weights`` (config, classes, preprocessing in metadata)
     FILE.pt / .pth     -> a training checkpoint, or a torchvision GoogLeNet state dict
                           (e.g. a local copy of GoogLeNet_Weights.IMAGENET1K_V1)
-    imagenet           -> torchvision's GoogLeNet_Weights.IMAGENET1K_V1 through torchvision's
-                          own download (or its cache) into the ``torchvision`` variant
-    caffe:FILE / FILE.caffemodel -> BVLC Caffe's bvlc_googlenet, converted (googlenet.interop.caffe)
+    imagenet           -> torchvision's GoogLeNet_Weights.IMAGENET1K_V1 into the ``torchvision``
+                          variant: our cache's verified copy, else torchvision's own download (or
+                          its cache)
+    bvlc, caffe:bvlc   -> BVLC Caffe's bvlc_googlenet from the cache (verified), else downloaded
+                          into it, then converted (googlenet.interop.caffe)
+    caffe:FILE / FILE.caffemodel -> a local .caffemodel, converted
+
+Known names (``googlenet.sources.registry``, ``googlenet weights list``) win over a file or
+directory of the same name; write ``./bvlc`` for the file.
 """
 
 from __future__ import annotations
@@ -31,17 +37,19 @@ __all__ = ["load_weights", "create_model"]
 
 def load_weights(spec: str | os.PathLike) -> LoadedWeights:
     """Resolve any weights argument (see the module docstring) to a model in eval mode."""
-    from ..interop.torchvision import (
-        from_torchvision_state_dict, is_torchvision_state_dict, load_torchvision_imagenet,
-    )
+    from ..interop.torchvision import from_torchvision_state_dict, is_torchvision_state_dict
+
+    from .registry import BVLC_GOOGLENET, load_known, lookup
 
     s = str(spec)
-    if s in ("imagenet", "torchvision", "torchvision:imagenet"):
-        return load_torchvision_imagenet()
+    known = lookup(s)
+    if known is not None:
+        return load_known(known)
     if s.startswith("caffe:") or s.endswith(".caffemodel"):
         from ..interop.caffe import load_caffemodel  # protobuf only when needed
 
-        return load_caffemodel(s[len("caffe:"):] if s.startswith("caffe:") else s)
+        return load_caffemodel(s[len("caffe:"):] if s.startswith("caffe:") else s,
+                               release_sha1=BVLC_GOOGLENET.sha1)
     path = Path(s)
     if path.is_dir():
         # A finished run's final model is the one `train` reports the test accuracy of.
@@ -52,7 +60,7 @@ def load_weights(spec: str | os.PathLike) -> LoadedWeights:
                         f"{CHECKPOINT_LAST}; pass a run directory of `googlenet train` or a file")
     if not path.exists():
         raise UserError(f"{path}: no such file or directory (expected a run directory, a "
-                        f".safetensors/.pt file, 'imagenet', or caffe:FILE.caffemodel)")
+                        f".safetensors/.pt file, 'imagenet', 'bvlc', or caffe:FILE.caffemodel)")
     if path.suffix == ".safetensors":
         return load_safetensors(path)
     obj = safe_torch_load(path)
