@@ -22,6 +22,10 @@ the usual [0, 1] units), so ``(x_rgb01 - mean) / std == x_rgb255 - (123, 117, 10
 The reverse direction (``caffe_layers`` + ``write_caffemodel``) and a deploy prototxt of the
 network (``caffe_prototxt``) let a ``paper`` model run in Caffe or OpenCV's DNN module; the tests
 use them to check the conversion against OpenCV, an independent implementation of Caffe's layers.
+
+Why one module (over 500 lines): reading, converting and writing share one runtime-built protobuf
+schema, one Caffe-name <-> module-name map and the legacy-shape rules; split apart, each half would
+have to import the other's private tables, and a fix to the format would touch two files.
 """
 
 from __future__ import annotations
