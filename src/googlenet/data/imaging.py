@@ -79,21 +79,22 @@ def check_regular_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def check_aspect_ratio(width: int, height: int, source: str = "image") -> None:
+def check_aspect_ratio(width: int, height: int, source: str = "") -> None:
     if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise ImageError(f"{source}: refused, {width}x{height} pixels has an aspect ratio over "
+        raise ImageError(f"{source + ': ' if source else ''}refused, {width}x{height} pixels has an aspect ratio over "
                          f"{MAX_ASPECT_RATIO}:1 (resizing its shorter side would need too much "
                          f"memory)")
 
 
-def check_resized_size(width: int, height: int, shorter: int, source: str = "image") -> None:
+def check_resized_size(width: int, height: int, shorter: int, source: str = "") -> None:
     """ImageError unless resizing a ``width`` x ``height`` image so that its shorter side is
     ``shorter`` stays within ``MAX_RESIZED_PIXELS`` (checked without allocating anything)."""
     check_aspect_ratio(width, height, source)
     short, long_ = min(width, height), max(width, height)
     pixels = shorter * int(shorter * long_ / short)
     if pixels > MAX_RESIZED_PIXELS:
-        raise ImageError(f"{source}: refused, {width}x{height} pixels with the shorter side "
+        raise ImageError(f"{source + ': ' if source else ''}refused, {width}x{height} pixels with "
+                         f"the shorter side "
                          f"resized to {shorter} would be {pixels / 1e6:,.0f} Mpixel, over the "
                          f"limit of {MAX_RESIZED_PIXELS / 1e6:.0f} Mpixel")
 

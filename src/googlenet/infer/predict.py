@@ -72,9 +72,13 @@ def collect_inputs(paths: Sequence[str]) -> tuple[list[Path], list[Failure]]:
 
 def _load(path: Path, pre: Preprocess, n_crops: int) -> torch.Tensor | ImageError:
     try:
-        return multi_crop(load_image(path), pre, n_crops)  # (n_crops, C, crop, crop)
+        img = load_image(path)
     except ImageError as e:
         return e
+    try:
+        return multi_crop(img, pre, n_crops)  # (n_crops, C, crop, crop)
+    except ImageError as e:  # too large once resized: refused before resizing
+        return ImageError(f"{path}: {e}")
 
 
 def iter_batches(files: Sequence[Path], pre: Preprocess, n_crops: int, images_per_batch: int,
