@@ -138,6 +138,11 @@ def run(args: argparse.Namespace) -> int:
                              amp=args.amp, strict=args.strict, indices=indices,
                              match=args.match_classes, progress=False if args.no_progress else None,
                              info=info)
+    _print_report(report, args)
+    return 0
+
+
+def _print_report(report: Any, args: argparse.Namespace) -> None:
     text = sys.stderr if args.json else sys.stdout  # with --json, stdout is the JSON only
     print(file=text)
     for line in report.summary_lines():
@@ -162,4 +167,3 @@ def run(args: argparse.Namespace) -> int:
         print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
     if args.json:
         print(json.dumps(report.results(), indent=2))
-    return 0
