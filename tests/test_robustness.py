@@ -215,6 +215,18 @@ def test_eval_out_disk_full_and_eval_json(tmp_path, digit_weights, monkeypatch, 
     assert not list(out.glob(".*.tmp"))
 
 
+def test_export_disk_full_keeps_previous_file(tmp_path, monkeypatch):
+    from googlenet.interop import export
+
+    path = tmp_path / "m.torchscript.pt"
+    path.write_bytes(b"previous good export")
+    monkeypatch.setattr(torch.jit, "save", _enospc)
+    with pytest.raises(FileSystemError, match="m.torchscript.pt: cannot write: No space left"):
+        export.export_torchscript(_model().eval(), path, example=torch.randn(2, 3, 32, 32))
+    assert path.read_bytes() == b"previous good export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.torchscript.pt"]
+
+
 # -- 3. temp files of interrupted writes ----------------------------------------------------------
 
 def test_stale_temps_removed_only_ours(tmp_path):

@@ -119,7 +119,8 @@ def _exif_transpose(img: Image.Image, p: Path) -> Image.Image:
     """The image as its camera meant it (EXIF orientation applied). A damaged EXIF block is
     ignored with a warning, as browsers do: the pixels themselves are fine."""
     try:
-        return ImageOps.exif_transpose(img) or img
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
+        return img
     except Exception as e:  # noqa: BLE001  Pillow's EXIF parser raises many types on bad data
         warnings.warn(f"{p}: EXIF orientation ignored, unreadable EXIF data ({e})", stacklevel=3)
         return img
