@@ -227,6 +227,26 @@ def test_export_disk_full_keeps_previous_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.torchscript.pt"]
 
 
+def test_checkpoint_disk_full_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    from googlenet.engine.checkpoint import CheckpointWriter
+    from googlenet.weights.records import TrainCheckpoint, WeightsMeta
+
+    ck = TrainCheckpoint(meta=WeightsMeta(model_config={"num_classes": 2}),
+                         model={"w": torch.ones(2)}, optimizer={}, scheduler={}, config={},
+                         run_state={"epoch": 0, "epoch_step": 1, "step": 1})
+    writer = CheckpointWriter(tmp_path, lambda *a, **kw: None)
+    writer.submit(ck, best=False, note="")
+    writer.wait()
+    good = (tmp_path / "checkpoint-last.pt").read_bytes()
+    monkeypatch.setattr(torch, "save", _enospc)
+    writer.submit(ck, best=False, note="")
+    with pytest.raises(FileSystemError, match="could not write a checkpoint.*No space left.*"
+                                              "previous checkpoint is intact"):
+        writer.wait()
+    assert (tmp_path / "checkpoint-last.pt").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-last.pt"]
+
+
 # -- 3. temp files of interrupted writes ----------------------------------------------------------
 
 def test_stale_temps_removed_only_ours(tmp_path):

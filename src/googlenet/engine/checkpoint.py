@@ -160,7 +160,9 @@ class CheckpointWriter:
             self._thread = None
         if self._error is not None:
             e, self._error = self._error, None
-            raise UserError(f"could not write a checkpoint to {self.run_dir}: {e}") from e
+            kind = FileSystemError if isinstance(e, (OSError, FileSystemError)) else UserError
+            raise kind(f"could not write a checkpoint to {self.run_dir}: {e}; the previous "
+                       f"checkpoint is intact") from e
 
 
 def load_resume(run_dir: str | os.PathLike) -> tuple[Path, TrainCheckpoint]:
