@@ -19,3 +19,10 @@ class UserError(Exception):
     def __init__(self, message: str, *, key: Optional[str] = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class FileSystemError(UserError):
+    """The file system refused: permission denied, disk full, a name too long, a path under a
+    file. The message names the path and the system's reason (``strerror``); exit status 4."""
+
+    exit_code = 4

@@ -2,10 +2,10 @@
 imported only when used.
 
 Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status).
-A ``UserError`` anywhere becomes ``googlenet COMMAND: error: <message>`` and its exit status (2
-for bad input), never a traceback; a setting it names in library terms (``key="device"``)
-is shown as the command's flag (``--device``). ``--debug`` (or GOOGLENET_DEBUG=1) shows the
-traceback instead.
+Every expected kind of failure becomes one line, ``googlenet COMMAND: error: <message>``, and an
+exit status of its own (``EXIT_CODES``, printed by ``googlenet --help``); a setting a
+``UserError`` names in library terms (``key="device"``) is shown as the command's flag
+(``--device``). ``--debug`` (or GOOGLENET_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -16,7 +16,23 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ..errors import UserError
+from ..errors import FileSystemError, UserError
+
+# Exit statuses: one per kind of failure, so scripts can tell them apart.
+EXIT_OK, EXIT_PARTIAL, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
+EXIT_FILESYSTEM, EXIT_OUT_OF_MEMORY, EXIT_INTERNAL, EXIT_INTERRUPTED = 4, 5, 70, 130
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_PARTIAL: "done, but some inputs failed (predict: unreadable images, each named; "
+                  "export: a check did not match)",
+    EXIT_BAD_INPUT: "bad input: an argument, setting, data or weights file (the message names it)",
+    EXIT_DIVERGED: "training diverged: the loss became NaN/inf (the last good checkpoint is kept)",
+    EXIT_FILESYSTEM: "file system: permission denied, disk full, name too long, not a "
+                     "directory, a run directory in use (the message names the path)",
+    EXIT_OUT_OF_MEMORY: "out of memory (CPU or GPU): lower --batch-size or the image size",
+    EXIT_INTERNAL: "internal error (a bug): rerun with --debug and report the traceback",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a training run resumes with --resume",
+}
 
 # name -> (module, one-line help). Keep in the order a new user meets them.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +53,10 @@ def _top_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="googlenet",
         description="GoogLeNet (Inception v1, Szegedy et al. 2014) as published.",
-        epilog="Run `googlenet COMMAND --help` for a command's options.",
+        epilog="Run `googlenet COMMAND --help` for a command's options.\n\nexit status:\n"
+               + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
+               + "\n\n--debug (or GOOGLENET_DEBUG=1) shows a traceback instead of the one-line "
+                 "error.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"googlenet {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -80,14 +99,58 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = args.debug or os.environ.get("GOOGLENET_DEBUG") == "1"
     try:
         return int(args._run(args) or 0)
-    except UserError as e:
-        if debug:
+    except BaseException as e:  # noqa: BLE001  every kind is mapped below
+        if debug or isinstance(e, SystemExit):
             raise
-        print(f"googlenet {argv[0]}: error: {_with_flag(e, parser)}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"googlenet {argv[0]}: interrupted", file=sys.stderr)
-        return 130
+        message, code = describe_failure(e, parser)
+        if code == EXIT_PIPE:
+            _silence_stdout()
+            return code
+        print(f"googlenet {argv[0]}: {message}", file=sys.stderr)
+        return code
+
+
+EXIT_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (`| head`); said by the shell
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, MemoryError) or isinstance(e, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    # The CPU allocator raises a plain RuntimeError: "DefaultCPUAllocator: can't allocate memory"
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in str(e)
+                                            or "out of memory" in str(e).lower())
+
+
+def describe_failure(e: BaseException, parser: argparse.ArgumentParser) -> tuple[str, int]:
+    """One line (``error: ...`` or ``interrupted``) and the exit status for an exception."""
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", EXIT_INTERRUPTED
+    if isinstance(e, UserError):
+        return f"error: {_with_flag(e, parser)}", e.exit_code
+    if isinstance(e, BrokenPipeError):
+        return "", EXIT_PIPE
+    if isinstance(e, OSError):
+        names = [os.fsdecode(f) for f in (e.filename, e.filename2) if f is not None]
+        where = " -> ".join(names) or "file system"
+        return f"error: {where}: {e.strerror or e}", FileSystemError.exit_code
+    if _out_of_memory(e):
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return (f"error: out of memory ({first[:200]}); lower --batch-size (or the image "
+                f"size, the number of crops, --workers)", EXIT_OUT_OF_MEMORY)
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    return (f"internal error: {type(e).__name__}: {first} (a bug: run again with --debug for "
+            f"the traceback, and please report it)", EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

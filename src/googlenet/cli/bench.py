@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the same for models with random weights (whose agreement says little)")
     p.add_argument("--calibration-images", type=int, default=256,
                    help="images (train split) the int8 modes are calibrated on")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--peak-seconds", type=float, default=1.0,
                    help="time budget of each matmul-peak measurement")
     p.add_argument("--force-bf16", action="store_true",
@@ -65,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
     if args.image_size < 32:
         raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
     if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads}: must be at least 1")
         torch.set_num_threads(args.threads)
+    if args.out:
+        from ..weights.io import check_writable_dir
+
+        check_writable_dir(Path(args.out).parent, "--out")  # before minutes of timing
     log = (lambda s: print(s, file=sys.stderr, flush=True))
 
     info = machine_info(device)

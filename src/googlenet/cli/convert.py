@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..weights.io import save_weights
+    from ..weights.io import atomic_write, check_writable_dir, save_weights
 
     src = Path(args.model)
     out = Path(args.out) if args.out else src.with_suffix(".safetensors")
@@ -38,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: the output must be a .safetensors file")
     if out.resolve() == src.resolve():
         raise UserError(f"--out {out}: would overwrite the input")
+    check_writable_dir(out.parent, "--out")  # before the conversion, not after
+    if args.prototxt:
+        check_writable_dir(Path(args.prototxt).parent, "--prototxt")
     lw = load_caffemodel(src, aux=False if args.no_aux else None, release_sha1=BVLC_GOOGLENET.sha1)
     info = lw.metadata
     save_weights(lw.model, out, class_names=lw.class_names, preprocess=lw.preprocess,
@@ -49,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"sha1 {info['sha1']}" + (" (BVLC's released bvlc_googlenet)" if info["bvlc_release"]
                                     else " (not BVLC's released file; converted anyway)"))
     if args.prototxt:
-        Path(args.prototxt).write_text(caffe_prototxt(num_classes=info["num_classes"]))
+        text = caffe_prototxt(num_classes=info["num_classes"])
+        atomic_write(args.prototxt, lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {args.prototxt}")
     print(f"wrote {out}\n  use it: googlenet predict --weights {out} IMAGE.jpg")
     return 0

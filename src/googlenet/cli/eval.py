@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -14,6 +15,7 @@ from ..data.crops import CROP_CHOICES
 from ..errors import UserError
 from ..infer.evaluate import MAX_CONFUSION_CLASSES, check_classes, evaluate_models, parse_crops
 from ..engine.distributed import resolve_device
+from ..weights.io import check_writable_dir
 from ..weights.records import LoadedWeights
 
 
@@ -34,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fill Table 3 in one run, e.g. --crops 1 10 144")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="save results.json/.csv/.md and confusion.png/.csv here")
+    p.add_argument("--json", action="store_true",
+                   help="print the results (what --out saves as results.json) as JSON on stdout; "
+                        "the table goes to stderr")
     p.add_argument("--batch-size", type=int, default=256,
                    help="most crops in one forward pass (bounds memory with 144 crops)")
     p.add_argument("--workers", type=int, default=None,
@@ -76,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers {args.workers}: must be 0 or more")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
+    if args.out:
+        check_writable_dir(args.out, "--out")  # before the evaluation, not after it
     device = resolve_device(args.device)
     workers = args.workers if args.workers is not None else (
         min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
@@ -120,24 +127,32 @@ def run(args: argparse.Namespace) -> int:
                              amp=args.amp, strict=args.strict, indices=indices,
                              match=args.match_classes, progress=False if args.no_progress else None,
                              info=info)
-    print()
+    _print_report(report, args)
+    return 0
+
+
+def _print_report(report: Any, args: argparse.Namespace) -> None:
+    text = sys.stderr if args.json else sys.stdout  # with --json, stdout is the JSON only
+    print(file=text)
     for line in report.summary_lines():
-        print(line)
-    print()
-    print(report.table_markdown())
+        print(line, file=text)
+    print(file=text)
+    print(report.table_markdown(), file=text)
     if report.skipped:
-        print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):")
+        print(f"\n{len(report.skipped)} unreadable file(s) skipped (--strict stops instead):",
+              file=text)
         for f, r in report.skipped[:20]:
-            print(f"  {f}: {r}")
+            print(f"  {f}: {r}", file=text)
         if len(report.skipped) > 20:
             print(f"  ... and {len(report.skipped) - 20} more" +
-                  (f" (all in {args.out}/results.md)" if args.out else ""))
+                  (f" (all in {args.out}/results.md)" if args.out else ""), file=text)
     if args.out:
         written = report.save(args.out)
-        print(f"\nsaved: {', '.join(str(p) for p in written)}")
+        print(f"\nsaved: {', '.join(str(p) for p in written)}", file=text)
         if len(report.class_names) > MAX_CONFUSION_CLASSES:
             print(f"(no confusion matrix: {len(report.class_names)} classes is more than "
-                  f"{MAX_CONFUSION_CLASSES})")
-    else:
+                  f"{MAX_CONFUSION_CLASSES})", file=text)
+    elif not args.json:
         print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
-    return 0
+    if args.json:
+        print(json.dumps(report.results(), indent=2))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..weights.io import check_writable_dir
 from ..interop.export import (
     DEFAULT_OPSET, FORMATS, MIN_OPSET, TOLERANCE, check_export, check_images, export_metadata,
     export_onnx, export_program, export_torchscript, save_program,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--check-count must be at least 1")
     model = loaded.model.eval()
     prefix = Path(args.out) if args.out else _default_prefix(args.weights)
+    check_writable_dir(prefix.parent, "--out")  # before the exports are traced, not after
     x, where = check_images(args.check_images, pre, args.check_count)
     meta = export_metadata(model, pre, loaded.class_names)
     print(f"weights: {loaded.source} (variant {model.config['variant']}, "

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default=None, metavar="DIR",
                    help=f"images to calibrate the int8 modes on; unset: the first "
                         f"{CALIBRATION_IMAGES} input images")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, or auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="CPU threads; unset: torch's choice")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="threads decoding images")

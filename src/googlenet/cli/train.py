@@ -14,6 +14,7 @@ from ..engine.checkpoint import load_resume
 from ..engine.trainer import EXIT_DIVERGED, fit
 from ..errors import UserError
 from ..tasks import get_task
+from ..weights.io import check_writable_dir
 from ..weights.records import CHECKPOINT_LAST
 
 # Arguments of this command that are not config keys.
@@ -117,11 +118,13 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--out {out} with --resume {resume}: a resumed run stays in its own "
                             f"directory; leave out --out")
         run_dir, ckpt = load_resume(resume)
+        check_writable_dir(run_dir, "--resume")
         over.pop("out", None)
         cfg = config_lib.resolve(base=ckpt.config, overrides=over)
         cfg.out = str(run_dir)
         fit(get_task(cfg.task), cfg, resume=ckpt, resume_dir=run_dir)
     else:
         cfg = config_lib.resolve(recipe, over)
+        check_writable_dir(cfg.out or "runs", "--out")  # before the data is read, not after
         fit(get_task(cfg.task), cfg)
     return 0

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
+from .imaging import check_resized_size
 from .preprocess import Preprocess
 
 CROP_CHOICES = (1, 10, 144)
@@ -86,6 +87,8 @@ def multi_crop(img: Image.Image, pre: Preprocess, n_crops: int,
                boxes: Optional[list[CropBox]] = None) -> torch.Tensor:
     """PIL RGB image -> (n_crops, C, crop, crop) normalised float tensor."""
     boxes = boxes if boxes is not None else crop_boxes(img.width, img.height, pre, n_crops)
+    for scale in sorted({b.scale for b in boxes}):  # ImageError before any resize allocates
+        check_resized_size(img.width, img.height, scale)
     x = TF.to_image(img)  # (3, H, W) uint8
     c = pre.crop
     by_scale: dict[int, torch.Tensor] = {}

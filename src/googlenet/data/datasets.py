@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from .imaging import IMAGE_EXTENSIONS, ImageError, load_image
+from .imaging import IMAGE_EXTENSIONS, ImageError, list_images, load_image
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 __all__ = ["ImageDataset", "ArrayImageDataset", "FolderImageDataset", "open_dataset",
@@ -223,8 +223,7 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return list_images(folder)  # the same listing as predict's: hidden files and folders skipped
 
 
 def _scan(files: list[Path], *, strict: bool, verify: bool) -> tuple[list[bool], list[tuple[str, str]]]:
@@ -268,9 +267,13 @@ def _check_same_classes(root: Path, splits: dict[str, Path]) -> list[str]:
 
 def _folder(root: Path, split: str, transform: Any, *, strict: bool, seed: int,
             val_fraction: float, verify: bool) -> FolderImageDataset:
-    if not root.exists():
+    try:
+        os.stat(root)
+    except FileNotFoundError:
         raise UserError(f"{root}: no such folder. --data takes an image folder (PATH/train/<class>/, "
-                        f"PATH/val/<class>/ or PATH/<class>/), or one of {list(BUILTIN)}")
+                        f"PATH/val/<class>/ or PATH/<class>/), or one of {list(BUILTIN)}") from None
+    except OSError as e:  # permission denied, name too long, ...: the real cause, not "no such"
+        raise UserError(f"{root}: {e.strerror or e}") from None
     if not root.is_dir():
         raise UserError(f"{root}: not a folder. --data takes an image folder or one of {list(BUILTIN)}")
     split_dirs = {s: root / s for s in SPLITS if (root / s).is_dir()}

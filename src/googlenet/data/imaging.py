@@ -1,17 +1,33 @@
-"""Reading images from disk, safely: every failure becomes an ``ImageError`` naming the file."""
+"""Reading images from disk, safely: every failure becomes an ``ImageError`` naming the file.
+
+Memory per image is bounded before anything is decoded or resized: Pillow's decompression-bomb
+limit bounds the decoded pixels, ``MAX_ASPECT_RATIO`` refuses a 100000x1 strip (whose shorter
+side resized to 256 would be 25.6 Gpixel), and ``check_resized_size`` refuses any resize whose
+result would exceed ``MAX_RESIZED_PIXELS``. Non-regular files (FIFOs, devices, sockets) are
+refused before they are opened, since reading one can block forever. EXIF orientation is applied.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# Longer side / shorter side. Wider panoramas exist (360-degree ones are ~10:1), but nothing a
+# classifier is meant to see comes near 100:1, and the bound keeps "resize the shorter side to S"
+# at most 100 * S^2 pixels.
+MAX_ASPECT_RATIO = 100
+# Pixels of one image after resizing its shorter side (144 crops at 224: 352 x (up to 100 x 352)
+# = 12.4 Mpixel, 37 MB as uint8 RGB). 64 Mpixel = 192 MB of uint8 RGB, 768 MB as float32.
+MAX_RESIZED_PIXELS = 64_000_000
 
 
 class ImageError(UserError):
@@ -43,37 +59,115 @@ def to_rgb_image(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open, fully decode and convert one image to RGB.
-
-    Raises ImageError (never a bare PIL/OSError) for a missing or unreadable file, a file that is
-    not an image, a truncated or corrupt image, and an image over Pillow's decompression-bomb
-    limit (``PIL.Image.MAX_IMAGE_PIXELS``), which is refused rather than decoded.
-    """
+def check_regular_file(path: str | os.PathLike) -> Path:
+    """``path`` if it names a regular file (symlinks followed), else ImageError with the real
+    reason: no such file, permission denied, a name too long, a directory, or a FIFO/device/
+    socket (opening one can block forever, so it is refused before any ``open``)."""
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{p}: no such file") from None
+    except OSError as e:  # permission denied, name too long, not a directory, a symlink loop
+        raise ImageError(f"{p}: {e.strerror or e}") from None
+    if stat.S_ISDIR(mode):
         raise ImageError(f"{p}: is a directory, not an image")
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+        raise ImageError(f"{p}: {kind}, not a regular file; refused (reading it could block)")
+    return p
+
+
+def check_aspect_ratio(width: int, height: int, source: str = "") -> None:
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageError(f"{source + ': ' if source else ''}refused, {width}x{height} pixels has an aspect ratio over "
+                         f"{MAX_ASPECT_RATIO}:1 (resizing its shorter side would need too much "
+                         f"memory)")
+
+
+def check_resized_size(width: int, height: int, shorter: int, source: str = "") -> None:
+    """ImageError unless resizing a ``width`` x ``height`` image so that its shorter side is
+    ``shorter`` stays within ``MAX_RESIZED_PIXELS`` (checked without allocating anything)."""
+    check_aspect_ratio(width, height, source)
+    short, long_ = min(width, height), max(width, height)
+    pixels = shorter * int(shorter * long_ / short)
+    if pixels > MAX_RESIZED_PIXELS:
+        raise ImageError(f"{source + ': ' if source else ''}refused, {width}x{height} pixels with "
+                         f"the shorter side "
+                         f"resized to {shorter} would be {pixels / 1e6:,.0f} Mpixel, over the "
+                         f"limit of {MAX_RESIZED_PIXELS / 1e6:.0f} Mpixel")
+
+
+class ResizedSizeCheck:
+    """A transform step (PIL image in, unchanged out) that refuses images ``check_resized_size``
+    refuses; a class, not a lambda, so DataLoader workers can pickle it."""
+
+    def __init__(self, shorter: int) -> None:
+        self.shorter = shorter
+
+    def __call__(self, img: Any) -> Any:
+        w, h = img.size if isinstance(img, Image.Image) else (img.shape[-1], img.shape[-2])
+        check_resized_size(w, h, self.shorter)
+        return img
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shorter={self.shorter})"
+
+
+def _exif_transpose(img: Image.Image, p: Path) -> Image.Image:
+    """The image as its camera meant it (EXIF orientation applied). A damaged EXIF block is
+    ignored with a warning, as browsers do: the pixels themselves are fine."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of an upright image
+        return img
+    except Exception as e:  # noqa: BLE001  Pillow's EXIF parser raises many types on bad data
+        warnings.warn(f"{p}: EXIF orientation ignored, unreadable EXIF data ({e})", stacklevel=3)
+        return img
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open, fully decode, orient (EXIF) and convert one image to RGB.
+
+    Raises ImageError (never a bare PIL/OSError) for a missing or unreadable file, a directory,
+    FIFO or device, a file that is not an image, a truncated or corrupt image, an image over
+    Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) or over
+    ``MAX_ASPECT_RATIO``; those are refused from their header, before decoding.
+    """
+    p = check_regular_file(path)
     try:
         with warnings.catch_warnings():
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as img:
+                check_aspect_ratio(img.width, img.height, str(p))
                 img.load()  # decode now: truncated files fail here, not later in a worker
-                return to_rgb_image(img)
+                return to_rgb_image(_exif_transpose(img, p))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{p}: refused, image is larger than Pillow's decompression-bomb limit of "
                          f"{Image.MAX_IMAGE_PIXELS:,} pixels ({e})") from None
     except Image.UnidentifiedImageError:
         raise ImageError(f"{p}: not an image file (or a format Pillow cannot read)") from None
+    except ImageError:
+        raise
     except PermissionError:
         raise ImageError(f"{p}: permission denied") from None
+    except MemoryError:
+        raise ImageError(f"{p}: not enough memory to decode this image") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{p}: corrupt or truncated image ({e})") from None
 
 
+def is_hidden(path: Path, root: Path) -> bool:
+    """A name starting with "." anywhere below ``root``: macOS ``._*`` resource forks,
+    ``.DS_Store``, ``.git/``; never images of the dataset."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def list_images(root: str | os.PathLike) -> list[Path]:
-    """Image files (by extension) under ``root``, sorted, recursively."""
+    """Image files (by extension) under ``root``, sorted, recursively; hidden files and folders
+    skipped. Entries that are not directories are kept even when not regular files (a FIFO named
+    x.jpg): ``load_image`` then refuses them by name instead of their vanishing silently."""
     root = Path(root)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not is_hidden(p, root) and not p.is_dir())

@@ -13,6 +13,7 @@ flipped to RGB).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,8 +21,16 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2 as T
 
+from .imaging import ResizedSizeCheck
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Bounds on what a weights file may ask for (its metadata is untrusted input): GoogLeNet's
+# activations grow with the square of the crop (224: ~0.1 GB a batch of 32; 2048: ~100x that),
+# and the 144-crop scales go up to resize * 352/256.
+MAX_CROP = 2048
+MAX_RESIZE = 4096
 
 _INTERP = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -55,8 +64,17 @@ class Preprocess:
                 raise ValueError(f"{name} has {len(v)} values for {n}-channel input; give 1 or {n}")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
+        for name in ("crop", "resize"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{name} must be a whole number of pixels, got {v!r}")
+        if not all(math.isfinite(x) for x in (*self.mean, *self.std)):
+            raise ValueError(f"mean and std must be finite, got {self.mean}, {self.std}")
         if self.crop < 1 or self.resize < self.crop:
             raise ValueError(f"need 1 <= crop <= resize, got crop {self.crop}, resize {self.resize}")
+        if self.crop > MAX_CROP or self.resize > MAX_RESIZE:
+            raise ValueError(f"crop {self.crop}, resize {self.resize}: at most crop {MAX_CROP}, "
+                             f"resize {MAX_RESIZE} pixels")
 
     @property
     def interp(self) -> InterpolationMode:
@@ -96,7 +114,7 @@ class Preprocess:
         Resizing runs on the uint8 tensor (not PIL), exactly as ``crops.multi_crop`` does, so the
         1-crop evaluation and this transform give identical inputs.
         """
-        return T.Compose([T.ToImage(), T.Resize(self.resize, interpolation=self.interp, antialias=True),
+        return T.Compose([ResizedSizeCheck(self.resize), T.ToImage(), T.Resize(self.resize, interpolation=self.interp, antialias=True),
                           T.CenterCrop(self.crop), self.normalize()])
 
     def channels(self) -> int:

@@ -6,23 +6,104 @@ A checkpoint is ``TrainCheckpoint.to_state()`` (googlenet.weights.records), save
 the run directory that is fsynced and renamed into place, so a SIGKILL at any moment leaves the
 previous complete checkpoint (or the new one); ``checkpoint-best.pt`` is a hard link to the same
 bytes when the filesystem allows it.
+
+``RunLock`` makes a run directory one process's at a time (``fcntl.flock`` on RUN/.lock, which
+the kernel releases when the process dies, even by SIGKILL: no stale lock to clean up), and
+``remove_stale_temps`` deletes the temp files a killed write left behind, under the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 
-from ..errors import UserError
-from ..weights.io import atomic_torch_save, safe_torch_load
-from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST, TrainCheckpoint
+from ..errors import FileSystemError, UserError
+from ..weights.io import TEMP_SUFFIX, atomic_torch_save, safe_torch_load
+from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint
 
-__all__ = ["CheckpointWriter", "load_resume", "snapshot"]
+__all__ = ["CheckpointWriter", "RunLock", "RunLocked", "load_resume", "remove_stale_temps",
+           "snapshot", "LOCK_FILE", "RUN_FILES"]
+
+LOCK_FILE = ".lock"
+# Every file the engine writes into a run directory through ``atomic_write``.
+RUN_FILES = (CHECKPOINT_LAST, CHECKPOINT_BEST, FINAL_WEIGHTS, "config.toml", "results.json",
+             "metrics.csv", "curves.png")
+
+
+class RunLocked(FileSystemError):
+    """Another process holds the run directory (exit status 4, with the file-system errors)."""
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run directory for as long as the ``with`` lasts.
+
+    ``flock`` on ``RUN/.lock``, whose content is the holder's PID (for the message a second
+    process gets). The kernel drops the lock when the holder exits in any way, so a killed run
+    never leaves the directory locked. Advisory: it excludes other googlenet processes, which is
+    what it is for. Where ``fcntl`` does not exist (Windows) it does nothing.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover  (Windows)
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise RunLocked(f"{self.path.parent}: in use by {who} (lock {self.path}); wait for "
+                            f"it to finish or stop it, or choose another directory") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # the file stays (unlinking it would race a new locker)
+            os.close(fd)  # closing drops the flock
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+_STALE = re.compile(r"^\.(?P<name>.+)\.[^.]+" + re.escape(TEMP_SUFFIX) + "$")
+
+
+def remove_stale_temps(run_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of writes that a SIGKILL interrupted (``.checkpoint-last.pt.
+    <random>.tmp`` from ``atomic_write``, ``.checkpoint-best.pt.link``): only ours (the names of
+    ``RUN_FILES``), only directly in ``run_dir``. Call it holding the ``RunLock``: then no write
+    of ours is in flight. Returns what was removed."""
+    run = Path(run_dir)
+    removed = []
+    for p in run.iterdir():
+        m = _STALE.match(p.name)
+        ours = (m is not None and m.group("name") in RUN_FILES) or p.name == f".{CHECKPOINT_BEST}.link"
+        if ours and p.is_file() and not p.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def snapshot(obj: Any) -> Any:
@@ -79,7 +160,9 @@ class CheckpointWriter:
             self._thread = None
         if self._error is not None:
             e, self._error = self._error, None
-            raise UserError(f"could not write a checkpoint to {self.run_dir}: {e}") from e
+            kind = FileSystemError if isinstance(e, (OSError, FileSystemError)) else UserError
+            raise kind(f"could not write a checkpoint to {self.run_dir}: {e}; the previous "
+                       f"checkpoint is intact") from e
 
 
 def load_resume(run_dir: str | os.PathLike) -> tuple[Path, TrainCheckpoint]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import sys
 import typing
 from dataclasses import dataclass, fields
@@ -120,6 +121,63 @@ CHOICES: dict[str, tuple[str, ...]] = {
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
 
 
+@dataclass(frozen=True)
+class Range:
+    """Accepted values of a numeric setting: ``lo``..``hi``, each end open or closed."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        return (math.isfinite(v) and (self.lo < v if self.lo_open else self.lo <= v)
+                and (v < self.hi if self.hi_open else v <= self.hi))
+
+    def __str__(self) -> str:
+        def num(x: float) -> str:
+            return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+        return (f"{'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}"
+                f"{')' if self.hi_open else ']'}")
+
+
+# Every numeric setting's accepted values (tests check that no numeric field lacks one). Upper
+# bounds are far beyond any sensible value; they exist so that a typo (lr=1e5, epochs=1e9) or a
+# damaged saved config is refused with its key named, instead of training to NaN or overflowing.
+UNIT, PROB = Range(0, 1), Range(0, 1, hi_open=True)  # [0, 1], [0, 1)
+RANGES: dict[str, Range] = {
+    "val_fraction": PROB,
+    "image_size": Range(0, 2048),  # 0: the dataset's default; else >= MIN_INPUT_SIZE (below)
+    "workers": Range(-1, 256),
+    "dropout": PROB, "aux_dropout": PROB,
+    "epochs": Range(1, 1_000_000),
+    "batch_size": Range(1, 65_536),
+    "lr": Range(0, 10, lo_open=True),
+    "momentum": PROB,
+    "weight_decay": PROB,
+    "lr_step_epochs": Range(0, 1_000_000, lo_open=True),
+    "lr_gamma": Range(0, 1, lo_open=True),
+    "warmup_epochs": Range(0, 1_000_000),
+    "aux_weight": Range(0, 100),
+    "label_smoothing": PROB,
+    "clip_grad_norm": Range(0, 1e6),
+    "ema_decay": Range(0, 1, lo_open=True, hi_open=True),
+    "average_start_epoch": Range(0, 1_000_000),
+    "crop_scale": Range(0, 1, lo_open=True),  # each of (min, max)
+    "crop_ratio": Range(0, 100, lo_open=True),
+    "hflip": UNIT,
+    "brightness": Range(0, 10), "contrast": Range(0, 10), "saturation": Range(0, 10),
+    "hue": Range(0, 0.5),  # ColorJitter's own limit
+    "pca_lighting": Range(0, 10),
+    "seed": Range(0, 2**32 - 1),
+    "threads": Range(0, 4096),
+    "checkpoint_every": Range(0, 1e12),
+    "eval_every": Range(1, 1_000_000),
+    "max_steps": Range(0, 1e12),
+}
+
+
 def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
@@ -146,8 +204,9 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
 
     def bad(why: str = "") -> UserError:
+        accepted = f"; accepted: {RANGES[key]}" if key in RANGES else ""
         return UserError(f"{source}: {key} = {value!r} is not a valid "
-                         f"{getattr(base, '__name__', str(base))}{why}")
+                         f"{getattr(base, '__name__', str(base))}{why}{accepted}")
 
     if isinstance(value, str) and value.strip().lower() in ("none", "null", "") and optional:
         return None
@@ -184,10 +243,18 @@ def _scalar(typ: Any, value: Any, bad: Any) -> Any:
     if typ is int:
         if isinstance(value, bool):
             raise bad()
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())  # exact, however large ("12345678901234567890")
+        except ValueError:
+            pass
         try:
             f = float(value)
         except (TypeError, ValueError):
             raise bad() from None
+        if not math.isfinite(f):
+            raise bad(" (not a finite number)")
         if f != int(f):
             raise bad()
         return int(f)
@@ -196,7 +263,7 @@ def _scalar(typ: Any, value: Any, bad: Any) -> Any:
             raise bad()
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise bad() from None
     if typ is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -214,28 +281,17 @@ def _validate(key: str, v: Any, source: str) -> None:
     if key == "interpolations":
         if not v or any(m not in INTERPOLATIONS for m in v):
             fail(f"each must be one of {list(INTERPOLATIONS)}")
-    if key in ("epochs", "batch_size") and v < 1:
-        fail("must be at least 1")
+    if key in RANGES and v is not None:
+        values = v if isinstance(v, tuple) else (v,)
+        if not all(x in RANGES[key] for x in values):
+            kind = "a whole number" if isinstance(values[0], int) else "a finite number"
+            fail(f"must be {kind} in {RANGES[key]}"
+                 + (" (each value)" if isinstance(v, tuple) else ""))
     if key == "image_size" and v != 0 and v < MIN_INPUT_SIZE:
         fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px (0 picks the dataset's "
              f"default)")
-    if key in ("lr", "lr_step_epochs") and v <= 0:
-        fail("must be > 0")
-    if key in ("crop_scale", "crop_ratio"):
-        if not 0 < v[0] <= v[1] or (key == "crop_scale" and v[1] > 1):
-            fail("need 0 < min <= max" + (" <= 1" if key == "crop_scale" else ""))
-    if key in ("hflip", "val_fraction") and not 0 <= v <= 1:
-        fail("must be in [0, 1]")
-    if key == "ema_decay" and not 0 < v < 1:
-        fail("must be in (0, 1)")
-    if key in ("checkpoint_every", "max_steps", "weight_decay", "warmup_epochs", "aux_weight",
-               "label_smoothing", "clip_grad_norm", "average_start_epoch", "brightness",
-               "contrast", "saturation", "pca_lighting", "threads") and v < 0:
-        fail("must be >= 0")
-    if key == "hue" and not 0 <= v <= 0.5:
-        fail("must be in [0, 0.5]")
-    if key == "eval_every" and v < 1:
-        fail("must be at least 1")
+    if key in ("crop_scale", "crop_ratio") and not v[0] <= v[1]:
+        fail("need min <= max")
 
 
 def recipe_path(name: str) -> Path:

@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..weights.io import atomic_write, save_weights
 from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
-from .checkpoint import CheckpointWriter
+from .checkpoint import CheckpointWriter, RunLock, remove_stale_temps
 from .config import TrainConfig, to_toml
 from .logging import RunLog, Scalars, hms, plot_curves, write_metrics
 from .optim import make_averaged, make_optimizer, make_scheduler
@@ -114,6 +114,7 @@ class _Trainer:
         self.averaged = None
         self.scalars: Optional[Scalars] = None
         self.init: Any = None  # what Task.load_init returned
+        self.lock: Optional[RunLock] = None  # rank 0's lock on the run directory
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -240,11 +241,32 @@ class _Trainer:
 
     # -- the run ----------------------------------------------------------------------------
 
+    def _lock_run_dir(self) -> None:
+        """Rank 0 owns the run directory for the whole run (a second process is refused,
+        naming the holder), then clears the temp files a killed write left there."""
+        if not self.info.is_main or self.lock is not None:
+            return
+        self.lock = RunLock(self.run_dir).acquire()
+        for p in remove_stale_temps(self.run_dir):
+            self.log(f"removed {p.name}, left by an interrupted write", console=False)
+        if self.resume is None and (self.run_dir / CHECKPOINT_LAST).exists():
+            raise UserError(f"{self.run_dir}: already holds a training run; continue it with "
+                            f"--resume {self.run_dir}, or choose another --out")
+
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _run(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         self._setup_system()
         self.run_dir = Path(self.resume_dir) if self.resume_dir is not None else (
             Path(cfg.out) if cfg.out else default_run_dir(cfg))
+        if self.run_dir.is_dir():  # another process in it: refused now, before the data is read
+            self._lock_run_dir()
         if self.resume is None and (self.run_dir / CHECKPOINT_LAST).exists():
             raise UserError(f"{self.run_dir}: already holds a training run; continue it with "
                             f"--resume {self.run_dir}, or choose another --out")
@@ -252,6 +274,7 @@ class _Trainer:
         data = self._setup_data()
         if info.is_main:  # the data is usable: only now does the run directory appear
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_run_dir()
             self.log.open(self.run_dir / "train.log")
         self._setup_loaders(data)
         self._setup_model(data)

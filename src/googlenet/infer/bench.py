@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from . import fast
+from ..data.imaging import ImageError
 from ..errors import UserError
 from ..models.googlenet import GoogLeNet
 
@@ -206,17 +207,22 @@ def load_images(data: Optional[str], splits: Sequence[str], n: int, pre, *,
 
     out: list[torch.Tensor] = []
     tf = pre.eval_transform()
+    errors: list[UserError] = []
     for split in splits:
         try:
             ds = open_dataset(data, split, seed=seed)
-        except UserError:
-            if split == splits[0]:
-                raise
+        except UserError as e:  # e.g. no test/ in PATH/<class>/ folders: the next split
+            errors.append(e)
             continue
         for i in range(len(ds)):
             if len(out) >= n:
                 break
-            out.append(tf(ds.load(i)[0]))
+            try:
+                out.append(tf(ds.load(i)[0]))
+            except ImageError:  # changed since the scan, or too large once resized
+                continue
+    if not out and len(errors) == len(splits):
+        raise errors[-1]  # the last split's reason (the first may only say "no test/ folder")
     if not out:
         raise UserError(f"--data {data}: no images in splits {list(splits)}")
     return torch.stack(out)

@@ -36,6 +36,7 @@ from ..errors import UserError
 from ..metrics.classification import confusion_matrix, topk_hits
 from ..data.imaging import ImageError
 from ..data.preprocess import Preprocess
+from ..weights.io import atomic_write, check_writable_dir
 from ..weights.records import LoadedWeights
 
 TOPK = 5
@@ -170,11 +171,11 @@ class _CropDataset(Dataset):
 
     def __getitem__(self, j: int) -> tuple[int, Optional[list[torch.Tensor]], int, Optional[str]]:
         i = self.indices[j]
-        try:
+        try:  # unreadable, or too large once resized (multi_crop refuses before resizing)
             img, label = self.ds.load(i)
+            return i, [multi_crop(img, p, self.n) for p in self.pres], int(label), None
         except ImageError as e:
             return i, None, -1, str(e)
-        return i, [multi_crop(img, p, self.n) for p in self.pres], int(label), None
 
 
 def _collate(items):
@@ -328,40 +329,46 @@ class EvalReport:
                 "seconds": {str(c): round(s, 3) for c, s in self.seconds.items()},
                 "rows": self.table_rows()}
 
+    def results(self) -> dict[str, Any]:
+        """What results.json holds (and ``eval --json`` prints)."""
+        d, last, K = self.to_dict(), self.rows[-1], len(self.class_names)
+        d["confusion"] = ({"row": self.row_label(last), "crops": last.crops,
+                           "png": "confusion.png", "csv": "confusion.csv"}
+                          if K <= MAX_CONFUSION_CLASSES else
+                          {"skipped": f"{K} classes > {MAX_CONFUSION_CLASSES}: too many to plot"})
+        return d
+
     def save(self, out_dir: str | os.PathLike) -> list[Path]:
-        """results.json, results.csv, results.md, and (<= 50 classes) confusion.png/.csv."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        """results.json, results.csv, results.md, and (<= 50 classes) confusion.png/.csv, each
+        written atomically (a failed write leaves the previous file; FileSystemError)."""
+        out = check_writable_dir(out_dir, "output folder")
         written = []
-        d = self.to_dict()
         last = self.rows[-1]
-        K = len(self.class_names)
-        if K <= MAX_CONFUSION_CLASSES:
+
+        def csv_file(path: Path, rows: list[list[Any]]) -> Path:
+            def write(tmp: str) -> None:
+                with open(tmp, "w", newline="") as f:
+                    csv.writer(f).writerows(rows)
+            return atomic_write(path, write)
+
+        if len(self.class_names) <= MAX_CONFUSION_CLASSES:
             cm = self.confusion(last)
             title = f"{self.row_label(last)}, {last.crops} crop{'s' if last.crops > 1 else ''}"
             written.append(save_confusion_png(cm, self.class_names, out / "confusion.png", title))
-            with open(out / "confusion.csv", "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["true \\ predicted", *self.class_names])
-                for name, row in zip(self.class_names, cm):
-                    w.writerow([name, *row.tolist()])
-            written.append(out / "confusion.csv")
-            d["confusion"] = {"row": self.row_label(last), "crops": last.crops,
-                              "png": "confusion.png", "csv": "confusion.csv"}
-        else:
-            d["confusion"] = {"skipped": f"{K} classes > {MAX_CONFUSION_CLASSES}: too many to plot"}
-        (out / "results.json").write_text(json.dumps(d, indent=2) + "\n")
+            written.append(csv_file(out / "confusion.csv", [
+                ["true \\ predicted", *self.class_names],
+                *[[name, *row.tolist()] for name, row in zip(self.class_names, cm)]]))
+        d = self.results()
+        atomic_write(out / "results.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(d, indent=2) + "\n"))
         rows = self.table_rows()
-        with open(out / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow({**r, "model_names": " + ".join(r["model_names"])})
+        csv_file(out / "results.csv", [list(rows[0]), *[
+            list({**r, "model_names": " + ".join(r["model_names"])}.values()) for r in rows]])
         md = ["# googlenet eval", "", *[f"- {s}" for s in self.summary_lines()], "",
               self.table_markdown(), ""]
         if self.skipped:
             md += ["Skipped files:", "", *[f"- {f}: {r}" for f, r in self.skipped], ""]
-        (out / "results.md").write_text("\n".join(md))
+        atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text("\n".join(md)))
         return [out / "results.json", out / "results.csv", out / "results.md", *written]
 
 
@@ -387,8 +394,7 @@ def save_confusion_png(cm: np.ndarray, class_names: Sequence[str], path: str | o
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
                     color="white" if v > hi / 2 else "black")
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ is still classified. The exit status is 0 when every file was classified, 1 when
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,13 @@ def collect_inputs(paths: Sequence[str]) -> tuple[list[Path], list[Failure]]:
     failures: list[Failure] = []
     for s in paths:
         p = Path(s)
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            pass  # "no such file or folder" below
+        except OSError as e:  # a name too long, permission denied: the real cause, named
+            failures.append(Failure(str(p), f"{p}: {e.strerror or e}"))
+            continue
         if p.is_dir():
             found = list_images(p)
             if not found:
@@ -72,9 +80,13 @@ def collect_inputs(paths: Sequence[str]) -> tuple[list[Path], list[Failure]]:
 
 def _load(path: Path, pre: Preprocess, n_crops: int) -> torch.Tensor | ImageError:
     try:
-        return multi_crop(load_image(path), pre, n_crops)  # (n_crops, C, crop, crop)
+        img = load_image(path)
     except ImageError as e:
         return e
+    try:
+        return multi_crop(img, pre, n_crops)  # (n_crops, C, crop, crop)
+    except ImageError as e:  # too large once resized: refused before resizing
+        return ImageError(f"{path}: {e}")
 
 
 def iter_batches(files: Sequence[Path], pre: Preprocess, n_crops: int, images_per_batch: int,

@@ -331,6 +331,9 @@ def convert_net(net: CaffeNet, source: str = "<caffemodel>", *, aux: Optional[bo
         raise UserError(f"{source}: layer 'loss3/classifier' weights have shape "
                         f"{cls.blobs[0].shape}, expected (num_classes, 1024)")
     num_classes = int(w_shape[0])
+    if num_classes < 1:
+        raise UserError(f"{source}: layer 'loss3/classifier' has {num_classes} outputs; a "
+                        f"classifier needs at least one class")
     model = GoogLeNet(variant="paper", num_classes=num_classes, aux_logits=has_aux,
                       init_weights=False)
     expected = model.state_dict()

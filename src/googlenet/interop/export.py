@@ -29,6 +29,7 @@ from ..metrics.agreement import Agreement, agreement
 from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
+from ..weights.io import atomic_write
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "export": ".pt2"}
 DEFAULT_OPSET = 18
@@ -67,7 +68,8 @@ def save_program(program: torch.export.ExportedProgram, path: str | Path,
                  metadata: Optional[dict[str, Any]] = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, str(path), extra_files={META_FILE: json.dumps(metadata or {})})
+    atomic_write(path, lambda tmp: torch.export.save(
+        program, tmp, extra_files={META_FILE: json.dumps(metadata or {})}))
     return path
 
 
@@ -101,7 +103,7 @@ def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Pat
     for k, v in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, json.dumps(v)
-    onnx.save(proto, str(path))
+    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
     return path
 
 
@@ -118,7 +120,8 @@ def export_torchscript(model: GoogLeNet, path: str | Path, *, example: torch.Ten
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(m, example.cpu(), check_trace=False)
-        torch.jit.save(traced, str(path), _extra_files={META_FILE: json.dumps(metadata or {})})
+        atomic_write(path, lambda tmp: torch.jit.save(
+            traced, tmp, _extra_files={META_FILE: json.dumps(metadata or {})}))
     return path
 
 

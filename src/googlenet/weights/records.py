@@ -38,6 +38,12 @@ CHECKPOINT_LAST = "checkpoint-last.pt"
 CHECKPOINT_BEST = "checkpoint-best.pt"
 FINAL_WEIGHTS = "model.safetensors"
 
+# Bounds on a weights file's model config (untrusted input): num_classes=1e9 would allocate a
+# 4 TB classifier before anything else is checked. 100,000 covers ImageNet-21k (21,841 classes)
+# with room to spare; in_chans beyond 64 is no image.
+MAX_NUM_CLASSES = 100_000
+MAX_IN_CHANS = 64
+
 
 class CheckpointError(UserError):
     """A file that is not a training checkpoint this version can read."""
@@ -84,14 +90,47 @@ class WeightsMeta:
         extra = field_("extra", {})
         return cls(model_config=config, class_names=field_("class_names", None),
                    preprocess=field_("preprocess", None), task=meta.get("task", "classify"),
-                   extra=extra if isinstance(extra, dict) else {})
+                   extra=extra if isinstance(extra, dict) else {}).validated(source)
+
+    def validated(self, source: str) -> "WeightsMeta":
+        """``self`` if every field is usable, else a UserError naming ``source`` and the field,
+        before anything is built from it (a 1e9-class classifier is refused, not allocated)."""
+        cfg = self.model_config
+        if not isinstance(cfg, dict):
+            raise UserError(f"{source}: model config must be a mapping, got {type(cfg).__name__}")
+        for key, hi in (("num_classes", MAX_NUM_CLASSES), ("in_chans", MAX_IN_CHANS)):
+            v = cfg.get(key)
+            if v is None and key == "in_chans":
+                continue
+            lo = 0 if key == "num_classes" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise UserError(f"{source}: model config {key} = {v!r} is not a whole number in "
+                                f"[{lo}, {hi:,}]; the file is damaged or not a googlenet model")
+        names = self.class_names
+        if names is not None:
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise UserError(f"{source}: class names must be a list of strings, got "
+                                f"{type(names).__name__}"
+                                + (f" of {sorted({type(n).__name__ for n in names})}"
+                                   if isinstance(names, list) else ""))
+            if len(names) != cfg["num_classes"]:
+                raise UserError(f"{source}: {len(names)} class names for a classifier of "
+                                f"{cfg['num_classes']} classes; every prediction would be "
+                                f"mislabelled. Fix or drop the class names")
+        if self.preprocess is not None and not isinstance(self.preprocess, dict):
+            raise UserError(f"{source}: saved preprocessing must be a mapping, got "
+                            f"{type(self.preprocess).__name__}")
+        self.preprocess_obj(source)  # crop/resize within bounds, std > 0, ...
+        if not isinstance(self.task, str):
+            raise UserError(f"{source}: task must be a name, got {self.task!r}")
+        return self
 
     def preprocess_obj(self, source: str) -> Preprocess:
         if self.preprocess is None:
             return Preprocess()
         try:
             return Preprocess.from_dict(self.preprocess)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{source}: saved preprocessing {self.preprocess} is not valid: "
                             f"{e}") from None
 
@@ -149,7 +188,8 @@ class TrainCheckpoint:
             raise CheckpointError(f"{source}: run_state without {need}; the file is damaged")
         meta = WeightsMeta(model_config=d["model_config"], class_names=d.get("class_names"),
                            preprocess=d.get("preprocess"), task=d.get("task", "classify"),
-                           extra={"epoch": rs["epoch"], "step": rs["step"], "config": d["config"]})
+                           extra={"epoch": rs["epoch"], "step": rs["step"], "config": d["config"]}
+                           ).validated(source)
         return cls(meta=meta, model=d["model"], optimizer=d["optimizer"],
                    scheduler=d["scheduler"], run_state=rs, config=d["config"],
                    averaged_model=d.get("averaged_model"), averaged_n=int(d.get("averaged_n", 0)),
