@@ -165,7 +165,8 @@ class GoogLeNet(_net.GoogLeNet, PyTorchModelHubMixin, library_name="googlenet",
         name = model_name(self.variant.name)
         names = self.class_names or []
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-        aux = "yes (training-mode forward returns (logits, aux1, aux2))" if self.aux_logits else "no"
+        aux = ("yes (training-mode forward returns (logits, aux1, aux2))" if self.aux_logits
+               else "no")
         deps = departures(self.config, pre) or ["none in the network: BVLC Caffe's "
                                                 "reproduction is followed where the paper is "
                                                 "silent (ceil-mode pools, Xavier init)"]

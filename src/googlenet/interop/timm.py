@@ -72,8 +72,9 @@ def _create(name: str, variant: str, pretrained: bool = False, **kwargs: Any) ->
             isinstance(given, dict) and any(given.get(k) for k in _SOURCE_KEYS))
         if not has_source:
             raise UserError(
-                f"{name}: timm hosts no weights for it; pass pretrained_cfg_overlay=dict(file=PATH) "
-                f"or load with googlenet.create_model({name!r}, weights=...)", key="pretrained")
+                f"{name}: timm hosts no weights for it; pass "
+                f"pretrained_cfg_overlay=dict(file=PATH) or load with "
+                f"googlenet.create_model({name!r}, weights=...)", key="pretrained")
     return build_model_with_cfg(partial(GoogLeNet, variant=variant), name, pretrained,
                                 feature_cfg=dict(_FEATURE_CFG), **kwargs)
 

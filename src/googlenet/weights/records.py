@@ -22,8 +22,8 @@ import torch.nn as nn
 from ..data.preprocess import Preprocess
 from ..errors import UserError
 
-__all__ = ["FORMAT", "FORMAT_KEY", "FORMAT_VERSION", "LEGACY_FORMAT", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
-           "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
+__all__ = ["FORMAT", "FORMAT_KEY", "FORMAT_VERSION", "LEGACY_FORMAT", "CHECKPOINT_FORMAT",
+           "CHECKPOINT_VERSION", "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
            "TrainCheckpoint", "LoadedWeights", "CheckpointError"]
 
 # safetensors metadata of files written by save_weights: "format" is the Hub's convention ("pt":
