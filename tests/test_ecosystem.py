@@ -218,6 +218,9 @@ def test_pretrained_cfg_of_a_fresh_model():
     assert GoogLeNet(stem="separable", aux_logits=False).pretrained_cfg["first_conv"] == \
         "conv1.depthwise"
     assert GoogLeNet(aux_logits=False).pretrained_cfg["classifier"] == "fc"
+    switched = _timm("googlenet", aux_logits=True, stem="separable").pretrained_cfg
+    assert switched["first_conv"] == "conv1.depthwise"
+    assert switched["classifier"] == ("fc", "aux1.fc2", "aux2.fc2")
     # timm's registered cfg and ours agree on everything timm's data pipeline reads
     t = _timm("googlenet_bn").pretrained_cfg
     for key in ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode",

@@ -65,8 +65,16 @@ def _create(name: str, variant: str, pretrained: bool = False, **kwargs: Any) ->
     if kwargs["aux_logits"] and kwargs.get("features_only"):
         raise UserError(f"{name}: features_only=True with aux_logits=True: a feature extractor "
                         f"has no classifiers; leave aux_logits off", key="aux_logits")
+    # The registered cfg describes the default build; switches that move the first conv or add
+    # classifiers say so, for timm's in_chans / num_classes adaptation of loaded weights.
+    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {})
+    if kwargs["aux_logits"]:
+        overlay.setdefault("classifier", ("fc", "aux1.fc2", "aux2.fc2"))
+    if kwargs.get("stem") == "separable":
+        overlay.setdefault("first_conv", "conv1.depthwise")
+    if overlay:
+        kwargs["pretrained_cfg_overlay"] = overlay
     if pretrained:
-        overlay = kwargs.get("pretrained_cfg_overlay") or {}
         given = kwargs.get("pretrained_cfg")
         has_source = any(overlay.get(k) for k in _SOURCE_KEYS) or (
             isinstance(given, dict) and any(given.get(k) for k in _SOURCE_KEYS))

@@ -244,7 +244,10 @@ torch.fx.wrap("_check_input")
 
 
 def _fx_tracing() -> bool:
-    return getattr(torch.fx._symbolic_trace, "is_fx_tracing", lambda: False)()
+    """Whether torch.fx.symbolic_trace is running (torch.utils.checkpoint cannot be traced)."""
+    fx = torch.fx._symbolic_trace
+    check = getattr(fx, "is_fx_symbolic_tracing", None) or getattr(fx, "is_fx_tracing")
+    return check()
 
 
 class AuxHead(nn.Module):
