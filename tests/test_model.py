@@ -163,17 +163,19 @@ def test_feature_info_matches_intermediates(variant):
     model = create_model(variant, aux_logits=False).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        feats = model.forward_intermediates(x)
+        final, feats = model.forward_intermediates(x)
         last = model.forward_features(x)
-        picked = model.forward_intermediates(x, indices=[1, -1])
+        picked = model.forward_intermediates(x, indices=[1, -1], intermediates_only=True)
     assert len(feats) == len(model.feature_info) == 5
     assert [i["reduction"] for i in model.feature_info] == [2, 4, 8, 16, 32]
     assert [i["num_chs"] for i in model.feature_info] == [64, 192, 480, 832, 1024]
     for info, f in zip(model.feature_info, feats):
         assert f.shape == (2, info["num_chs"], 64 // info["reduction"], 64 // info["reduction"])
     torch.testing.assert_close(feats[-1], last, rtol=0, atol=0)
+    torch.testing.assert_close(final, last, rtol=0, atol=0)
     assert [f.shape for f in picked] == [feats[1].shape, feats[-1].shape]
-    assert model.forward_intermediates(x, indices=[]) == []
+    with pytest.raises(ValueError, match="indices is empty"):
+        model.forward_intermediates(x, indices=[])
     with pytest.raises(ValueError, match=r"indices \[5\] out of range: feature_info has 5"):
         model.forward_intermediates(x, indices=[5])
 
@@ -181,7 +183,8 @@ def test_feature_info_matches_intermediates(variant):
 def test_feature_info_naive(naive_model):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        feats = naive_model.eval().forward_intermediates(x, indices=[2, 3, 4])
+        feats = naive_model.eval().forward_intermediates(x, indices=[2, 3, 4],
+                                                         intermediates_only=True)
     infos = naive_model.feature_info[2:]
     assert [f.shape[1] for f in feats] == [i["num_chs"] for i in infos]
     assert feats[-1].shape[1] == naive_model.num_features

@@ -79,7 +79,8 @@ def test_metadata_readable_without_googlenet(tmp_path):
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         assert set(f.keys()) == set(model.state_dict())
-    assert meta["format"] == "googlenet" and meta["variant"] == "torchvision"
+    assert meta["format"] == "pt" and meta["googlenet_format"] == "1"  # the Hub's convention
+    assert meta["variant"] == "torchvision"
     assert meta["num_classes"] == "3"
     assert json.loads(meta["class_names"]) == CLASSES
     assert json.loads(meta["model_config"])["transform_input"] is True
@@ -93,8 +94,13 @@ def test_save_rejects_wrong_number_of_class_names(tmp_path):
 
 
 def test_safetensors_without_metadata(tmp_path):
+    """A plain state dict loads, its config read off the keys (tests/test_ecosystem.py has
+    more); other tensors without our metadata are refused."""
     path = tmp_path / "plain.safetensors"
-    save_file({k: v.contiguous() for k, v in _model().state_dict().items()}, str(path))
+    model = _model()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    assert load_weights(path).model.config == model.config
+    save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(UserError, match=rf"{path}: safetensors file without googlenet metadata"):
         load_weights(path)
 

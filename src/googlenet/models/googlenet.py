@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .contract import group_matcher as _group_matcher
+from .contract import pretrained_cfg_from, take_indices
 
 __all__ = [
     "InceptionSpec", "TABLE1", "Variant", "VARIANTS", "GoogLeNet", "GoogLeNetOutputs",
@@ -207,6 +212,44 @@ class Inception(nn.Module):
         return torch.cat(branches, 1)  # order as in Caffe's concat: 1x1, 3x3, 5x5, pool proj
 
 
+def _aux_pool(x: torch.Tensor, paper: bool) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 4, 4): the paper's avgpool 5x5/3 where the paper defines it (a
+    14x14 tap, i.e. a 224 input: Caffe's loss1/ave_pool), adaptive pooling to 4x4 elsewhere.
+
+    At 14x14 the two differ (5-wide windows at 0/3/6/9 against adaptive 4-wide ones at 0/3/7/10),
+    so no one shape-independent op gives both; the choice is made on the shape at run time.
+    ``torch.fx.wrap`` below makes this function a single leaf node for FX tracing (torchvision's
+    ``create_feature_extractor``, timm's ``FeatureGraphNet``), which cannot branch on a traced
+    shape; eager, ``torch.jit.trace`` and ``torch.export`` run it as plain Python.
+    """
+    if paper and x.shape[-2] == 14 and x.shape[-1] == 14:
+        return F.avg_pool2d(x, 5, stride=3, ceil_mode=True)  # (N, C, 4, 4): Caffe's loss1/ave_pool
+    return F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
+
+
+def _check_input(x: torch.Tensor, in_chans: int) -> None:
+    """Raise ValueError for input the network cannot take, saying what it accepts. An FX leaf
+    (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"GoogLeNet expects input of shape (N, {in_chans}, H, W), got "
+                         f"{tuple(x.shape)}")
+    if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:
+        raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
+                         f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
+                         f"the paper's size)")
+
+
+torch.fx.wrap("_aux_pool")
+torch.fx.wrap("_check_input")
+
+
+def _fx_tracing() -> bool:
+    """Whether torch.fx.symbolic_trace is running (torch.utils.checkpoint cannot be traced)."""
+    fx = torch.fx._symbolic_trace
+    check = getattr(fx, "is_fx_symbolic_tracing", None) or getattr(fx, "is_fx_tracing")
+    return check()
+
+
 class AuxHead(nn.Module):
     """Auxiliary classifier (§5): avgpool 5x5/3 -> conv 1x1 128 -> FC 1024 -> dropout 70% -> linear.
 
@@ -224,10 +267,7 @@ class AuxHead(nn.Module):
         self.fc2 = nn.Linear(AUX_FC, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, 14, 14) at a 224 input
-        if self.pool_mode == "paper" and x.shape[-2] == 14 and x.shape[-1] == 14:
-            x = F.avg_pool2d(x, 5, stride=3, ceil_mode=True)  # (N, C, 4, 4): Caffe's loss1/ave_pool
-        else:
-            x = F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
+        x = _aux_pool(x, self.pool_mode == "paper")  # (N, C, 4, 4)
         x = torch.flatten(self.conv(x), 1)  # (N, 2048)
         x = self.dropout(F.relu(self.fc1(x), inplace=True))  # (N, 1024)
         return self.fc2(x)  # (N, num_classes)
@@ -270,13 +310,29 @@ class GoogLeNet(nn.Module):
     Output contract (one type per mode, pytorch/vision#1273): in eval mode, and in training mode
     without aux heads, ``forward`` returns the logits tensor ``(N, num_classes)``; in training mode
     with aux heads it returns ``GoogLeNetOutputs(logits, aux1, aux2)``.
+
+    Aux heads default: ``aux_logits=True`` here and in ``googlenet.create_model``, because the
+    paper trains with them (§5) and ``googlenet train`` passes its ``aux_logits`` setting
+    explicitly. A standard training loop (``loss_fn(model(x), y)``) needs a tensor, so the entry
+    points built for outside loops default to ``aux_logits=False``: ``timm.create_model`` (after
+    ``import googlenet.interop.timm``) and ``torch.hub.load`` (``hubconf.py``).
+
+    timm's model contract: ``forward_features`` / ``forward_head(pre_logits=)``,
+    ``forward_intermediates`` / ``prune_intermediate_layers`` over ``feature_info``,
+    ``get_classifier`` / ``reset_classifier(num_classes, global_pool)``, ``group_matcher``,
+    ``set_grad_checkpointing``, ``drop_rate`` (another name for ``dropout``, the keyword timm's
+    train.py passes), and ``pretrained_cfg`` (input size, mean/std, crop; filled from the stored
+    preprocessing when weights are loaded), so ``timm.data.resolve_model_data_config`` works.
     """
 
     def __init__(self, *, variant: str = "paper", num_classes: int = 1000, in_chans: int = 3,
                  aux_logits: bool = True, inception: str = "reduced", stem: str = "paper",
                  transform_input: bool = False, dropout: Optional[float] = None,
-                 aux_dropout: Optional[float] = None, init_weights: bool = True) -> None:
+                 aux_dropout: Optional[float] = None, init_weights: bool = True,
+                 drop_rate: Optional[float] = None, global_pool: str = "avg") -> None:
         super().__init__()
+        dropout = _same_dropout(dropout, drop_rate)
+        _check_global_pool(global_pool, num_classes)
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
         if inception not in INCEPTION_KINDS:
@@ -303,7 +359,7 @@ class GoogLeNet(nn.Module):
         self.config: dict[str, Any] = dict(
             variant=variant, num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
             inception=inception, stem=stem, transform_input=transform_input,
-            dropout=self.drop_rate, aux_dropout=aux_drop)
+            dropout=self.drop_rate, aux_dropout=aux_drop, global_pool=global_pool)
 
         conv = partial(ConvBlock, batchnorm=v.batchnorm, bn_eps=v.bn_eps)
         lrn = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if v.lrn else nn.Identity
@@ -350,9 +406,12 @@ class GoogLeNet(nn.Module):
 
         # Head: avgpool 7x7/1 (global at a 224 input, so adaptive pooling is the same op and
         # also serves other sizes) -> dropout -> linear.
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = global_pool  # timm's name: "avg", or "" for no pooling (num_classes=0)
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
         self.dropout = nn.Dropout(self.drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_hidden_size = self.num_features
+        self.grad_checkpointing = False
 
         self.feature_info = [
             dict(num_chs=STEM_CONV1, reduction=2, module="conv1"),
@@ -361,6 +420,7 @@ class GoogLeNet(nn.Module):
             dict(num_chs=self.tap_channels["inception_4e"], reduction=16, module="inception_4e"),
             dict(num_chs=self.tap_channels["inception_5b"], reduction=32, module="inception_5b"),
         ]
+        self.pretrained_cfg = pretrained_cfg_from(None, self)  # replaced when weights load
         self._register_load_state_dict_pre_hook(_torchvision_keys_hook)
         if init_weights:
             self.init_weights()
@@ -397,13 +457,51 @@ class GoogLeNet(nn.Module):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
 
+    # -- timm's model contract ------------------------------------------------------------
+
+    @property
+    def default_cfg(self) -> dict[str, Any]:
+        """timm's older name for ``pretrained_cfg``."""
+        return self.pretrained_cfg
+
+    @default_cfg.setter
+    def default_cfg(self, cfg: dict[str, Any]) -> None:
+        self.pretrained_cfg = cfg
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for timm's layer-wise lr decay: stem, inception modules (per stage
+        when ``coarse``), then the head (fc and the aux classifiers)."""
+        return _group_matcher(self.stage_names, coarse)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """In training, recompute each inception module in the backward pass instead of keeping
+        its activations (``torch.utils.checkpoint``): less memory, about one more forward of
+        compute. As with any checkpointed BatchNorm (timm's models too), BN running statistics
+        are updated once more during the recomputation."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         return self.fc
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """New, freshly initialised final layers (main and aux) for ``num_classes`` outputs."""
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """New, freshly initialised final layers (main and aux) for ``num_classes`` outputs.
+
+        ``global_pool`` (timm's): ``"avg"`` (the paper's global average pool) or ``""`` (no
+        pooling: ``forward_head`` returns the feature map; needs ``num_classes=0``); ``None``
+        keeps the current one.
+        """
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        if global_pool is not None:
+            _check_global_pool(global_pool, num_classes)
+            self.global_pool = global_pool
+            self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+            self.config["global_pool"] = global_pool
+        else:
+            _check_global_pool(self.global_pool, num_classes)
         self.num_classes = num_classes
         self.config["num_classes"] = num_classes
 
@@ -419,29 +517,49 @@ class GoogLeNet(nn.Module):
             return layer
 
         device = next(self.parameters()).device
-        self.fc = linear(self.num_features).to(device)
+        self.fc = linear(self.num_features).to(device).train(self.training)
         for head in (self.aux1, self.aux2):
             if head is not None:
-                head.fc2 = linear(AUX_FC).to(device)
+                head.fc2 = linear(AUX_FC).to(device).train(self.training)
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1,
+                                  prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        """Drop the stages after the deepest feature level in ``indices`` (timm's semantics;
+        returns the kept absolute indices). Pruning the end or ``prune_head`` also removes the
+        classifier and the aux heads. ``prune_norm`` is accepted for timm and does nothing:
+        GoogLeNet has no final norm layer. A pruned model no longer matches ``config``."""
+        take, max_index = take_indices(len(self.feature_info), indices)
+        last = self.stage_names.index(self.feature_info[max_index]["module"])
+        for name in self.stage_names[last + 1:]:
+            setattr(self, name, nn.Identity())
+        pruned_end = max_index < len(self.feature_info) - 1
+        if pruned_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or pruned_end:
+            self.aux1 = self.aux2 = None
+            self.aux_logits = self.config["aux_logits"] = False
+            self.reset_classifier(0, "")
+        return take
 
     # -- forward ---------------------------------------------------------------------------
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError for input this network cannot take, saying what it accepts."""
-        if x.dim() != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"GoogLeNet expects input of shape (N, {self.in_chans}, H, W), got "
-                             f"{tuple(x.shape)}")
-        if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:
-            raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
-                             f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
-                             f"the paper's size)")
+        _check_input(x, self.in_chans)
+
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        module = getattr(self, name)
+        if (self.grad_checkpointing and self.training and name in self.tap_channels
+                and torch.is_grad_enabled() and not torch.jit.is_tracing() and not _fx_tracing()):
+            return checkpoint(module, x, use_reentrant=False)
+        return module(x)
 
     def _trunk(self, x: torch.Tensor, *, with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self.check_input(x)
         x = self.input_transform(x)
         aux: list[torch.Tensor] = []
         for name in self.stage_names:
-            x = getattr(self, name)(x)
+            x = self._stage(name, x)
             if with_aux and name in AUX_TAPS:
                 aux.append(getattr(self, AUX_TAPS[name])(x))
         return x, aux  # x: (N, 1024, H/32, W/32)
@@ -451,33 +569,42 @@ class GoogLeNet(nn.Module):
         return self._trunk(x, with_aux=False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)  # (N, num_features)
+        x = self.avgpool(x)  # (N, num_features, 1, 1); global_pool="": unchanged
+        if self.global_pool:
+            x = torch.flatten(x, 1)  # (N, num_features)
         x = self.dropout(x)
         return x if pre_logits else self.fc(x)  # (N, num_classes)
 
-    def forward_intermediates(self, x: torch.Tensor,
-                              indices: Optional[Sequence[int]] = None) -> list[torch.Tensor]:
-        """Multi-scale feature maps for a detection backbone, as listed in ``feature_info``.
+    def forward_intermediates(
+            self, x: torch.Tensor, indices: Optional[Union[int, Sequence[int]]] = None,
+            norm: bool = False, stop_early: bool = False, output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[list[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]]:
+        """Feature maps at the levels of ``feature_info`` (strides 2 to 32), as timm defines it.
 
-        ``indices`` picks entries of ``feature_info`` (default: all five, strides 2 to 32).
+        ``indices``: None for all five levels, an int n for the last n, or a list of levels
+        (negative from the end); maps come back in network order. Returns ``(final,
+        intermediates)``, ``final`` being the last stage run (inception 5b unless
+        ``stop_early``), or only ``intermediates`` with ``intermediates_only``. ``stop_early``
+        stops after the deepest level asked for. ``norm`` is accepted and does nothing:
+        GoogLeNet has no final norm. ``output_fmt``: "NCHW" only. The aux heads do not run.
         """
-        n = len(self.feature_info)
-        if indices is not None and not all(-n <= i < n for i in indices):
-            raise ValueError(f"indices {list(indices)} out of range: feature_info has {n} "
-                             f"entries, so use 0..{n - 1} (or -{n}..-1)")
-        idx = list(range(n)) if indices is None else [i % n for i in indices]
-        if not idx:
-            return []
-        names = [self.feature_info[i]["module"] for i in idx]
-        last = max(self.stage_names.index(nm) for nm in names)
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt={output_fmt!r} is not supported: GoogLeNet's features "
+                             f"are NCHW (permute them yourself for NHWC)")
+        take, max_index = take_indices(len(self.feature_info), indices)
+        wanted = {self.feature_info[i]["module"] for i in take}
+        names = self.stage_names
+        if stop_early:
+            names = names[:names.index(self.feature_info[max_index]["module"]) + 1]
         self.check_input(x)
         x = self.input_transform(x)
-        found: dict[str, torch.Tensor] = {}
-        for name in self.stage_names[:last + 1]:
-            x = getattr(self, name)(x)
-            if name in names:
-                found[name] = x
-        return [found[nm] for nm in names]
+        intermediates: list[torch.Tensor] = []
+        for name in names:
+            x = self._stage(name, x)
+            if name in wanted:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
         with_aux = self.training and self.aux_logits
@@ -486,6 +613,23 @@ class GoogLeNet(nn.Module):
         if with_aux:
             return GoogLeNetOutputs(logits, aux[0], aux[1])
         return logits
+
+
+def _same_dropout(dropout: Optional[float], drop_rate: Optional[float]) -> Optional[float]:
+    """``drop_rate`` (timm's keyword) and ``dropout`` (ours) are one setting."""
+    if drop_rate is not None and dropout is not None and float(drop_rate) != float(dropout):
+        raise ValueError(f"dropout={dropout} and drop_rate={drop_rate} are the same setting "
+                         f"(the dropout before the final linear layer); give one of them")
+    return dropout if dropout is not None else drop_rate
+
+
+def _check_global_pool(global_pool: Any, num_classes: int) -> None:
+    if global_pool not in ("avg", ""):
+        raise ValueError(f"global_pool={global_pool!r} is not supported: use 'avg' (the paper's "
+                         f"global average pool) or '' (no pooling, with num_classes=0)")
+    if global_pool == "" and num_classes > 0:
+        raise ValueError("global_pool='' (no pooling) leaves a feature map, which a linear "
+                         "classifier cannot take: use num_classes=0 with it")
 
 
 # torchvision's module names -> ours, so `load_state_dict(torchvision_model.state_dict())` works

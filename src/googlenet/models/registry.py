@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from .googlenet import GoogLeNet, VARIANTS
+from .googlenet import SEPARABLE_DEPTH_MULTIPLIER, VARIANTS, GoogLeNet
 
 __all__ = ["register_model", "list_models", "create_model", "resolve_name", "MODEL_ALIASES",
-           "model_from_config", "list_variants"]
+           "model_from_config", "list_variants", "config_from_state_dict"]
 
 
 _MODELS: dict[str, Callable[..., GoogLeNet]] = {}
@@ -73,3 +73,32 @@ def model_from_config(config: dict[str, Any]) -> GoogLeNet:
     if not isinstance(config, dict):
         raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
     return GoogLeNet(**{**config, "init_weights": False})
+
+
+def config_from_state_dict(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """The model config of a plain state dict in this package's key layout (no metadata, e.g. a
+    Hub-style ``model.safetensors`` or ``torch.save(model.state_dict())``), read off its keys and
+    shapes: BN keys -> ``bn`` or ``torchvision`` (by the "#5x5" branch's kernel, 5 or 3), none ->
+    ``paper``; ``num_classes`` from ``fc.weight``; aux heads, stem, inception kind, in_chans.
+
+    What no tensor records takes its default: ``transform_input=False`` and the variant's dropout
+    rates. Raises ValueError, saying what is missing, when the keys do not decide.
+    """
+    if "inception_3a.conv1x1.conv.weight" not in sd:
+        raise ValueError("not a GoogLeNet state dict in this package's layout (no "
+                         "'inception_3a.conv1x1.conv.weight')")
+    bn = "inception_3a.conv1x1.bn.running_mean" in sd
+    k5 = tuple(sd["inception_3a.conv5x5.conv.weight"].shape[-2:])
+    variant = {(False, (5, 5)): "paper", (True, (5, 5)): "bn", (True, (3, 3)): "torchvision"}.get(
+        (bn, k5))
+    if variant is None:
+        raise ValueError(f"the keys do not match a known variant ({'with' if bn else 'no'} "
+                         f"BatchNorm, a {k5[0]}x{k5[1]} '#5x5' branch); the file needs its "
+                         f"'model_config' metadata (save it with googlenet.weights.save_weights)")
+    separable = "conv1.depthwise.weight" in sd
+    in_chans = (sd["conv1.depthwise.weight"].shape[0] // SEPARABLE_DEPTH_MULTIPLIER if separable
+                else sd["conv1.conv.weight"].shape[1])
+    return dict(variant=variant, num_classes=int(sd["fc.weight"].shape[0]) if "fc.weight" in sd
+                else 0, in_chans=int(in_chans), aux_logits=any(k.startswith("aux1.") for k in sd),
+                inception="reduced" if "inception_3a.reduce3x3.conv.weight" in sd else "naive",
+                stem="separable" if separable else "paper")

@@ -5,9 +5,13 @@ builds a registered model from such weights.
 What ``load_weights(spec)`` accepts:
     run directory      -> RUN/model.safetensors (a finished run's final, averaged model), else
                           RUN/checkpoint-best.pt, else RUN/checkpoint-last.pt (a run in progress)
-    FILE.safetensors   -> saved by ``save_weights`` (config, classes, preprocessing in metadata)
-    FILE.pt / .pth     -> a training checkpoint, or a torchvision GoogLeNet state dict
-                          (e.g. a local copy of GoogLeNet_Weights.IMAGENET1K_V1)
+    FILE.safetensors   -> saved by ``save_weights`` (config, classes, preprocessing in metadata),
+                          or a plain state dict as below (the Hub's usual form)
+    FILE.pt / .pth     -> a training checkpoint, or a plain state dict
+    plain state dict   -> torchvision's GoogLeNet layout (e.g. a local copy of
+                          GoogLeNet_Weights.IMAGENET1K_V1) -> the torchvision variant; this
+                          package's layout -> the config read off the keys
+                          (``weights.io.from_state_dict``)
     imagenet           -> torchvision's GoogLeNet_Weights.IMAGENET1K_V1 into the ``torchvision``
                           variant: our cache's verified copy, else torchvision's own download (or
                           its cache)
@@ -26,19 +30,32 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
+from ..models.contract import pretrained_cfg_from
 from ..models.googlenet import GoogLeNet
 from ..models.registry import create_model as _create_fresh
 from ..models.registry import resolve_name
-from ..weights.io import from_checkpoint, load_safetensors, safe_torch_load
-from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, LoadedWeights
+from ..weights.io import (
+    from_checkpoint, from_state_dict, load_safetensors, read_metadata, read_safetensors,
+    safe_torch_load,
+)
+from ..weights.records import (
+    CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, LoadedWeights, WeightsMeta,
+)
 
 __all__ = ["load_weights", "create_model"]
 
 
 def load_weights(spec: str | os.PathLike) -> LoadedWeights:
-    """Resolve any weights argument (see the module docstring) to a model in eval mode."""
-    from ..interop.torchvision import from_torchvision_state_dict, is_torchvision_state_dict
+    """Resolve any weights argument (see the module docstring) to a model in eval mode, its
+    timm ``pretrained_cfg`` set from the weights' preprocessing."""
+    loaded = _load(spec)
+    if isinstance(loaded.model, GoogLeNet):
+        loaded.model.pretrained_cfg = pretrained_cfg_from(loaded.preprocess, loaded.model,
+                                                          loaded.class_names)
+    return loaded
 
+
+def _load(spec: str | os.PathLike) -> LoadedWeights:
     from .registry import BVLC_GOOGLENET, load_known, lookup
 
     s = str(spec)
@@ -62,13 +79,38 @@ def load_weights(spec: str | os.PathLike) -> LoadedWeights:
         raise UserError(f"{path}: no such file or directory (expected a run directory, a "
                         f".safetensors/.pt file, 'imagenet', 'bvlc', or caffe:FILE.caffemodel)")
     if path.suffix == ".safetensors":
-        return load_safetensors(path)
+        if WeightsMeta.is_ours(read_metadata(path), str(path)):
+            return load_safetensors(path)
+        sd = read_safetensors(path)
+        if not _is_state_dict(sd):
+            raise UserError(f"{path}: safetensors file without googlenet metadata (model_config) "
+                            f"whose tensors are not a GoogLeNet state dict either; save weights "
+                            f"with googlenet.weights.save_weights or `googlenet convert`")
+        return _from_state_dict(sd, str(path))
     obj = safe_torch_load(path)
     if isinstance(obj, dict) and "model_config" in obj:
         return from_checkpoint(obj, str(path))
-    if is_torchvision_state_dict(obj):
-        return from_torchvision_state_dict(obj, str(path))
-    raise UserError(f"{path}: neither a googlenet checkpoint nor a torchvision GoogLeNet state dict")
+    if _is_state_dict(obj):
+        return _from_state_dict(obj, str(path))
+    raise UserError(f"{path}: neither a googlenet checkpoint nor a torchvision or googlenet "
+                    f"GoogLeNet state dict")
+
+
+def _is_state_dict(obj: Any) -> bool:
+    from ..interop.torchvision import is_torchvision_state_dict
+
+    return is_torchvision_state_dict(obj) or (
+        isinstance(obj, dict) and "inception_3a.conv1x1.conv.weight" in obj)
+
+
+def _from_state_dict(sd: dict[str, Any], source: str) -> LoadedWeights:
+    """A plain state dict: torchvision's key layout -> the torchvision variant (as torchvision
+    loads it, with its input transform); this package's -> the config read off the keys."""
+    from ..interop.torchvision import from_torchvision_state_dict, is_torchvision_state_dict
+
+    if is_torchvision_state_dict(sd):
+        return from_torchvision_state_dict(sd, source)
+    return from_state_dict(sd, source)
 
 
 def create_model(name: str = "googlenet", *, weights: Optional[str | os.PathLike] = None,

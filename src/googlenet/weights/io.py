@@ -1,7 +1,8 @@
 """Weights in and out, safely: atomic writes (``atomic_write``), ``torch.load`` restricted to
 tensors and plain containers (``safe_torch_load``), safetensors with ``WeightsMeta`` metadata
-(``save_weights`` / ``load_safetensors``) and training checkpoints as weights
-(``from_checkpoint``). Nothing here unpickles arbitrary code. Which file or name to load is
+(``save_weights`` / ``load_safetensors``), training checkpoints as weights (``from_checkpoint``)
+and plain state dicts in this package's key layout, config read off the keys
+(``from_state_dict``). Nothing here unpickles arbitrary code. Which file or name to load is
 resolved one layer up, by ``googlenet.sources.load_weights``.
 """
 
@@ -21,11 +22,12 @@ import torch.nn as nn
 
 from ..data.preprocess import Preprocess
 from ..errors import FileSystemError, UserError
-from ..models.registry import model_from_config
-from .records import FORMAT, LoadedWeights, TrainCheckpoint, WeightsMeta
+from ..models.registry import config_from_state_dict, model_from_config
+from .records import LoadedWeights, TrainCheckpoint, WeightsMeta
 
-__all__ = ["atomic_write", "atomic_torch_save", "check_writable_dir", "fs_error", "TEMP_SUFFIX", "save_weights", "safe_torch_load",
-           "read_metadata", "load_safetensors", "from_checkpoint", "build_model", "load_into"]
+__all__ = ["atomic_write", "atomic_torch_save", "check_writable_dir", "fs_error", "TEMP_SUFFIX",
+           "save_weights", "safe_torch_load", "read_metadata", "load_safetensors",
+           "read_safetensors", "from_checkpoint", "from_state_dict", "build_model", "load_into"]
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ def load_safetensors(path: str | os.PathLike) -> LoadedWeights:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     raw = read_metadata(path)
-    if raw.get("format") != FORMAT or "model_config" not in raw:
+    if not WeightsMeta.is_ours(raw, str(path)):
         raise UserError(f"{path}: safetensors file without googlenet metadata (model_config); "
                         f"save weights with googlenet.weights.save_weights or `googlenet convert`")
     meta = WeightsMeta.from_metadata(raw, str(path))
@@ -288,6 +290,34 @@ def load_safetensors(path: str | os.PathLike) -> LoadedWeights:
     return LoadedWeights(model=model, preprocess=meta.preprocess_obj(str(path)),
                          class_names=meta.class_names, source=str(path), metadata=metadata,
                          task=meta.task)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, on the CPU, metadata ignored."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError, OSError, ...
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def from_state_dict(sd: dict[str, torch.Tensor], source: str) -> LoadedWeights:
+    """A plain state dict in this package's key layout, without metadata (a Hub-style
+    ``model.safetensors``, ``torch.save(model.state_dict())``) -> LoadedWeights.
+
+    The config is read off the keys and shapes (``models.registry.config_from_state_dict``); what
+    no tensor records (``transform_input``, dropout rates) takes its default, the preprocessing is
+    the default ``Preprocess()`` and there are no class names: ``save_weights`` files carry all
+    three. ``metadata["inferred_config"]`` marks such a load.
+    """
+    try:
+        config = config_from_state_dict(sd)
+    except ValueError as e:
+        raise UserError(f"{source}: {e}") from None
+    model = load_into(build_model(config, source), sd, source)
+    return LoadedWeights(model=model, preprocess=Preprocess(), source=source,
+                         metadata={"inferred_config": True})
 
 
 def from_checkpoint(ckpt: dict[str, Any], source: str, *, averaged: bool = True) -> LoadedWeights:

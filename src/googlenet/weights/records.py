@@ -22,12 +22,18 @@ import torch.nn as nn
 from ..data.preprocess import Preprocess
 from ..errors import UserError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION",
-           "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
+__all__ = ["FORMAT", "FORMAT_KEY", "FORMAT_VERSION", "LEGACY_FORMAT", "CHECKPOINT_FORMAT",
+           "CHECKPOINT_VERSION", "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
            "TrainCheckpoint", "LoadedWeights", "CheckpointError"]
 
-FORMAT = "googlenet"  # safetensors metadata "format" of files written by save_weights
+# safetensors metadata of files written by save_weights: "format" is the Hub's convention ("pt":
+# PyTorch tensors; transformers' loader and other tools check it), our own marker and version sit
+# under FORMAT_KEY. Files written before this used format="googlenet" (and "format_version"); they
+# still load.
+FORMAT = "pt"
+FORMAT_KEY = "googlenet_format"
 FORMAT_VERSION = "1"
+LEGACY_FORMAT = "googlenet"
 CHECKPOINT_FORMAT = "googlenet-train-checkpoint"
 # 1: the first layout (epoch/step/best_metric stored twice, history beside run_state).
 # 2: ``TrainCheckpoint``: one run_state (history inside), a ``task``; version 1 still loads.
@@ -63,7 +69,7 @@ class WeightsMeta:
         """The safetensors string metadata."""
         cfg = self.model_config
         return {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task,
+            "format": FORMAT, FORMAT_KEY: FORMAT_VERSION, "task": self.task,
             "model_config": json.dumps(cfg), "variant": str(cfg.get("variant", "")),
             "num_classes": str(cfg.get("num_classes", "")),
             "class_names": json.dumps(self.class_names),
@@ -71,6 +77,22 @@ class WeightsMeta:
                                      else Preprocess().to_dict()),
             "extra": json.dumps(self.extra),
         }
+
+    @staticmethod
+    def is_ours(meta: dict[str, str], source: str) -> bool:
+        """Whether safetensors metadata was written by ``save_weights`` (this format, or the
+        older ``format=googlenet``); a file from a newer googlenet is an error."""
+        version = meta.get(FORMAT_KEY)
+        if version is None:
+            return meta.get("format") == LEGACY_FORMAT and "model_config" in meta
+        if not version.isdigit() or int(version) > int(FORMAT_VERSION):
+            raise UserError(f"{source}: weights format {FORMAT_KEY}={version!r} was written by a "
+                            f"newer googlenet (this one reads up to {FORMAT_VERSION}); upgrade "
+                            f"googlenet")
+        if "model_config" not in meta:
+            raise UserError(f"{source}: metadata says {FORMAT_KEY}={version} but has no "
+                            f"'model_config'; the file is damaged")
+        return True
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], source: str) -> "WeightsMeta":
