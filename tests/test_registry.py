@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import types
 import http.server
 import json
 import threading
@@ -226,7 +227,9 @@ def test_imagenet_prefers_our_verified_cache(cache, monkeypatch):
     from googlenet.interop import torchvision as tvi
 
     calls = []
-    monkeypatch.setattr(tvi, "load_torchvision_imagenet", lambda path=None: calls.append(path))
+    stand_in = types.SimpleNamespace(model=None)  # load_weights reads .model off the result
+    monkeypatch.setattr(tvi, "load_torchvision_imagenet",
+                        lambda path=None: calls.append(path) or stand_in)
     cache.mkdir()
     f = cache / TORCHVISION_IMAGENET.filename
     torch.save({"x": torch.zeros(1)}, f)  # hash prefix 1378be20 will not match
