@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
-from ..models.googlenet import INCEPTION_KINDS, MIN_INPUT_SIZE, STEMS, VARIANTS
+from ..models.googlenet import HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,6 +52,10 @@ class TrainConfig:
     dropout: Optional[float] = None  # None: the variant's (0.4 paper)
     aux_dropout: Optional[float] = None  # None: the variant's (0.7 paper)
     init: Optional[str] = None  # start from these weights (run dir / .safetensors / .pt)
+    # Ablations (`googlenet experiment`), not paper variants; the defaults are the paper's.
+    width: float = 1.0  # multiplier on every Table 1 width and the stem's (rounded, >= 1)
+    head: str = "gap"  # gap (§5: global average pooling) | fc (flatten + linear; fixed input size)
+    norm: str = "variant"  # variant (its own) | lrn | bn | none
 
     # -- optimisation -----------------------------------------------------------------------------
     epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
@@ -112,6 +116,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "variant": tuple(VARIANTS),
     "inception": INCEPTION_KINDS,
     "stem": STEMS,
+    "head": HEADS,
+    "norm": ("variant", *NORMS),
     "optimizer": ("sgd", "adamw"),
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
@@ -219,7 +225,7 @@ def _validate(key: str, v: Any, source: str) -> None:
     if key == "image_size" and v != 0 and v < MIN_INPUT_SIZE:
         fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px (0 picks the dataset's "
              f"default)")
-    if key in ("lr", "lr_step_epochs") and v <= 0:
+    if key in ("lr", "lr_step_epochs", "width") and v <= 0:
         fail("must be > 0")
     if key in ("crop_scale", "crop_ratio"):
         if not 0 < v[0] <= v[1] or (key == "crop_scale" and v[1] > 1):
