@@ -4,6 +4,7 @@ bar charts with error bars (std over seeds) and curves with seed bands (mean +- 
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -37,7 +38,9 @@ def bar_chart(path: Path, title: str, panels: Sequence[tuple[str, list[str], lis
         stds = [_finite(s.get("std")) for s in stats]
         bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=12,
                       color=[f"C{i}" for i in range(len(labels))], alpha=0.85)
-        ax.set_xticks(range(len(labels)), labels, fontsize=FONT - 6, rotation=15, ha="right")
+        wrap = max(10, 60 // (len(labels) * len(panels)))  # characters per tick-label line
+        ax.set_xticks(range(len(labels)), [textwrap.fill(t, wrap) for t in labels],
+                      fontsize=FONT - 8 if len(panels) > 1 else FONT - 4)
         ax.set_ylabel(ylabel, fontsize=FONT)
         ax.bar_label(bars, labels=[f"{m:.3g}" for m in means], fontsize=FONT - 6, padding=4)
         lo = min(m - s for m, s in zip(means, stds))
