@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..engine import config as config_lib
-from .arms import Claim, Experiment, model_cost
+from .arms import DEFAULTS_NOTE, Claim, Experiment, model_cost
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -189,7 +189,7 @@ def render_markdown(result: dict[str, Any], experiments: dict[str, Experiment]) 
            f"{s['machine']['torch']}, python {s['machine']['python']}; device {s['device']}",
            f"- wall time: {s['train_seconds'] / 60:.1f} min of training (sum of the runs' own), "
            f"{s['wall_seconds'] / 60:.1f} min for this invocation (finished runs are not redone)",
-           f"- command: `{s['command']}`", "", "Verdict rule: " + RULE, ""]
+           f"- command: `{s['command']}`", "", DEFAULTS_NOTE, "", "Verdict rule: " + RULE, ""]
     for name, er in result["experiments"].items():
         exp = experiments[name]
         out += [f"## {exp.title}", ""]

@@ -294,12 +294,37 @@ class GoogLeNetOutputs(NamedTuple):
 # The network
 # ---------------------------------------------------------------------------------------------
 
+def _check_ablation(width: float, head: str, norm: Optional[str], img_size: Optional[int]) -> None:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width must be a number > 0, got {width!r}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {list(HEADS)}")
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)} (or None: the "
+                         f"variant's)")
+    if head == "fc" and (not isinstance(img_size, int) or img_size < MIN_INPUT_SIZE):
+        raise ValueError(f"head='fc' needs the fixed input size: img_size an integer >= "
+                         f"{MIN_INPUT_SIZE}, got {img_size!r}")
+
+
 class GoogLeNet(nn.Module):
     """GoogLeNet as in Table 1 and Figure 3.
 
     Output contract (one type per mode, pytorch/vision#1273): in eval mode, and in training mode
     without aux heads, ``forward`` returns the logits tensor ``(N, num_classes)``; in training mode
     with aux heads it returns ``GoogLeNetOutputs(logits, aux1, aux2)``.
+
+    Ablation switches (``googlenet experiment``), not paper variants; their defaults build the
+    paper's network, with the same state-dict keys:
+
+    - ``width``: multiplies every Table 1 width and the stem's (rounded, >= 1); the aux heads
+      keep theirs. Used to trim the naive network to the reduced one's compute.
+    - ``head``: ``"gap"`` (§5: global average pooling, then the linear layer) or ``"fc"`` (flatten
+      the (num_features, h, w) map of 5b into the linear layer, as before NIN). The FC head's size
+      depends on h x w, so it needs ``img_size`` and accepts only that input size (at 32 px the
+      map is 1x1 and "fc" is the same function as "gap").
+    - ``norm``: ``"lrn"`` (the paper's), ``"bn"`` or ``"none"``, replacing the variant's
+      normalisation (None: the variant's). BN keeps the variant's eps (1e-3 if it has none).
     """
 
     def __init__(self, *, variant: str = "paper", num_classes: int = 1000, in_chans: int = 3,
@@ -308,17 +333,6 @@ class GoogLeNet(nn.Module):
                  aux_dropout: Optional[float] = None, init_weights: bool = True,
                  width: float = 1.0, head: str = "gap", norm: Optional[str] = None,
                  img_size: Optional[int] = None) -> None:
-        """Ablation switches (``googlenet experiment``; the defaults build the paper's network):
-
-        - ``width``: multiplies every Table 1 width and the stem's (rounded, >= 1); the aux
-          heads keep theirs. Used to trim the naive network to the reduced one's compute.
-        - ``head``: ``"gap"`` (§5: global average pooling, then the linear layer) or ``"fc"``
-          (flatten the (num_features, h, w) map of 5b into the linear layer, as before NIN). The
-          FC head's size depends on h x w, so it needs ``img_size`` and accepts only that input
-          size (at 32 px the map is 1x1 and "fc" is the same function as "gap").
-        - ``norm``: ``"lrn"`` (the paper's), ``"bn"`` or ``"none"``, replacing the variant's
-          normalisation (None: the variant's). BN keeps the variant's eps (1e-3 if it has none).
-        """
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
@@ -332,16 +346,7 @@ class GoogLeNet(nn.Module):
             raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
         if transform_input and in_chans != 3:
             raise ValueError("transform_input applies to 3-channel RGB input only (in_chans=3)")
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"width must be a number > 0, got {width!r}")
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose one of {list(HEADS)}")
-        if norm is not None and norm not in NORMS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)} (or None: the "
-                             f"variant's)")
-        if head == "fc" and (not isinstance(img_size, int) or img_size < MIN_INPUT_SIZE):
-            raise ValueError(f"head='fc' needs the fixed input size: img_size an integer >= "
-                             f"{MIN_INPUT_SIZE}, got {img_size!r}")
+        _check_ablation(width, head, norm, img_size)
         v = VARIANTS[variant]
         self.variant = v
         self.num_classes = num_classes
