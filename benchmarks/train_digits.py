@@ -80,11 +80,11 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def run_case(name: str, workdir: Path, seed: int = 0) -> dict[str, object]:
+def run_case(name: str, workdir: Path, seed: int = 0, extra: tuple[str, ...] = ()) -> dict[str, object]:
     case = CASES[name]
     exe = Path(sys.executable).with_name("googlenet")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "googlenet"]
-    args = [*case["args"], *(["--seed", str(seed)] if seed else [])]
+    args = [*case["args"], *extra, *(["--seed", str(seed)] if seed else [])]
     cmd += ["train", *args]
     load = os.getloadavg()[0]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -100,7 +100,8 @@ def run_case(name: str, workdir: Path, seed: int = 0) -> dict[str, object]:
         raise SystemExit(f"no 'run directory:' line in the output of {' '.join(cmd)}")
     res = json.loads((workdir / run_dirs[-1] / "results.json").read_text())
     final = [line for line in done.stdout.splitlines() if line.startswith("final ")]
-    return {"case": name, "command": " ".join(["googlenet", "train", *case["args"]]), "seed": seed,
+    return {"case": name, "command": " ".join(["googlenet", "train", *case["args"], *extra]),
+            "seed": seed,
             "test_top1": res["test_top1"], "test_top5": res["test_top5"], "wall_s": wall,
             "cpu_s": cpu,
             "train_reported_s": res["wall_seconds"], "epochs": res["epochs"],
@@ -114,6 +115,9 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
                    help="training seeds (0 is the command as typed); at least 5 for a claim")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed on to `googlenet train --set` (to try a recipe change before "
+                        "writing it into the recipe), e.g. --set epochs=6")
     args = p.parse_args()
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores; CPU flags: {info['cpu_flags']} "
@@ -126,7 +130,8 @@ def main() -> int:
         for seed in args.seeds:
             for r in range(args.repeats):
                 with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
-                    row = run_case(name, Path(tmp), seed)
+                    extra = tuple(a for kv in args.set for a in ("--set", kv))
+                    row = run_case(name, Path(tmp), seed, extra)
                 row["repeat"] = r
                 rows.append(row)
                 print(f"  {row['command']:<34} seed {seed} run {r + 1}: test top-1 "

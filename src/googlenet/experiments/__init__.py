@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 from ..engine import config as config_lib
 from ..errors import UserError
 from .arms import EXPERIMENTS, Arm, Experiment, default_settings
-from .report import aggregate, render_markdown, run_summary, verdict
+from .report import METRIC_LABELS, aggregate, render_markdown, run_summary, verdict
 from .runner import RECIPE, arm_config, run_arm, run_dir
 
 __all__ = ["EXPERIMENTS", "run_experiment", "build_report", "machine"]
@@ -205,9 +205,10 @@ def build_report(root: Path, plan: dict[str, tuple[Experiment, dict[str, Any], i
             er["claims"].append({
                 "key": c.key, "statement": c.statement, "metric": c.metric,
                 "arm": c.arm, "baseline": c.baseline,
-                "arm_label": c.metric if c.baseline_metric else er["arms"][c.arm]["label"],
-                "baseline_label": (c.baseline_metric if c.baseline_metric
-                                   else er["arms"][c.baseline]["label"]),
+                "arm_label": (METRIC_LABELS.get(c.metric, c.metric) if c.baseline_metric
+                              else er["arms"][c.arm]["label"]),
+                "baseline_label": (METRIC_LABELS.get(c.baseline_metric, c.baseline_metric)
+                                   if c.baseline_metric else er["arms"][c.baseline]["label"]),
                 "arm_stat": a, "baseline_stat": b, **verdict(c, a, b)})
         er["figures"] = experiment_figures(root, n, exp.title, er)
         result["experiments"][n] = er

@@ -94,8 +94,10 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def verdict(claim: Claim, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """``a``: the arm's statistic of the claim's metric, ``b``: the baseline's; see RULE."""
     if a.get("mean") is None or b.get("mean") is None:
-        return {"verdict": "not measurable on this data", "why": "no finished runs to compare",
-                "difference": None}
+        missing = claim.metric if a.get("mean") is None else (claim.baseline_metric or claim.metric)
+        why = f"nothing measured for {missing}" + (
+            " (an ensemble needs at least 2 seeds)" if missing.startswith("ensemble") else "")
+        return {"verdict": "not measurable on this data", "why": why, "difference": None}
     sign = 1.0 if claim.better == "higher" else -1.0
     d = a["mean"] - b["mean"]
     towards = sign * d
@@ -139,6 +141,10 @@ def fmt_stat(s: Optional[dict[str, Any]], digits: int = 2) -> str:
     if abs(s["mean"]) >= 1e4:
         return _num(s["mean"])  # a count: the same for every seed
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+METRIC_LABELS = {"crops_1": "1 model, 1 crop", "crops_10": "1 model, 10 crops",
+                 "crops_144": "1 model, 144 crops", "ensemble_1": "ensemble of the seeds, 1 crop"}
 
 
 def _arm_table(exp_result: dict[str, Any]) -> list[str]:
