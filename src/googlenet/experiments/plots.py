@@ -47,7 +47,7 @@ def bar_chart(path: Path, title: str, panels: Sequence[tuple[str, list[str], lis
         hi = max(m + s for m, s in zip(means, stds))
         if "top-1" in ylabel and lo > 0:  # accuracies: zoom in on the differences
             ax.set_ylim(max(0.0, lo - (hi - lo) - 1), min(100.0, hi + (hi - lo) * 0.3 + 1))
-    fig.suptitle(title, fontsize=FONT + 4)
+    fig.suptitle(textwrap.fill(title, 80), fontsize=FONT + 2)
     fig.savefig(path)
     return path
 
@@ -56,6 +56,7 @@ def curves(path: Path, title: str, arms: list[tuple[str, list[dict[str, list[flo
            panels: Sequence[tuple[str, str]]) -> Path:
     """Per panel (curve key, y label): one line per arm, the mean over seeds with a +-std band."""
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = _figure(len(panels))
     for ax, (key, ylabel) in zip(axes, panels):
@@ -71,9 +72,10 @@ def curves(path: Path, title: str, arms: list[tuple[str, list[dict[str, list[flo
             ax.plot(x, mean, "-o", color=f"C{i}", lw=3, ms=8, label=label)
             ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
         ax.set_xlabel("epoch", fontsize=FONT)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel, fontsize=FONT)
     axes[0].legend(fontsize=FONT - 8)
-    fig.suptitle(title + " (mean ± std over seeds)", fontsize=FONT + 4)
+    fig.suptitle(textwrap.fill(title + " (mean ± std over seeds)", 80), fontsize=FONT + 2)
     fig.savefig(path)
     return path
 
@@ -91,7 +93,7 @@ def table3_plot(path: Path, rows: list[dict[str, Any]]) -> Path:
                         textcoords="offset points", xytext=(8, -24))
     ax.set_xscale("log")
     ax.set_xlabel("cost: forward passes per image (log)", fontsize=FONT)
-    ax.set_ylabel("test top-1 %", fontsize=FONT)
+    ax.set_ylabel("top-1 % (eval split)", fontsize=FONT)
     ax.legend(fontsize=FONT - 6)
     fig.suptitle("Table 3 on this data: crops and models against cost", fontsize=FONT + 4)
     fig.savefig(path)
@@ -104,7 +106,7 @@ def experiment_figures(out: Path, name: str, title: str, er: dict[str, Any]) -> 
     labels = [a["label"] for a in arms.values()]
     stats = [a["stats"] for a in arms.values()]
     files = [bar_chart(out / f"{name}-top1.png", title,
-                       [("test top-1 %", labels, [s.get("top1", {}) for s in stats])])]
+                       [("top-1 % (eval split)", labels, [s.get("top1", {}) for s in stats])])]
     if name == "reduction":
         files.append(bar_chart(out / f"{name}-cost.png", "Cost of the inception modules", [
             ("multiply-adds / image (M)", labels,

@@ -148,14 +148,16 @@ METRIC_LABELS = {"crops_1": "1 model, 1 crop", "crops_10": "1 model, 10 crops",
 
 
 def _arm_table(exp_result: dict[str, Any]) -> list[str]:
-    lines = ["| arm | runs | test top-1 % | train-val gap (pts) | params | multiply-adds | "
-             "train img/s | grad norm conv1 |", "|---|---|---|---|---|---|---|---|"]
+    split = next((r["eval_split"] for a in exp_result["arms"].values() for r in a["runs"]), "test")
+    lines = [f"| arm | runs | {split} top-1 % | train-val gap (pts) | params (no aux) | "
+             f"multiply-adds / image | train img/s | grad norm conv1 |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, arm in exp_result["arms"].items():
         st = arm["stats"]
         lines.append(
             f"| {arm['label']} (`{name}`) | {len(arm['runs'])} | {fmt_stat(st.get('top1'))} | "
             f"{fmt_stat(st.get('train_val_gap'), 1)} | {fmt_stat(st.get('params'))} | "
-            f"{fmt_stat(st.get('multiply_adds'))} | {fmt_stat(st.get('images_per_s'), 0)} | "
+            f"{fmt_stat(st.get('multiply_adds'))} | {fmt_stat(st.get('images_per_s'), 1)} | "
             f"{fmt_stat(st.get('grad_norm_conv1'), 3)} |")
     return lines
 
