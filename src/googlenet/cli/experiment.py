@@ -38,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
     user = config_lib.parse_set(args.set)
     config_lib.resolve(None, user)  # unknown keys / bad values: one line, before any training
+    typed = sys.argv[1:2] == ["experiment"]  # run as `googlenet experiment ...`, not from Python
+    command = ("googlenet " + shlex.join(sys.argv[1:]) if typed
+               else f"googlenet experiment {args.name}")
     result = run_experiment(args.name, out=args.out, seeds=args.seeds, epochs=args.epochs,
-                            data=args.data, user=user,
-                            command="googlenet " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"]
-                            else f"googlenet experiment {args.name}")
+                            data=args.data, user=user, command=command)
     print(f"\nreport: {args.out}/report.md  (data: {args.out}/results.json; figures: "
           f"{', '.join(f for e in result['experiments'].values() for f in e['figures'])})")
     for name, er in result["experiments"].items():

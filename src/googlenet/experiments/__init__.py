@@ -76,12 +76,14 @@ def _plan(names: list[str], user: dict[str, Any], epochs: Optional[int]
 
 def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                    epochs: Optional[int] = None, data: Optional[str] = None,
-                   user: Optional[dict[str, Any]] = None, command: str = "", log: Callable[[str], None] = print) -> dict[str, Any]:
+                   user: Optional[dict[str, Any]] = None, command: str = "",
+                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train every missing run of experiment ``name`` (or ``all``), evaluate, write the report.
     Returns the report's data (also ``DIR/results.json``)."""
     t0 = time.perf_counter()
-    if not seeds:
-        raise UserError("give at least one seed", key="seeds")
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds or any(k < 0 for k in seeds):
+        raise UserError(f"seeds must be one or more integers >= 0, got {seeds}", key="seeds")
     if epochs is not None and epochs < 1:
         raise UserError(f"epochs must be at least 1, got {epochs}", key="epochs")
     user = dict(user or {})
@@ -111,7 +113,8 @@ def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = 
              "variant": next(iter(plan.values()))[1]["variant"],
              "image_size": next(iter(plan.values()))[1]["image_size"],
              "user_settings": {k: v for k, v in user.items() if k != "data"},
-             "machine": machine(), "device": str(user.get("device", "auto")), "command": command or f"experiment {name}",
+             "machine": machine(), "device": str(user.get("device", "auto")),
+             "command": command or f"googlenet experiment {name}",
              "wall_seconds": wall, "runs": done}
     return build_report(root, plan, setup)
 
@@ -121,8 +124,10 @@ def _crops_eval(root: Path, arm: Arm, seeds: Sequence[int], s: dict[str, Any], e
     """Table 3 on the data: every seed's model alone and all together, 1/10/144 crops, via
     ``googlenet.infer.evaluate.evaluate_models``; saved in DIR/evals/crops/ (kept once done)."""
     out = root / "evals" / "crops"
-    if (out / "results.json").is_file():
-        return out
+    runs = [run_dir(root, arm, k) for k in seeds]
+    if (out / "results.json").is_file():  # kept when it evaluated these very runs
+        if json.loads((out / "results.json").read_text()).get("models") == [r.name for r in runs]:
+            return out
     import numpy as np
 
     from ..data.datasets import default_eval_split, open_dataset
@@ -131,7 +136,6 @@ def _crops_eval(root: Path, arm: Arm, seeds: Sequence[int], s: dict[str, Any], e
     from ..sources import load_weights
 
     cfg = arm_config(arm, seeds[0], s, epochs, user, run_dir(root, arm, seeds[0]))
-    runs = [run_dir(root, arm, k) for k in seeds]
     models = [load_weights(str(r)) for r in runs]
     split = default_eval_split(cfg.data)
     ds = open_dataset(cfg.data, split, seed=cfg.seed, val_fraction=cfg.val_fraction,
@@ -167,7 +171,8 @@ def _crops_result(root: Path, seeds: Sequence[int]) -> tuple[dict[str, list], li
                 continue
             vals = [r["top1_acc"] for r in rows]
             values[f"{'crops' if kind == 'single' else 'ensemble'}_{c}"] = vals
-            table.append({"models": "1 model" if kind == "single" else f"{rows[0]['models']} models",
+            who = "1 model" if kind == "single" else f"{rows[0]['models']} models"
+            table.append({"models": who,
                           "crops": c, "cost": rows[0]["cost"], "top1": _stat(vals),
                           "images": rows[0]["images"],
                           # the 1 crop is scored in the 10-crop pass: no time of its own

@@ -88,7 +88,8 @@ SCALAR_KEYS = ("top1", "top5", "images_per_s", "train_val_gap", "grad_norm_conv1
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {k: _stat([r[k] for r in runs if k in r]) for k in SCALAR_KEYS if any(k in r for r in runs)}
+    return {k: _stat([r[k] for r in runs if k in r]) for k in SCALAR_KEYS
+            if any(k in r for r in runs)}
 
 
 def verdict(claim: Claim, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
