@@ -177,7 +177,7 @@ def _crops_table(exp_result: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     lines = ["", "Table 3 on this data (single models: mean ± std over seeds):", "",
-             "| models | crops | cost (forward passes / image) | test top-1 % | eval seconds |",
+             "| models | crops | cost (forward passes / image) | top-1 % | eval seconds |",
              "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['models']} | {r['crops']} | {r['cost']} | {fmt_stat(r['top1'])} | "
