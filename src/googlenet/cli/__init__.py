@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("googlenet.cli.train", "train a GoogLeNet (default: the paper's network on built-in digits)"),
     "eval": ("googlenet.cli.eval", "top-1/top-5 with 1, 10 or the paper's 144 crops; ensembles"),
     "predict": ("googlenet.cli.predict", "classify images or folders of images"),
+    "experiment": ("googlenet.cli.experiment", "the paper's claims measured as ablations: report, tables, plots"),
     "summary": ("googlenet.cli.summary", "Table 1 of the paper, regenerated from the built model"),
     "export": ("googlenet.cli.export", "export to ONNX, TorchScript or torch.export, checked"),
     "bench": ("googlenet.cli.bench", "inference speed of each mode against torchvision's GoogLeNet"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
-from ..models.googlenet import INCEPTION_KINDS, MIN_INPUT_SIZE, STEMS, VARIANTS
+from ..models.googlenet import HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,6 +53,10 @@ class TrainConfig:
     dropout: Optional[float] = None  # None: the variant's (0.4 paper)
     aux_dropout: Optional[float] = None  # None: the variant's (0.7 paper)
     init: Optional[str] = None  # start from these weights (run dir / .safetensors / .pt)
+    # Ablations (`googlenet experiment`), not paper variants; the defaults are the paper's.
+    width: float = 1.0  # multiplier on every Table 1 width and the stem's (rounded, >= 1)
+    head: str = "gap"  # gap (§5: global average pooling) | fc (flatten + linear; fixed input size)
+    norm: str = "variant"  # variant (its own) | lrn | bn | none
 
     # -- optimisation -----------------------------------------------------------------------------
     epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
@@ -113,6 +117,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "variant": tuple(VARIANTS),
     "inception": INCEPTION_KINDS,
     "stem": STEMS,
+    "head": HEADS,
+    "norm": ("variant", *NORMS),
     "optimizer": ("sgd", "adamw"),
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
@@ -175,6 +181,7 @@ RANGES: dict[str, Range] = {
     "checkpoint_every": Range(0, 1e12),
     "eval_every": Range(1, 1_000_000),
     "max_steps": Range(0, 1e12),
+    "width": Range(0, 16, lo_open=True),  # ablation: multiplier on every Table 1 width
 }
 
 

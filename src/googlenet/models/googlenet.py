@@ -26,7 +26,7 @@ from .contract import pretrained_cfg_from, take_indices
 __all__ = [
     "InceptionSpec", "TABLE1", "Variant", "VARIANTS", "GoogLeNet", "GoogLeNetOutputs",
     "Inception", "AuxHead", "ConvBlock", "SeparableConvBlock", "TorchvisionInputTransform",
-    "MIN_INPUT_SIZE", "torchvision_key",
+    "MIN_INPUT_SIZE", "torchvision_key", "HEADS", "NORMS", "scale_width", "feature_grid",
 ]
 
 
@@ -116,6 +116,36 @@ VARIANTS: dict[str, Variant] = {
 }
 INCEPTION_KINDS = ("reduced", "naive")
 STEMS = ("paper", "separable")
+# Ablation switches (``googlenet experiment``), not paper variants; the defaults are the paper's.
+HEADS = ("gap", "fc")  # global average pooling (§5) | flatten + fully connected (the ablation)
+NORMS = ("lrn", "bn", "none")  # override the variant's normalisation (None: the variant's)
+
+
+def scale_width(channels: int, width: float) -> int:
+    """A Table 1 width times the ``width`` multiplier, rounded, at least 1."""
+    return max(1, int(round(channels * width)))
+
+
+def scaled_spec(spec: InceptionSpec, width: float) -> InceptionSpec:
+    if width == 1.0:
+        return spec
+    return InceptionSpec(spec.name, *(scale_width(getattr(spec, f), width) for f in (
+        "n1x1", "n3x3red", "n3x3", "n5x5red", "n5x5", "pool_proj")))
+
+
+def feature_grid(size: int, pool4_kernel: int = 3) -> int:
+    """Side of inception 5b's output map for a ``size`` x ``size`` input (7 at 224, 1 at 32):
+    conv1 7x7/2 pad 3, then four ceil-mode max pools /2 (the last one ``pool4_kernel`` wide)."""
+    def pool(n: int, k: int) -> int:
+        out = -(-(n - k) // 2) + 1
+        if (out - 1) * 2 >= n:  # PyTorch's ceil mode: no window may start past the input
+            out -= 1
+        return max(out, 1)
+
+    n = (size + 2 * 3 - 7) // 2 + 1
+    for k in (3, 3, 3, pool4_kernel):
+        n = pool(n, k)
+    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +257,7 @@ def _aux_pool(x: torch.Tensor, paper: bool) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
 
 
-def _check_input(x: torch.Tensor, in_chans: int) -> None:
+def _check_input(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None) -> None:
     """Raise ValueError for input the network cannot take, saying what it accepts. An FX leaf
     (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it."""
     if x.dim() != 4 or x.shape[1] != in_chans:
@@ -237,6 +267,9 @@ def _check_input(x: torch.Tensor, in_chans: int) -> None:
         raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
                          f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
                          f"the paper's size)")
+    if img_size is not None and tuple(x.shape[-2:]) != (img_size, img_size):
+        raise ValueError(f"this network's fully connected head (head='fc') takes only "
+                         f"{img_size}x{img_size} input, got {x.shape[-2]}x{x.shape[-1]}")
 
 
 torch.fx.wrap("_aux_pool")
@@ -304,6 +337,19 @@ class GoogLeNetOutputs(NamedTuple):
 # The network
 # ---------------------------------------------------------------------------------------------
 
+def _check_ablation(width: float, head: str, norm: Optional[str], img_size: Optional[int]) -> None:
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+        raise ValueError(f"width must be a number > 0, got {width!r}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; choose one of {list(HEADS)}")
+    if norm is not None and norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)} (or None: the "
+                         f"variant's)")
+    if head == "fc" and (not isinstance(img_size, int) or img_size < MIN_INPUT_SIZE):
+        raise ValueError(f"head='fc' needs the fixed input size: img_size an integer >= "
+                         f"{MIN_INPUT_SIZE}, got {img_size!r}")
+
+
 class GoogLeNet(nn.Module):
     """GoogLeNet as in Table 1 and Figure 3.
 
@@ -323,13 +369,27 @@ class GoogLeNet(nn.Module):
     ``set_grad_checkpointing``, ``drop_rate`` (another name for ``dropout``, the keyword timm's
     train.py passes), and ``pretrained_cfg`` (input size, mean/std, crop; filled from the stored
     preprocessing when weights are loaded), so ``timm.data.resolve_model_data_config`` works.
+
+    Ablation switches (``googlenet experiment``), not paper variants; their defaults build the
+    paper's network, with the same state-dict keys:
+
+    - ``width``: multiplies every Table 1 width and the stem's (rounded, >= 1); the aux heads
+      keep theirs. Used to trim the naive network to the reduced one's compute.
+    - ``head``: ``"gap"`` (§5: global average pooling, then the linear layer) or ``"fc"`` (flatten
+      the (num_features, h, w) map of 5b into the linear layer, as before NIN). The FC head's size
+      depends on h x w, so it needs ``img_size`` and accepts only that input size (at 32 px the
+      map is 1x1 and "fc" is the same function as "gap").
+    - ``norm``: ``"lrn"`` (the paper's), ``"bn"`` or ``"none"``, replacing the variant's
+      normalisation (None: the variant's). BN keeps the variant's eps (1e-3 if it has none).
     """
 
     def __init__(self, *, variant: str = "paper", num_classes: int = 1000, in_chans: int = 3,
                  aux_logits: bool = True, inception: str = "reduced", stem: str = "paper",
                  transform_input: bool = False, dropout: Optional[float] = None,
                  aux_dropout: Optional[float] = None, init_weights: bool = True,
-                 drop_rate: Optional[float] = None, global_pool: str = "avg") -> None:
+                 drop_rate: Optional[float] = None, global_pool: str = "avg",
+                 width: float = 1.0, head: str = "gap", norm: Optional[str] = None,
+                 img_size: Optional[int] = None) -> None:
         super().__init__()
         dropout = _same_dropout(dropout, drop_rate)
         _check_global_pool(global_pool, num_classes)
@@ -345,6 +405,7 @@ class GoogLeNet(nn.Module):
             raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
         if transform_input and in_chans != 3:
             raise ValueError("transform_input applies to 3-channel RGB input only (in_chans=3)")
+        _check_ablation(width, head, norm, img_size)
         v = VARIANTS[variant]
         self.variant = v
         self.num_classes = num_classes
@@ -359,29 +420,38 @@ class GoogLeNet(nn.Module):
         self.config: dict[str, Any] = dict(
             variant=variant, num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
             inception=inception, stem=stem, transform_input=transform_input,
-            dropout=self.drop_rate, aux_dropout=aux_drop, global_pool=global_pool)
+            dropout=self.drop_rate, aux_dropout=aux_drop, global_pool=global_pool,
+            width=float(width), head=head,
+            norm=norm, img_size=img_size if head == "fc" else None)
+        self.width_mult, self.head_kind, self.norm_kind = float(width), head, norm
+        self.img_size = img_size if head == "fc" else None
+        use_bn, use_lrn = {None: (v.batchnorm, v.lrn), "bn": (True, False),
+                           "lrn": (False, True), "none": (False, False)}[norm]
+        bn_eps = v.bn_eps or 1e-3
+        stem1, stem2r, stem2 = (scale_width(c, self.width_mult)
+                                for c in (STEM_CONV1, STEM_CONV2_REDUCE, STEM_CONV2))
 
-        conv = partial(ConvBlock, batchnorm=v.batchnorm, bn_eps=v.bn_eps)
-        lrn = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if v.lrn else nn.Identity
+        conv = partial(ConvBlock, batchnorm=use_bn, bn_eps=bn_eps)
+        lrn = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if use_lrn else nn.Identity
 
         self.input_transform = TorchvisionInputTransform() if transform_input else nn.Identity()
         # Stem (Table 1 rows 1-4). Caffe's order: conv1 -> pool1 -> norm1 -> conv2 -> norm2 -> pool2.
         if stem == "separable":
-            self.conv1 = SeparableConvBlock(in_chans, STEM_CONV1, 7, stride=2, padding=3,
-                                            batchnorm=v.batchnorm, bn_eps=v.bn_eps)
+            self.conv1 = SeparableConvBlock(in_chans, stem1, 7, stride=2, padding=3,
+                                            batchnorm=use_bn, bn_eps=bn_eps)
         else:
-            self.conv1 = conv(in_chans, STEM_CONV1, 7, stride=2, padding=3)  # (N, 64, 112, 112)
+            self.conv1 = conv(in_chans, stem1, 7, stride=2, padding=3)  # (N, 64, 112, 112)
         self.pool1 = _max_pool(3, 2)  # (N, 64, 56, 56)
         self.norm1 = lrn()
-        self.conv2_reduce = conv(STEM_CONV1, STEM_CONV2_REDUCE, 1)
-        self.conv2 = conv(STEM_CONV2_REDUCE, STEM_CONV2, 3, padding=1)  # (N, 192, 56, 56)
+        self.conv2_reduce = conv(stem1, stem2r, 1)
+        self.conv2 = conv(stem2r, stem2, 3, padding=1)  # (N, 192, 56, 56)
         self.norm2 = lrn()
         self.pool2 = _max_pool(3, 2)  # (N, 192, 28, 28)
 
         # Inception stages, built from TABLE1; widths are tracked so the naive module can widen.
         self.stage_names: list[str] = ["conv1", "pool1", "norm1", "conv2_reduce", "conv2",
                                        "norm2", "pool2"]
-        channels = STEM_CONV2
+        channels = stem2
         self.tap_channels: dict[str, int] = {}
         for row in TABLE1:
             if isinstance(row, str):
@@ -389,7 +459,7 @@ class GoogLeNet(nn.Module):
                 self.add_module(row, _max_pool(kernel, 2))  # 28 -> 14 (pool3), 14 -> 7 (pool4)
                 self.stage_names.append(row)
                 continue
-            block = Inception(channels, row, conv=conv, kernel5x5=v.kernel5x5,
+            block = Inception(channels, scaled_spec(row, self.width_mult), conv=conv, kernel5x5=v.kernel5x5,
                               naive=inception == "naive")
             self.add_module(row.name, block)
             self.stage_names.append(row.name)
@@ -406,16 +476,21 @@ class GoogLeNet(nn.Module):
 
         # Head: avgpool 7x7/1 (global at a 224 input, so adaptive pooling is the same op and
         # also serves other sizes) -> dropout -> linear.
-        self.global_pool = global_pool  # timm's name: "avg", or "" for no pooling (num_classes=0)
-        self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+        # head="fc" (ablation): no pooling; the linear layer sees the whole (C, g, g) map.
+        # global_pool="" (timm, with num_classes=0): forward_head returns the unpooled map.
+        self.global_pool = global_pool
+        pooled = self.head_kind == "gap" and bool(global_pool)
+        self.avgpool = nn.AdaptiveAvgPool2d(1) if pooled else nn.Identity()
+        grid = feature_grid(img_size, v.pool4_kernel) if self.head_kind == "fc" else 1
+        self.head_features = self.num_features * grid * grid
         self.dropout = nn.Dropout(self.drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head_hidden_size = self.num_features
+        self.fc = nn.Linear(self.head_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_hidden_size = self.head_features
         self.grad_checkpointing = False
 
         self.feature_info = [
-            dict(num_chs=STEM_CONV1, reduction=2, module="conv1"),
-            dict(num_chs=STEM_CONV2, reduction=4, module="conv2"),
+            dict(num_chs=stem1, reduction=2, module="conv1"),
+            dict(num_chs=stem2, reduction=4, module="conv2"),
             dict(num_chs=self.tap_channels["inception_3b"], reduction=8, module="inception_3b"),
             dict(num_chs=self.tap_channels["inception_4e"], reduction=16, module="inception_4e"),
             dict(num_chs=self.tap_channels["inception_5b"], reduction=32, module="inception_5b"),
@@ -498,7 +573,8 @@ class GoogLeNet(nn.Module):
         if global_pool is not None:
             _check_global_pool(global_pool, num_classes)
             self.global_pool = global_pool
-            self.avgpool = nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity()
+            pooled = bool(global_pool) and self.head_kind == "gap"
+            self.avgpool = nn.AdaptiveAvgPool2d(1) if pooled else nn.Identity()
             self.config["global_pool"] = global_pool
         else:
             _check_global_pool(self.global_pool, num_classes)
@@ -517,7 +593,7 @@ class GoogLeNet(nn.Module):
             return layer
 
         device = next(self.parameters()).device
-        self.fc = linear(self.num_features).to(device).train(self.training)
+        self.fc = linear(self.head_features).to(device).train(self.training)
         for head in (self.aux1, self.aux2):
             if head is not None:
                 head.fc2 = linear(AUX_FC).to(device).train(self.training)
@@ -534,7 +610,8 @@ class GoogLeNet(nn.Module):
             setattr(self, name, nn.Identity())
         pruned_end = max_index < len(self.feature_info) - 1
         if pruned_end:
-            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+            self.num_features = self.feature_info[max_index]["num_chs"]
+            self.head_features = self.head_hidden_size = self.num_features
         if prune_head or pruned_end:
             self.aux1 = self.aux2 = None
             self.aux_logits = self.config["aux_logits"] = False
@@ -545,7 +622,7 @@ class GoogLeNet(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError for input this network cannot take, saying what it accepts."""
-        _check_input(x, self.in_chans)
+        _check_input(x, self.in_chans, self.img_size)
 
     def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
         module = getattr(self, name)
@@ -569,9 +646,9 @@ class GoogLeNet(nn.Module):
         return self._trunk(x, with_aux=False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.avgpool(x)  # (N, num_features, 1, 1); global_pool="": unchanged
-        if self.global_pool:
-            x = torch.flatten(x, 1)  # (N, num_features)
+        x = self.avgpool(x)  # (N, C, 1, 1); head="fc" or global_pool="": unchanged (N, C, g, g)
+        if self.global_pool or self.head_kind == "fc":
+            x = torch.flatten(x, 1)  # (N, num_features) or, head="fc", (N, C * g * g)
         x = self.dropout(x)
         return x if pre_logits else self.fc(x)  # (N, num_classes)
 

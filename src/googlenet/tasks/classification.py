@@ -83,7 +83,8 @@ def check_compatible(meta: WeightsMeta, cfg: TrainConfig, classes: list[str], so
     if meta.task != "classify":
         raise UserError(f"{source}: {what} is a {meta.task!r} model, not a classifier")
     want = dict(variant=cfg.variant, inception=cfg.inception, stem=cfg.stem, in_chans=3,
-                transform_input=False)
+                transform_input=False, width=cfg.width, head=cfg.head,
+                norm=None if cfg.norm == "variant" else cfg.norm)
     diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k, v) != v}
     if diff:
         txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
@@ -129,9 +130,12 @@ class ClassificationTask:
             in_memory=isinstance(train, ArrayImageDataset))
 
     def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
+        size = cfg.image_size or default_image_size(cfg.data)
         return GoogLeNet(variant=cfg.variant, num_classes=len(data.meta.class_names),
                          aux_logits=cfg.aux_logits, inception=cfg.inception, stem=cfg.stem,
-                         dropout=cfg.dropout, aux_dropout=cfg.aux_dropout)
+                         dropout=cfg.dropout, aux_dropout=cfg.aux_dropout, width=cfg.width,
+                         head=cfg.head, norm=None if cfg.norm == "variant" else cfg.norm,
+                         img_size=size if cfg.head == "fc" else None)
 
     def check_compatible(self, meta: WeightsMeta, cfg: TrainConfig, data: TaskData,
                          source: str, what: str) -> None:
