@@ -34,7 +34,7 @@ DEFAULT_RECIPE = "short"
 @dataclass
 class TrainConfig:
     # -- task -----------------------------------------------------------------------------------
-    task: str = "classify"  # what is trained (googlenet.tasks): classify
+    task: str = "classify"  # what is trained (googlenet.tasks): classify | detect
 
     # -- data -----------------------------------------------------------------------------------
     data: Optional[str] = None  # None: built-in digits; "cifar10"/"cifar100"; or an image folder
@@ -52,6 +52,18 @@ class TrainConfig:
     dropout: Optional[float] = None  # None: the variant's (0.4 paper)
     aux_dropout: Optional[float] = None  # None: the variant's (0.7 paper)
     init: Optional[str] = None  # start from these weights (run dir / .safetensors / .pt)
+
+    # -- detection (task = "detect"; googlenet.models.detection, googlenet.tasks.rcnn) -------------
+    arch: str = "fcos"  # fcos | retinanet | fasterrcnn (GoogLeNet FPN) | rcnn (the paper's §8)
+    fpn_channels: int = 128  # FPN width (torchvision's detectors: 256)
+    head_convs: int = 2  # conv layers per head branch (torchvision's FCOS/RetinaNet: 4)
+    anchor_scale: float = 2.0  # anchor base size in strides (fcos: 2 = torchvision's assignment)
+    det_score_thresh: float = 0.05  # eval/predict: detections below this score are dropped
+    det_nms_thresh: float = 0.5  # eval/predict: per-class NMS IoU
+    scale_jitter: tuple[float, float] = (0.75, 1.25)  # detection training: image scale range
+    rcnn_extra_proposals: Optional[str] = None  # rcnn: + a detection run's top-200 boxes (MultiBox stand-in)
+    rcnn_bbox_reg: bool = False  # rcnn: class-specific box regression (the paper has none)
+    rcnn_fg_fraction: float = 0.25  # rcnn: foreground share of a batch of regions (R-CNN: 1:3)
 
     # -- optimisation -----------------------------------------------------------------------------
     epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
@@ -110,6 +122,7 @@ class TrainConfig:
 # Choices of the string settings; the model's come from its own tables (no second list).
 CHOICES: dict[str, tuple[str, ...]] = {
     "variant": tuple(VARIANTS),
+    "arch": ("fcos", "retinanet", "fasterrcnn", "rcnn"),
     "inception": INCEPTION_KINDS,
     "stem": STEMS,
     "optimizer": ("sgd", "adamw"),
@@ -224,7 +237,14 @@ def _validate(key: str, v: Any, source: str) -> None:
     if key in ("crop_scale", "crop_ratio"):
         if not 0 < v[0] <= v[1] or (key == "crop_scale" and v[1] > 1):
             fail("need 0 < min <= max" + (" <= 1" if key == "crop_scale" else ""))
-    if key in ("hflip", "val_fraction") and not 0 <= v <= 1:
+    if key == "fpn_channels" and (v < 16 or v % 16):
+        fail("must be a multiple of 16 (the heads' GroupNorm has 16 groups)")
+    if key in ("head_convs", "anchor_scale") and v <= 0:
+        fail("must be > 0")
+    if key == "scale_jitter" and not 0 < v[0] <= v[1]:
+        fail("need 0 < min <= max")
+    if key in ("hflip", "val_fraction", "det_score_thresh", "det_nms_thresh",
+               "rcnn_fg_fraction") and not 0 <= v <= 1:
         fail("must be in [0, 1]")
     if key == "ema_decay" and not 0 < v < 1:
         fail("must be in (0, 1)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import torch.nn as nn
+
 from .googlenet import GoogLeNet, VARIANTS
 
 __all__ = ["register_model", "list_models", "create_model", "resolve_name", "MODEL_ALIASES",
@@ -61,9 +63,15 @@ def create_model(name: str = "googlenet", **kwargs: Any) -> GoogLeNet:
     return _MODELS[resolve_name(name)](**kwargs)
 
 
-def model_from_config(config: dict[str, Any]) -> GoogLeNet:
+def model_from_config(config: dict[str, Any]) -> nn.Module:
     """Rebuild a network from the ``config`` saved with its weights (``model.config``), without
-    initialising weights (they are about to be loaded)."""
+    initialising weights (they are about to be loaded). A config with ``"detector": arch`` is a
+    GoogLeNet-backbone detector (googlenet.models.detection)."""
     if not isinstance(config, dict):
         raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
+    if "detector" in config:
+        from .detection import GoogLeNetDetector
+
+        rest = {k: v for k, v in config.items() if k != "detector"}
+        return GoogLeNetDetector(arch=config["detector"], **rest, init_weights=False)
     return GoogLeNet(**{**config, "init_weights": False})
