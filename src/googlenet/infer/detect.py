@@ -112,7 +112,7 @@ class DetectionReport:
         return "\n".join(lines)
 
     def save(self, out: str | Path) -> list[Path]:
-        from ..metrics.detection import save_pr_curve
+        from ..metrics.detection import precision_recall, save_pr_curve
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -123,23 +123,24 @@ class DetectionReport:
         written[1].write_text(self.table_markdown() + "\n")
         if self.curves is not None:
             preds, targets = self.curves
-            written.append(Path(save_pr_curve(preds, targets, out / "pr_curve.png",
-                                              class_names=self.class_names)))
+            curves = precision_recall(preds, targets, len(self.class_names))
+            written += save_pr_curve(curves, self.class_names, out / "pr_curve.png")
         return written
 
 
 def _row(name: str, method: str, preds: list[dict[str, torch.Tensor]],
-         targets: list[dict[str, torch.Tensor]], n_classes: int) -> tuple[dict[str, Any], list[float]]:
+         targets: list[dict[str, torch.Tensor]], classes: list[str]) -> tuple[dict[str, Any], list[float]]:
     from ..metrics.detection import coco_map, voc07_ap
 
-    c = coco_map(preds, targets, num_classes=n_classes)
-    v = voc07_ap(preds, targets, num_classes=n_classes)
-    row = {"name": name, "method": method, "images": len(preds),
-           "detections": int(sum(len(p["scores"]) for p in preds))}
+    c = coco_map(preds, targets, classes)
+    v = voc07_ap(preds, targets, classes)
+    row: dict[str, Any] = {"name": name, "method": method, "images": len(preds),
+                           "detections": int(sum(len(p["scores"]) for p in preds))}
     for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large"):
-        row[k] = 100.0 * max(float(c.get(k, 0.0)), 0.0)  # pycocotools: -1 where a size has no objects
+        row[k] = 100.0 * float(c[k.replace("map5", "map_5").replace("map7", "map_7")])  # NaN: undefined
     row["voc07_map50"] = 100.0 * float(v["map"])
-    return row, [100.0 * float(a) for a in v["per_class"]]
+    row["coco_ap_per_class"] = {n: 100.0 * float(a) for n, a in c["per_class"].items()}
+    return row, [100.0 * float(v["per_class"][str(n)]) for n in classes]
 
 
 def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
@@ -155,7 +156,7 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
         images.append(img)
         targets.append({"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4),
                         "labels": t["labels"].as_subclass(torch.Tensor).long()})
-    classes = list(dataset.classes)
+    classes = [str(c) for c in dataset.classes]
     per_model = []
     rows, per_class = [], {}
     for m, n in zip(models, names):
@@ -163,7 +164,7 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
         per_model.append(preds)
         cfg = m.model.config
         row, pc = _row(n, f"{cfg['detector']}, GoogLeNet {cfg['variant']} FPN", preds, targets,
-                       len(classes))
+                       classes)
         rows.append(row)
         per_class[n] = pc
     final = per_model[-1]
@@ -171,7 +172,7 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
         final = fuse(per_model, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
                      keep=int(models[0].model.config.get("detections_per_img", 100)))
         name = f"ensemble of {len(models)}"
-        row, pc = _row(name, "box fusion (concatenate + per-class NMS)", final, targets, len(classes))
+        row, pc = _row(name, "box fusion (concatenate + per-class NMS)", final, targets, classes)
         rows.append(row)
         per_class[name] = pc
     return DetectionReport(rows=rows, class_names=classes, per_class=per_class,
@@ -230,3 +231,42 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
             write_png(draw(img, d, loaded.class_names), str(path))
             results[-1]["drawn"] = str(path)
     return results, failed
+
+
+def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
+                  spec: Optional[str], split: Optional[str], device: torch.device,
+                  batch_size: int = 8, amp: bool = False, limit: Optional[int] = None,
+                  strict: bool = False, root: Optional[str] = None) -> DetectionReport:
+    """``googlenet eval`` of detection runs: open the data (default: what the first run was
+    trained on, else digits-detect) at the first model's input size, then ``evaluate_detectors``."""
+    import numpy as np
+
+    from ..data.detection import detection_eval_transforms, open_detection_dataset
+
+    check_detection_classes(models, None, names)
+    cfg = models[0].metadata.get("config") if isinstance(models[0].metadata, dict) else None
+    if spec is None and isinstance(cfg, dict) and isinstance(cfg.get("data"), str):
+        spec = cfg["data"]
+    size = int(models[0].model.config["min_size"])
+    kw: dict[str, Any] = dict(strict=strict, root=root)
+    if isinstance(cfg, dict):
+        kw.update(seed=int(cfg.get("seed", 0)), val_fraction=float(cfg.get("val_fraction", 0.1)))
+    split = split or "test"
+    try:
+        ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)
+    except UserError:
+        if split != "test" or spec is None:
+            raise
+        split = "val"  # a folder without a test split
+        ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)
+    check_detection_classes(models, [str(c) for c in ds.classes], names)
+    if len(ds) == 0:
+        raise UserError(f"{spec or 'digits-detect'}: the {split} split has no images", key="data")
+    idx = None
+    if limit is not None and limit < len(ds):
+        idx = np.unique(np.linspace(0, len(ds) - 1, limit).round().astype(int)).tolist()
+    info = {"data": spec or "digits-detect", "split": split, "size": size,
+            "weights": [m.source for m in models], "torch": torch.__version__,
+            "ensemble": "box fusion: concatenate every model's detections, per-class NMS"}
+    return evaluate_detectors(models, ds, names=names, device=device, batch_size=batch_size,
+                              amp=amp, indices=idx, info=info)

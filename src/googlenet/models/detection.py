@@ -12,7 +12,7 @@ of 32).
 
 Output contract: torchvision's. Training mode, ``model(images, targets)`` -> dict of losses;
 eval mode, ``model(images)`` -> one ``{"boxes" (K, 4) xyxy px, "scores" (K,), "labels" (K,)}``
-per image, labels ``1..num_classes`` (0 is torchvision's background). ``images`` is a list of
+per image, labels ``1..num_classes`` (0 is torchvision's background; targets use 1..C too). ``images`` is a list of
 float (3, H, W) tensors in [0, 1] of any size.
 
 Departures from torchvision's reference detectors, for small images on a CPU (see
@@ -89,8 +89,8 @@ def _anchor_sizes(levels: int, scale: float) -> tuple[tuple[int, ...], ...]:
 class GoogLeNetDetector(nn.Module):
     """A torchvision detector (``arch``: fcos | retinanet | fasterrcnn) on a GoogLeNet FPN.
 
-    ``num_classes`` counts object classes (C); the heads have C + 1 outputs, index 0 being
-    torchvision's background, so labels in targets and outputs are 1..C. ``config`` rebuilds
+    ``num_classes`` counts object classes (C); labels in targets and outputs are 1..C, 0 being
+    torchvision's background. ``config`` rebuilds
     the model (``googlenet.models.registry.model_from_config``).
     """
 
@@ -131,7 +131,12 @@ class GoogLeNetDetector(nn.Module):
         common = dict(min_size=min_size, max_size=max_size, image_mean=list(image_mean),
                       image_std=list(image_std))
         builder = {"fcos": _fcos, "retinanet": _retinanet, "fasterrcnn": _fasterrcnn}[arch]
-        self.detector = builder(backbone, num_classes + 1, self.config, common)
+        # Faster R-CNN's softmax has a background output (index 0): C + 1 classes, labels 1..C
+        # as they are. FCOS and RetinaNet score each class with its own sigmoid and have no
+        # background output: their heads get C classes (0..C-1), and forward shifts labels by
+        # one each way, so every arch speaks torchvision's 1..C and never predicts 0.
+        self.label_shift = 0 if arch == "fasterrcnn" else 1
+        self.detector = builder(backbone, num_classes + 1 - self.label_shift, self.config, common)
 
     @property
     def backbone(self) -> GoogLeNet:
@@ -140,7 +145,13 @@ class GoogLeNetDetector(nn.Module):
 
     def forward(self, images: list[torch.Tensor],
                 targets: Optional[list[dict[str, torch.Tensor]]] = None) -> Any:
-        return self.detector(images, targets)
+        k = self.label_shift
+        if targets is not None and k:
+            targets = [{**t, "labels": t["labels"] - k} for t in targets]
+        out = self.detector(images, targets)
+        if isinstance(out, list) and k:  # eval: detections
+            out = [{**o, "labels": o["labels"] + k} for o in out]
+        return out
 
 
 def _fcos(backbone: GoogLeNetFPN, n: int, cfg: dict[str, Any], common: dict[str, Any]) -> nn.Module:

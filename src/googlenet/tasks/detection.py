@@ -79,15 +79,19 @@ def gather(items: list[Any]) -> list[Any]:
 
 
 def evaluate_detections(preds: list[dict[str, torch.Tensor]], targets: list[dict[str, Any]],
-                        num_classes: int) -> dict[str, float]:
-    """COCO mAP@[.5:.95], AP50, AP75 (pycocotools) over aligned prediction/target lists."""
+                        classes: list[str]) -> dict[str, float]:
+    """COCO mAP@[.5:.95], AP50, AP75 in % (pycocotools) over aligned prediction/target lists;
+    0 where pycocotools leaves a number undefined (no detections at all)."""
+    import math
+
     from ..metrics.detection import coco_map
 
     gts = [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4).cpu(),
             "labels": t["labels"].as_subclass(torch.Tensor).long().cpu()} for t in targets]
-    res = coco_map(preds, gts, num_classes=num_classes)
-    return {"map": 100.0 * float(res["map"]), "map50": 100.0 * float(res["map50"]),
-            "map75": 100.0 * float(res["map75"]), "images": len(preds)}
+    res = coco_map(preds, gts, classes)
+    pct = lambda v: 0.0 if math.isnan(float(v)) else 100.0 * float(v)  # noqa: E731
+    return {"map": pct(res["map"]), "map50": pct(res["map_50"]), "map75": pct(res["map_75"]),
+            "images": len(preds)}
 
 
 class DetectionTask:
@@ -98,6 +102,7 @@ class DetectionTask:
 
     def __init__(self) -> None:
         self.arch = "fcos"
+        self.classes: list[str] = []
         self._init_source: Optional[dict[str, Any]] = None  # model config of --init weights
 
     # -- data and model ------------------------------------------------------------------------
@@ -116,6 +121,7 @@ class DetectionTask:
         val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
         if list(val.classes) != list(train.classes):
             raise UserError(f"{spec}: train and val have different classes", key="data")
+        self.classes = [str(c) for c in train.classes]
         try:
             test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
         except UserError:
@@ -245,7 +251,7 @@ class DetectionTask:
             targets += [{"boxes": t["boxes"].as_subclass(torch.Tensor).cpu(),
                          "labels": t["labels"].cpu()} for t in tgts]
         preds, targets = gather(preds), gather(targets)  # every rank scores the whole split
-        return evaluate_detections(preds, targets, unwrap_classes(model))
+        return evaluate_detections(preds, targets, self.classes)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -273,9 +279,3 @@ class DetectionTask:
                                  ("val_map75", "val AP75"),
                                  ("val_map_raw", "val mAP (raw weights)")])]
 
-
-def unwrap_classes(model: nn.Module) -> int:
-    m = model
-    while not hasattr(m, "num_classes") and hasattr(m, "module"):
-        m = m.module
-    return int(m.num_classes)
