@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ..errors import UserError
-from ..tasks.detection import from_model_outputs, to_image
+from ..models.detection import from_model_outputs, to_image
 from ..weights.records import LoadedWeights
 
 __all__ = ["DetectionReport", "run_detector", "fuse", "evaluate_detectors", "predict_files",

@@ -31,7 +31,8 @@ import torch.nn as nn
 
 from .googlenet import MIN_INPUT_SIZE, GoogLeNet
 
-__all__ = ["ARCHS", "GoogLeNetFPN", "GoogLeNetDetector", "intermediates", "FEATURE_INDICES"]
+__all__ = ["ARCHS", "GoogLeNetFPN", "GoogLeNetDetector", "intermediates", "FEATURE_INDICES",
+           "to_image", "to_model_targets", "from_model_outputs"]
 
 ARCHS = ("fcos", "retinanet", "fasterrcnn")
 # feature_info entries the FPN reads: inception_3b (stride 8), 4e (16), 5b (32).
@@ -218,3 +219,25 @@ def _fasterrcnn(backbone: GoogLeNetFPN, n: int, cfg: dict[str, Any], common: dic
                       rpn_batch_size_per_image=128, box_batch_size_per_image=128,
                       box_score_thresh=cfg["score_thresh"], box_nms_thresh=cfg["nms_thresh"],
                       box_detections_per_img=cfg["detections_per_img"], **common)
+
+
+# -- the contract's conversions (dataset side <-> torchvision side) ------------------------------
+
+def to_image(img: Any, device: torch.device) -> torch.Tensor:
+    """A dataset image (tv_tensors.Image / tensor, uint8 or float in [0, 1]) -> float (3, H, W)."""
+    t = img.as_subclass(torch.Tensor) if isinstance(img, torch.Tensor) else torch.as_tensor(img)
+    t = t.to(device, non_blocking=True)
+    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
+
+
+def to_model_targets(targets: list[dict[str, Any]], device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """Dataset targets (labels 0..C-1, BoundingBoxes) -> torchvision's (labels 1..C, plain)."""
+    return [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4).to(device),
+             "labels": t["labels"].as_subclass(torch.Tensor).long().to(device) + 1}
+            for t in targets]
+
+
+def from_model_outputs(outputs: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """torchvision's detections (labels 1..C) -> CPU float32 with the dataset's labels 0..C-1."""
+    return [{"boxes": o["boxes"].detach().float().cpu(), "scores": o["scores"].detach().float().cpu(),
+             "labels": o["labels"].detach().cpu() - 1} for o in outputs]

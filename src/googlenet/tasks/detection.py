@@ -23,10 +23,10 @@ from ..engine.distributed import DistInfo
 from ..engine.task import StepResult, TaskData
 from ..engine.trainer import autocast
 from ..errors import UserError
-from ..models.detection import GoogLeNetDetector
+from ..models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
 from ..weights.records import WeightsMeta
 
-__all__ = ["DetectionTask", "to_image", "to_model_targets", "from_model_outputs", "predict",
+__all__ = ["DetectionTask", "predict",
            "evaluate_detections", "gather"]
 
 # Loss names of torchvision's detectors -> the short names logged here.
@@ -35,26 +35,6 @@ _LOSS_NAMES = {"classification": "cls", "bbox_regression": "box", "bbox_ctrness"
                "loss_rpn_box_reg": "rpn_box"}
 _ARCH_LOSSES = {"fcos": ("cls", "box", "ctr"), "retinanet": ("cls", "box"),
                 "fasterrcnn": ("cls", "box", "rpn_obj", "rpn_box"), "rcnn": ("cls",)}
-
-
-def to_image(img: Any, device: torch.device) -> torch.Tensor:
-    """A dataset image (tv_tensors.Image / tensor, uint8 or float in [0, 1]) -> float (3, H, W)."""
-    t = img.as_subclass(torch.Tensor) if isinstance(img, torch.Tensor) else torch.as_tensor(img)
-    t = t.to(device, non_blocking=True)
-    return t.float().div_(255.0) if t.dtype == torch.uint8 else t.float()
-
-
-def to_model_targets(targets: list[dict[str, Any]], device: torch.device) -> list[dict[str, torch.Tensor]]:
-    """Dataset targets (labels 0..C-1, BoundingBoxes) -> torchvision's (labels 1..C, plain)."""
-    return [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4).to(device),
-             "labels": t["labels"].as_subclass(torch.Tensor).long().to(device) + 1}
-            for t in targets]
-
-
-def from_model_outputs(outputs: list[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
-    """torchvision's detections (labels 1..C) -> CPU float32 with the dataset's labels 0..C-1."""
-    return [{"boxes": o["boxes"].detach().float().cpu(), "scores": o["scores"].detach().float().cpu(),
-             "labels": o["labels"].detach().cpu() - 1} for o in outputs]
 
 
 @torch.no_grad()
