@@ -64,7 +64,7 @@ def _batch(size: int = 64) -> tuple[list[torch.Tensor], list[dict[str, torch.Ten
 def _detector(arch: str = "fcos", variant: str = "bn", **kw) -> GoogLeNetDetector:
     torch.manual_seed(0)
     return GoogLeNetDetector(arch=arch, num_classes=2, variant=variant, min_size=64, max_size=64,
-                             fpn_channels=32, head_convs=1, **kw)
+                             fpn_channels=64, head_convs=1, **kw)
 
 
 def _check_outputs(out: list[dict[str, torch.Tensor]], n_images: int, num_classes: int) -> None:
@@ -173,8 +173,8 @@ def test_intermediates_adapter_takes_both_return_types():
 def test_bad_detector_settings_are_refused():
     with pytest.raises(ValueError, match="arch"):
         GoogLeNetDetector(arch="yolo", num_classes=2)
-    with pytest.raises(ValueError, match="multiple of 16"):
-        GoogLeNetDetector(num_classes=2, fpn_channels=40)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        GoogLeNetDetector(num_classes=2, fpn_channels=32)
     with pytest.raises(UserError, match="fpn_channels"):
         config_lib.resolve("detect", {"fpn_channels": "40"})
     with pytest.raises(UserError, match="arch"):
@@ -194,7 +194,7 @@ def test_detect_task_defaults_to_the_detect_recipe(capsys):
 
 SMALL = ["--task", "detect", "--image-size", "64", "--batch-size", "2", "--no-progress",
          "--workers", "0", "--set", "tensorboard=false", "--set", "plots=false",
-         "--set", "fpn_channels=32", "--set", "head_convs=1", "--set", "det_score_thresh=0.0"]
+         "--set", "fpn_channels=64", "--set", "head_convs=1", "--set", "det_score_thresh=0.0"]
 
 
 def _env() -> dict[str, str]:

@@ -64,6 +64,7 @@ class TrainConfig:
     rcnn_extra_proposals: Optional[str] = None  # rcnn: + a detection run's top-200 boxes (MultiBox stand-in)
     rcnn_bbox_reg: bool = False  # rcnn: class-specific box regression (the paper has none)
     rcnn_fg_fraction: float = 0.25  # rcnn: foreground share of a batch of regions (R-CNN: 1:3)
+    rcnn_region_size: int = 64  # rcnn: proposals are warped to this square (R-CNN: 227)
 
     # -- optimisation -----------------------------------------------------------------------------
     epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
@@ -237,8 +238,10 @@ def _validate(key: str, v: Any, source: str) -> None:
     if key in ("crop_scale", "crop_ratio"):
         if not 0 < v[0] <= v[1] or (key == "crop_scale" and v[1] > 1):
             fail("need 0 < min <= max" + (" <= 1" if key == "crop_scale" else ""))
-    if key == "fpn_channels" and (v < 16 or v % 16):
-        fail("must be a multiple of 16 (the heads' GroupNorm has 16 groups)")
+    if key == "fpn_channels" and (v < 64 or v % 32):
+        fail("must be a multiple of 32, at least 64 (the heads' GroupNorm has 32 groups)")
+    if key == "rcnn_region_size" and v < MIN_INPUT_SIZE:
+        fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px")
     if key in ("head_convs", "anchor_scale") and v <= 0:
         fail("must be > 0")
     if key == "scale_jitter" and not 0 < v[0] <= v[1]:

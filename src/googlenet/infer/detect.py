@@ -29,10 +29,51 @@ __all__ = ["DetectionReport", "run_detector", "fuse", "evaluate_detectors", "pre
            "draw", "check_detection_classes"]
 
 
+def rcnn_proposals(model: torch.nn.Module, images: Sequence[Any]) -> list[torch.Tensor]:
+    """The proposals an R-CNN run was trained with: Selective Search with its saved settings,
+    plus the saved detection run's 200 best boxes (the MultiBox stand-in) when it had them."""
+    from ..data.proposals import selective_search
+    from ..sources import load_weights
+
+    cfg = model.config
+    extra = None
+    if cfg.get("extra_proposals"):
+        extra = load_weights(cfg["extra_proposals"]).model.eval()
+        extra.detector.score_thresh = 0.0
+    out = []
+    for im in images:
+        boxes = selective_search(im, **cfg["proposals"])
+        if extra is not None:
+            with torch.no_grad():
+                boxes = torch.cat([boxes, extra([to_image(im, torch.device("cpu"))])[0]["boxes"][:200]])
+        out.append(boxes)
+    return out
+
+
+def is_rcnn(model: torch.nn.Module) -> bool:
+    return getattr(model, "config", {}).get("detector") == "rcnn"
+
+
+@torch.no_grad()
+def run_rcnn(models: Sequence[torch.nn.Module], images: Sequence[Any],
+             device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """R-CNN runs (one, or an ensemble: softmax averaged over the same proposals, §8)."""
+    from ..data.proposals import warp_regions
+    from ..models.detection import rcnn_detect
+
+    for m in models:
+        m.eval().to(device)
+    props = rcnn_proposals(models[0], images)
+    return from_model_outputs(rcnn_detect(list(models), list(images), props, warp_regions,
+                                          device=device))
+
+
 @torch.no_grad()
 def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.device, *,
                  batch_size: int = 8, amp: bool = False) -> list[dict[str, torch.Tensor]]:
     """Detections (dataset labels, CPU) of ``model`` for each image, in order."""
+    if is_rcnn(model):
+        return run_rcnn([model], images, device)
     model.eval().to(device)
     out: list[dict[str, torch.Tensor]] = []
     for i in range(0, len(images), batch_size):
@@ -163,16 +204,23 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
         preds = run_detector(m.model, images, device, batch_size=batch_size, amp=amp)
         per_model.append(preds)
         cfg = m.model.config
-        row, pc = _row(n, f"{cfg['detector']}, GoogLeNet {cfg['variant']} FPN", preds, targets,
-                       classes)
+        method = (f"R-CNN (Selective Search{' + MultiBox stand-in' if cfg.get('extra_proposals') else ''}"
+                  f", GoogLeNet {cfg['variant']} regions)" if is_rcnn(m.model)
+                  else f"{cfg['detector']}, GoogLeNet {cfg['variant']} FPN")
+        row, pc = _row(n, method, preds, targets, classes)
         rows.append(row)
         per_class[n] = pc
     final = per_model[-1]
     if len(models) > 1:
-        final = fuse(per_model, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
-                     keep=int(models[0].model.config.get("detections_per_img", 100)))
         name = f"ensemble of {len(models)}"
-        row, pc = _row(name, "box fusion (concatenate + per-class NMS)", final, targets, classes)
+        if all(is_rcnn(m.model) for m in models):  # the paper's: softmax averaged per region
+            final = run_rcnn([m.model for m in models], images, device)
+            method = "R-CNN, softmax averaged over the models"
+        else:
+            final = fuse(per_model, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
+                         keep=int(models[0].model.config.get("detections_per_img", 100)))
+            method = "box fusion (concatenate + per-class NMS)"
+        row, pc = _row(name, method, final, targets, classes)
         rows.append(row)
         per_class[name] = pc
     return DetectionReport(rows=rows, class_names=classes, per_class=per_class,

@@ -32,7 +32,7 @@ import torch.nn as nn
 from .googlenet import MIN_INPUT_SIZE, GoogLeNet
 
 __all__ = ["ARCHS", "GoogLeNetFPN", "GoogLeNetDetector", "intermediates", "FEATURE_INDICES",
-           "to_image", "to_model_targets", "from_model_outputs"]
+           "to_image", "to_model_targets", "from_model_outputs", "RegionClassifier", "rcnn_detect"]
 
 ARCHS = ("fcos", "retinanet", "fasterrcnn")
 # feature_info entries the FPN reads: inception_3b (stride 8), 4e (16), 5b (32).
@@ -111,9 +111,11 @@ class GoogLeNetDetector(nn.Module):
         if min_size < MIN_INPUT_SIZE or max_size < min_size:
             raise ValueError(f"need {MIN_INPUT_SIZE} <= min_size <= max_size, got {min_size}, "
                              f"{max_size}")
-        if head_convs < 1 or fpn_channels < 16 or fpn_channels % 16:
-            raise ValueError(f"need head_convs >= 1 and fpn_channels a multiple of 16 (GroupNorm "
-                             f"of 16 groups), got {head_convs}, {fpn_channels}")
+        if head_convs < 1 or fpn_channels < 64 or fpn_channels % 32:
+            # FCOS's head has GroupNorm(32): with one channel per group, the 1x1 P7 of a small
+            # image leaves GroupNorm a single value per group (an error when traced for ONNX).
+            raise ValueError(f"need head_convs >= 1 and fpn_channels a multiple of 32, at least "
+                             f"64 (the heads' GroupNorm), got {head_convs}, {fpn_channels}")
         self.arch = arch
         self.num_classes = num_classes
         self.config: dict[str, Any] = dict(
@@ -241,3 +243,82 @@ def from_model_outputs(outputs: list[dict[str, torch.Tensor]]) -> list[dict[str,
     """torchvision's detections (labels 1..C) -> CPU float32 with the dataset's labels 0..C-1."""
     return [{"boxes": o["boxes"].detach().float().cpu(), "scores": o["scores"].detach().float().cpu(),
              "labels": o["labels"].detach().cpu() - 1} for o in outputs]
+
+
+# -- the paper's §8: R-CNN with GoogLeNet as the region classifier -------------------------------
+
+class RegionClassifier(nn.Module):
+    """§8's region classifier: GoogLeNet with C + 1 outputs (0: background) over proposals
+    warped to ``region_size`` (R-CNN's context padding: ``context`` px of the warped region show
+    the image around the box). ``forward(regions (R, 3, S, S) float in [0, 1])`` -> logits
+    (R, C + 1), or ``GoogLeNetOutputs`` in training with aux heads. Proposals, warping and
+    detection (``rcnn_detect``) are the caller's: Selective Search lives in googlenet.data.
+    No box regression, as the paper ("lack of time")."""
+
+    def __init__(self, *, num_classes: int, region_size: int = 64, context: int = 5,
+                 image_mean: Sequence[float] = (0.485, 0.456, 0.406),
+                 image_std: Sequence[float] = (0.229, 0.224, 0.225), min_size: int = 128,
+                 max_size: int = 128, score_thresh: float = 0.05, nms_thresh: float = 0.3,
+                 detections_per_img: int = 100, variant: str = "bn", inception: str = "reduced",
+                 stem: str = "paper", aux_logits: bool = True, transform_input: bool = False,
+                 dropout: Optional[float] = None, aux_dropout: Optional[float] = None,
+                 proposals: Optional[dict[str, Any]] = None, extra_proposals: Optional[str] = None,
+                 init_weights: bool = True) -> None:
+        super().__init__()
+        if region_size < MIN_INPUT_SIZE or not 0 <= 2 * context < region_size:
+            raise ValueError(f"need region_size >= {MIN_INPUT_SIZE} and 0 <= 2 * context < "
+                             f"region_size, got {region_size}, {context}")
+        self.num_classes = num_classes
+        self.classifier = GoogLeNet(variant=variant, num_classes=num_classes + 1,
+                                    aux_logits=aux_logits, inception=inception, stem=stem,
+                                    transform_input=transform_input, dropout=dropout,
+                                    aux_dropout=aux_dropout, init_weights=init_weights)
+        self.register_buffer("mean", torch.tensor(image_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(image_std).view(1, 3, 1, 1), persistent=False)
+        self.config: dict[str, Any] = dict(
+            detector="rcnn", num_classes=num_classes, region_size=region_size, context=context,
+            image_mean=[float(m) for m in image_mean], image_std=[float(s) for s in image_std],
+            min_size=min_size, max_size=max_size, score_thresh=float(score_thresh),
+            nms_thresh=float(nms_thresh), detections_per_img=detections_per_img,
+            variant=variant, inception=inception, stem=stem, aux_logits=aux_logits,
+            transform_input=transform_input, dropout=self.classifier.drop_rate,
+            aux_dropout=self.classifier.config["aux_dropout"],
+            # Selective Search's settings (googlenet.data.proposals.selective_search keywords)
+            # and the detection run whose boxes were added (the MultiBox stand-in), if any.
+            proposals=dict(proposals or {}), extra_proposals=extra_proposals)
+
+    @property
+    def backbone(self) -> GoogLeNet:
+        return self.classifier
+
+    def forward(self, regions: torch.Tensor) -> Any:  # (R, 3, S, S) in [0, 1]
+        return self.classifier((regions - self.mean) / self.std)
+
+
+@torch.no_grad()
+def rcnn_detect(models: Sequence[RegionClassifier], images: Sequence[torch.Tensor],
+                proposals: Sequence[torch.Tensor], warp: Any, *, batch_size: int = 256,
+                device: Optional[torch.device] = None) -> list[dict[str, torch.Tensor]]:
+    """R-CNN detection: each image's proposals (K, 4) warped (``warp(image, boxes, size,
+    context=...)``, googlenet.data.proposals.warp_regions), classified by every model, softmax
+    averaged over the models (the paper's ensemble of six), then per class: score > threshold,
+    NMS (``batched_nms``), the best ``detections_per_img``. Labels 1..C (torchvision's)."""
+    from torchvision.ops import batched_nms
+
+    cfg = models[0].config
+    device = device or next(models[0].parameters()).device
+    out = []
+    for image, boxes in zip(images, proposals):
+        regions = warp(image, boxes, cfg["region_size"], context=cfg["context"])  # (K, 3, S, S)
+        probs = torch.zeros(len(boxes), cfg["num_classes"] + 1)
+        for m in models:
+            m.eval()
+            probs += torch.cat([m(r.to(device)).float().softmax(-1).cpu()
+                                for r in regions.split(batch_size)] or [probs[:0]])
+        probs /= len(models)
+        scores = probs[:, 1:]  # (K, C): no background
+        k, c = torch.nonzero(scores > cfg["score_thresh"], as_tuple=True)
+        b, s, lab = boxes.float()[k], scores[k, c], c + 1
+        keep = batched_nms(b, s, lab, cfg["nms_thresh"])[:cfg["detections_per_img"]]
+        out.append({"boxes": b[keep], "scores": s[keep], "labels": lab[keep]})
+    return out

@@ -70,8 +70,10 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
     if not isinstance(config, dict):
         raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
     if "detector" in config:
-        from .detection import GoogLeNetDetector
+        from .detection import GoogLeNetDetector, RegionClassifier
 
         rest = {k: v for k, v in config.items() if k != "detector"}
+        if config["detector"] == "rcnn":  # the paper's §8 region classifier
+            return RegionClassifier(**rest, init_weights=False)
         return GoogLeNetDetector(arch=config["detector"], **rest, init_weights=False)
     return GoogLeNet(**{**config, "init_weights": False})

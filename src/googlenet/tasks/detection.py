@@ -83,6 +83,7 @@ class DetectionTask:
     def __init__(self) -> None:
         self.arch = "fcos"
         self.classes: list[str] = []
+        self._extra: Any = None  # rcnn: the MultiBox stand-in proposer
         self._init_source: Optional[dict[str, Any]] = None  # model config of --init weights
 
     # -- data and model ------------------------------------------------------------------------
@@ -95,9 +96,11 @@ class DetectionTask:
         size = cfg.image_size or D.default_detection_size(spec)
         preprocess = D.default_detection_preprocess(spec, size)
         kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction, root=cfg.data_root)
-        train = D.open_detection_dataset(spec, "train", transforms=D.detection_train_transforms(
-            size, hflip=cfg.hflip, scale=cfg.scale_jitter), **kw)
-        evalt = D.detection_eval_transforms(size)
+        rcnn = cfg.arch == "rcnn"  # the paper's pipeline works on the images as they are
+        train = D.open_detection_dataset(spec, "train", transforms=None if rcnn else
+                                         D.detection_train_transforms(size, hflip=cfg.hflip,
+                                                                      scale=cfg.scale_jitter), **kw)
+        evalt = None if rcnn else D.detection_eval_transforms(size)
         val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
         if list(val.classes) != list(train.classes):
             raise UserError(f"{spec}: train and val have different classes", key="data")
@@ -106,20 +109,35 @@ class DetectionTask:
             test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
         except UserError:
             test = None  # no test split: the final evaluation is on val
+        collate = D.detection_collate
+        if rcnn:
+            from .rcnn import ExtraProposer, RegionDataset, region_collate
+
+            if cfg.rcnn_extra_proposals:
+                self._extra = ExtraProposer(cfg.rcnn_extra_proposals)
+            train = RegionDataset(train, cfg.rcnn_region_size, round(cfg.rcnn_region_size * 16 / 227),
+                                  cfg.rcnn_fg_fraction, self._extra)
+            collate = region_collate
         return TaskData(
             train=train, val=val, test=test,
             meta=WeightsMeta(model_config={}, class_names=list(train.classes),
                              preprocess=preprocess.to_dict(), task=self.name),
             description=(f"data: {getattr(train, 'name', spec)} train {len(train)} / val "
                          f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
-                         + f" images, {len(train.classes)} classes, {size} px, arch {cfg.arch}"),
-            collate=D.detection_collate,
-            skipped=sorted(set(train.skipped) | set(val.skipped)),
-            in_memory=hasattr(train, "images"))
+                         + f" images, {len(train.classes)} classes, {size} px, arch {cfg.arch}"
+                         + (f" (Selective Search + {cfg.rcnn_extra_proposals}'s top-200 boxes as "
+                            f"the MultiBox stand-in)" if rcnn and self._extra else "")),
+            collate=collate,
+            skipped=sorted(set(getattr(train, "skipped", [])) | set(val.skipped)),
+            in_memory=hasattr(train, "images") and not rcnn)
 
     def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
         pre = data.meta.preprocess_obj("the data")
         init = self._init_source or {}
+        if cfg.arch == "rcnn":
+            from .rcnn import build_rcnn
+
+            return build_rcnn(cfg, len(data.meta.class_names), pre, init)
         return GoogLeNetDetector(
             arch=cfg.arch, num_classes=len(data.meta.class_names), variant=cfg.variant,
             inception=cfg.inception, stem=cfg.stem, fpn_channels=cfg.fpn_channels,
@@ -188,9 +206,13 @@ class DetectionTask:
         if loaded.task == self.name:
             model.load_state_dict(loaded.model.state_dict())
             return f"initialised from the detector {cfg.init}"
+        own = model.backbone.state_dict()
+        # The classifier heads are dropped: all of them for the detectors' trunk, the final
+        # layers (other classes) for the R-CNN region classifier, whose aux heads stay.
         sd = {k: v for k, v in loaded.model.state_dict().items()
-              if not k.startswith(("fc.", "aux1.", "aux2."))}  # the classifier heads are dropped
+              if k in own and own[k].shape == v.shape}
         missing, unexpected = model.backbone.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.startswith(("fc.", "aux1.", "aux2."))]
         if missing or unexpected:
             raise UserError(f"{cfg.init}: weights do not fit the backbone (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]})", key="init")
@@ -201,6 +223,10 @@ class DetectionTask:
 
     def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
                    device: torch.device) -> StepResult:
+        if cfg.arch == "rcnn":
+            from .rcnn import rcnn_train_step
+
+            return rcnn_train_step(model, batch, cfg, device)
         images, targets = batch
         images = [to_image(i, device) for i in images]
         tgts = to_model_targets(targets, device)
@@ -220,10 +246,16 @@ class DetectionTask:
         out = {"train_loss": sums.get("loss", 0.0) / n}
         for k in _ARCH_LOSSES.get(self.arch, ()):
             out[f"train_loss_{k}"] = sums.get(f"loss_{k}", float("nan")) / n
+        if "regions" in sums:  # rcnn: accuracy of the region classifier on its batches
+            out["train_region_acc"] = 100.0 * sums["region_correct"] / max(sums["regions"], 1.0)
         return out
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
                  device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+        if cfg.arch == "rcnn":
+            from .rcnn import rcnn_evaluate
+
+            return rcnn_evaluate(model, loader, device, self.classes, self._extra)
         preds: list[dict[str, torch.Tensor]] = []
         targets: list[dict[str, Any]] = []
         for images, tgts in loader:
@@ -243,13 +275,20 @@ class DetectionTask:
             s += f"  val mAP {row['val_map']:.2f} AP50 {row['val_map50']:.2f}"
             if averaged and "val_map_raw" in row:
                 s += f" (raw weights mAP {row['val_map_raw']:.2f})"
+            if "val_proposal_recall50" in row:
+                s += (f"  proposals {row['val_proposals_per_image']:.0f}/image, recall@.5 "
+                      f"{row['val_proposal_recall50']:.1f}%")
         return s + (f"  lr {row['lr']:.3g}  {row['images_per_s']:.1f} img/s  "
                     f"{row['epoch_seconds']:.1f}s")
 
     def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str:
         which = "averaged weights" if averaged else "weights"
-        return (f"final {split} detection ({which}, {res['images']} images): COCO mAP@[.5:.95] "
-                f"{res['map']:.2f}  AP50 {res['map50']:.2f}  AP75 {res['map75']:.2f}")
+        s = (f"final {split} detection ({which}, {res['images']} images): COCO mAP@[.5:.95] "
+             f"{res['map']:.2f}  AP50 {res['map50']:.2f}  AP75 {res['map75']:.2f}")
+        if "proposal_recall50" in res:
+            s += (f"  (Selective Search: {res['proposals_per_image']:.0f} proposals/image, "
+                  f"recall@.5 {res['proposal_recall50']:.1f}%)")
+        return s
 
     def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
         losses = [("train_loss", "train (total)")] + [
