@@ -118,6 +118,7 @@ def test_other_archs_train_and_predict(arch):
         _check_outputs(model(images), 2, 2)
 
 
+@pytest.mark.slow
 def test_config_round_trip_and_channels_last_and_averaging():
     model = _detector("fcos", "bn", score_thresh=0.0)
     images, targets = _batch()
@@ -318,3 +319,24 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path):
     rows = [[(r["train_loss"], r["val_map"]) for r in csv.DictReader(open(d / "metrics.csv"))]
             for d in (a, b)]
     assert rows[0] == rows[1]
+
+
+@pytest.mark.slow
+def test_rcnn_pipeline_trains_evaluates_and_ensembles(tmp_path, monkeypatch, capsys):
+    """The paper's §8 pipeline: Selective Search regions -> GoogLeNet (C+1) -> NMS; proposal
+    recall and count reported; two runs ensemble by softmax averaging."""
+    monkeypatch.setenv("GOOGLENET_CACHE", str(tmp_path / "cache"))
+    data = tiny_yolo(tmp_path / "data")
+    run = tmp_path / "rcnn"
+    assert cli_main(["train", "--data", str(data), "--arch", "rcnn", "--epochs", "1", "--out",
+                     str(run), *SMALL, "--set", "rcnn_region_size=32"]) == 0
+    out = capsys.readouterr().out
+    assert "recall@.5" in out and "proposals/image" in out
+    res = json.loads((run / "results.json").read_text())
+    assert 0 <= res["test_proposal_recall50"] <= 100 and res["test_proposals_per_image"] > 0
+    assert list((tmp_path / "cache" / "proposals").glob("ss-*.npy"))  # Selective Search cached
+    loaded = load_weights(run)
+    assert loaded.model.config["detector"] == "rcnn"
+    assert loaded.model.config["proposals"]["base_k"] == 300
+    assert cli_main(["eval", str(run), str(run)]) == 0
+    assert "softmax averaged" in capsys.readouterr().out
