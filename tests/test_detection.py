@@ -340,3 +340,32 @@ def test_rcnn_pipeline_trains_evaluates_and_ensembles(tmp_path, monkeypatch, cap
     assert loaded.model.config["proposals"]["base_k"] == 300
     assert cli_main(["eval", str(run), str(run)]) == 0
     assert "softmax averaged" in capsys.readouterr().out
+
+
+def test_init_from_classification_weights_loads_the_backbone_with_their_normalisation(tmp_path):
+    """--init with classification weights: the trunk takes them (classifier/aux dropped), the
+    detector normalises with their mean/std; detection weights are refused for a new arch."""
+    from googlenet.data.preprocess import Preprocess
+    from googlenet.engine.distributed import DistInfo
+    from googlenet.weights import save_weights
+
+    torch.manual_seed(1)
+    clf = GoogLeNet(variant="bn", num_classes=3)
+    pre = Preprocess(crop=32, resize=36, mean=(0.1, 0.2, 0.3), std=(0.5, 0.5, 0.5))
+    save_weights(clf, tmp_path / "clf.safetensors", class_names=["a", "b", "c"], preprocess=pre)
+    data = tiny_yolo(tmp_path / "data")
+    cfg = config_lib.resolve("detect", {"data": str(data), "image_size": 64,
+                                        "init": str(tmp_path / "clf.safetensors"),
+                                        "fpn_channels": 64, "head_convs": 1})
+    task = get_task("detect")
+    td = task.setup_data(cfg, DistInfo())
+    loaded = task.load_init(cfg, td)
+    model = task.build_model(cfg, td)
+    assert "classifier and aux heads dropped" in task.apply_init(model, loaded, cfg)
+    assert torch.equal(model.backbone.inception_4e.conv3x3.conv.weight,
+                       clf.inception_4e.conv3x3.conv.weight)
+    assert model.config["image_mean"] == pytest.approx([0.1, 0.2, 0.3])
+    assert td.meta.preprocess["mean"] == pytest.approx([0.1, 0.2, 0.3])  # saved with the run
+    cfg.variant = "paper"
+    with pytest.raises(UserError, match="another backbone"):
+        task.load_init(cfg, td)

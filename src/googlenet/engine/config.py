@@ -62,7 +62,6 @@ class TrainConfig:
     det_nms_thresh: float = 0.5  # eval/predict: per-class NMS IoU
     scale_jitter: tuple[float, float] = (0.75, 1.25)  # detection training: image scale range
     rcnn_extra_proposals: Optional[str] = None  # rcnn: + a detection run's top-200 boxes (MultiBox stand-in)
-    rcnn_bbox_reg: bool = False  # rcnn: class-specific box regression (the paper has none)
     rcnn_fg_fraction: float = 0.25  # rcnn: foreground share of a batch of regions (R-CNN: 1:3)
     rcnn_region_size: int = 64  # rcnn: proposals are warped to this square (R-CNN: 227)
 
