@@ -302,8 +302,8 @@ def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
     split = split or "test"
     try:
         ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)
-    except UserError:
-        if split != "test" or spec is None:
+    except UserError as e:
+        if split != "test" or spec is None or "no 'test' split" not in str(e):
             raise
         split = "val"  # a folder without a test split
         ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)

@@ -107,7 +107,9 @@ class DetectionTask:
         self.classes = [str(c) for c in train.classes]
         try:
             test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
-        except UserError:
+        except UserError as e:
+            if "no 'test' split" not in str(e):
+                raise
             test = None  # no test split: the final evaluation is on val
         collate = D.detection_collate
         if rcnn:
