@@ -89,6 +89,10 @@ def _export_detector(args: argparse.Namespace, loaded) -> int:  # noqa: ANN001  
 
     if "onnx" not in args.formats:
         raise UserError("a detector exports to ONNX only: use --format onnx")
+    if loaded.model.config.get("detector") == "rcnn":
+        raise UserError(f"{args.weights}: an R-CNN run (--arch rcnn) does not export: its "
+                        f"proposals come from OpenCV's Selective Search, outside the network; "
+                        f"export a detector of --arch fcos, retinanet or fasterrcnn")
     if args.check_count < 1:
         raise UserError("--check-count must be at least 1")
     model = loaded.model.eval()

@@ -13,7 +13,7 @@ from ..engine import config as config_lib
 from ..engine.checkpoint import load_resume
 from ..engine.trainer import EXIT_DIVERGED, fit
 from ..errors import UserError
-from ..tasks import get_task
+from ..tasks import TASKS, get_task
 from ..weights.records import CHECKPOINT_LAST
 
 # Arguments of this command that are not config keys.
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "see googlenet/engine/distributed.py. Exit status: 0 done, 2 bad input, "
                 f"{EXIT_DIVERGED} the loss diverged (NaN/inf), 130 interrupted.")
     g = p.add_argument_group("what to train on")
-    g.add_argument("--task", choices=["classify", "detect"], default=argparse.SUPPRESS,
+    g.add_argument("--task", choices=sorted(TASKS), default=argparse.SUPPRESS,
                    help="classify (default) or detect (recipe 'detect' unless --recipe is given; "
                         "data: digits-detect, a COCO/VOC/YOLO folder, voc2007)")
     g.add_argument("--arch", choices=config_lib.CHOICES["arch"], default=argparse.SUPPRESS,
