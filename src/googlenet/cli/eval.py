@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     models = [load_weights(w) for w in args.weights]
     names = list(args.weights)
+    if any(m.task == "detect" for m in models):
+        return _run_detection(args, models, names, device)
     check_classes(models, names=names)  # the models against each other, before opening data
 
     cfg = _run_config(models[0])
@@ -156,3 +158,28 @@ def _print_report(report: Any, args: argparse.Namespace) -> None:
         print("\n(--out DIR saves the table as JSON/CSV/markdown and the confusion matrix)")
     if args.json:
         print(json.dumps(report.results(), indent=2))
+
+
+def _run_detection(args: argparse.Namespace, models: list[LoadedWeights], names: list[str],
+                   device: torch.device) -> int:
+    """Detection runs: COCO AP (pycocotools), VOC07 AP50, per-class AP, a PR plot; several runs
+    are an ensemble by box fusion (googlenet.infer.detect)."""
+    from ..infer.detect import evaluate_runs
+
+    if args.crops != ["1"]:
+        raise UserError("--crops applies to classifiers; a detector sees each image once")
+    report = evaluate_runs(models, names, spec=args.data, split=args.split, device=device,
+                           batch_size=min(args.batch_size, 16), amp=args.amp, limit=args.limit,
+                           strict=args.strict, root=args.data_root)
+    print(f"data: {report.info['data']} {report.info['split']} split, {report.rows[0]['images']} "
+          f"images at {report.info['size']} px", file=sys.stderr)
+    for line in report.summary_lines():
+        print(line)
+    print()
+    print(report.table_markdown())
+    if args.out:
+        written = report.save(args.out)
+        print(f"\nsaved: {', '.join(str(p) for p in written)}")
+    else:
+        print("\n(--out DIR saves results.json/.md and the precision-recall plot)")
+    return 0

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from ..sources import load_weights
 
     loaded = load_weights(args.weights)
+    if loaded.task == "detect":
+        return _export_detector(args, loaded)
     pre = loaded.preprocess
     if args.image_size is not None:
         if args.image_size < 32:
@@ -78,3 +80,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"{fmt:12s} {path}  max |logit diff| {a.max_abs_diff:.2e}, top-1 agreement "
               f"{a.top1:.2%} on {where}  {'ok' if ok else 'MISMATCH'}")
     return 1 if failed else 0
+
+
+def _export_detector(args: argparse.Namespace, loaded) -> int:  # noqa: ANN001  (LoadedWeights)
+    """A detection run: ONNX only (its post-processing has no TorchScript/torch.export path
+    here), checked with onnxruntime against eager on real images and a blank one."""
+    from ..interop.export import (
+        DETECTOR_OPSET, check_detector_onnx, detector_check_images, export_detector_onnx,
+    )
+
+    if "onnx" not in args.formats:
+        raise UserError("a detector exports to ONNX only: use --format onnx")
+    if loaded.model.config.get("detector") == "rcnn":
+        raise UserError(f"{args.weights}: an R-CNN run (--arch rcnn) does not export: its "
+                        f"proposals come from OpenCV's Selective Search, outside the network; "
+                        f"export a detector of --arch fcos, retinanet or fasterrcnn")
+    if args.check_count < 1:
+        raise UserError("--check-count must be at least 1")
+    model = loaded.model.eval()
+    cfg = model.config
+    size = args.image_size or int(cfg["min_size"])
+    if size < 32:
+        raise UserError(f"--image-size {size}: GoogLeNet needs 32 or more")
+    path = Path(str(Path(args.out) if args.out else _default_prefix(args.weights)) + ".onnx")
+    opset = args.opset if args.opset != DEFAULT_OPSET else DETECTOR_OPSET
+    meta = {"format": "googlenet-detector", "model_config": cfg, "class_names": loaded.class_names,
+            "input": "image: float (3, H, W) RGB in [0, 1]; normalised inside the graph",
+            "outputs": "boxes (K, 4) xyxy px, scores (K,), labels (K,) = class index + 1"}
+    print(f"weights: {loaded.source} ({cfg['detector']} on GoogLeNet {cfg['variant']}, "
+          f"{model.num_classes} classes); input 3x{size}x{size}, one image", file=sys.stderr)
+    export_detector_onnx(model, path, size=size, opset=opset, metadata=meta)
+    images, where = detector_check_images(args.check_images, size, args.check_count)
+    r = check_detector_onnx(path, model, images)
+    ok = r["same_counts"] and r["same_labels"] and r["max_abs_diff"] <= 1e-3
+    print(f"onnx         {path}  max |box/score diff| {r['max_abs_diff']:.2e}, same detection "
+          f"counts {r['same_counts']}, same labels {r['same_labels']} on {where} "
+          f"({r['images_without_detections']} without detections)  {'ok' if ok else 'MISMATCH'}")
+    return 0 if ok else 1

@@ -48,8 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "image's size, into --out (needs captum: pip install 'googlenet[explain]')")
     p.add_argument("--explain-layer", default="inception_5b", metavar="LAYER",
                    help="layer for --explain: a stage (conv1 ... inception_5b) or dotted submodule")
-    p.add_argument("--out", default="gradcam", metavar="DIR",
-                   help="folder for the --explain heatmaps (IMAGE_STEM.gradcam.png)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where pictures go: the --explain heatmaps (IMAGE_STEM.gradcam.png; "
+                        "default gradcam/), or, for a detection run, each image with its boxes "
+                        "drawn (DIR/<name>.png)")
+    g = p.add_argument_group("detection runs (weights of `googlenet train --task detect`)")
+    g.add_argument("--score-thresh", type=float, default=0.3,
+                   help="show detections scoring at least this")
 
 
 def _calibration(spec: Optional[str], files: Sequence[Path], pre: Preprocess) -> torch.Tensor:
@@ -73,6 +78,8 @@ def _check_explain(args: argparse.Namespace, model: torch.nn.Module) -> None:
 
     require_captum()
     resolve_layer(model, args.explain_layer)
+    if args.out is None:
+        args.out = "gradcam"
 
 
 def _explain(args: argparse.Namespace, model: torch.nn.Module, predictions: Sequence[Prediction],
@@ -109,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     files, failures = collect_inputs(args.inputs)
     loaded = load_weights(args.weights)
+    if loaded.task == "detect":
+        return _run_detection(args, loaded, files, failures, device)
     if args.explain:
         _check_explain(args, loaded.model)
     pre = loaded.preprocess
@@ -166,3 +175,32 @@ def run(args: argparse.Namespace) -> int:
               f"failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_detection(args: argparse.Namespace, loaded, files, failures, device) -> int:  # noqa: ANN001
+    """Boxes, class names and scores per image (text or --json); --out DIR: images with the
+    boxes drawn (torchvision.utils.draw_bounding_boxes)."""
+    from ..infer.detect import predict_files
+
+    if not 0 <= args.score_thresh <= 1:
+        raise UserError(f"--score-thresh {args.score_thresh}: must be in [0, 1]")
+    cfg = loaded.model.config
+    print(f"weights: {loaded.source} ({cfg['detector']} on GoogLeNet {cfg['variant']}, "
+          f"{loaded.model.num_classes} classes, {cfg['min_size']} px)", file=sys.stderr)
+    results, bad = predict_files(loaded, files, device=device, score_thresh=args.score_thresh,
+                                 batch_size=min(args.batch_size, 16), out=args.out)
+    errors = [asdict(f) for f in failures] + [{"file": f, "error": why} for f, why in bad]
+    if args.json:
+        print(json.dumps({"weights": loaded.source, "task": "detect",
+                          "score_thresh": args.score_thresh, "predictions": results,
+                          "errors": errors}, indent=1))
+    else:
+        for r in results:
+            dets = ", ".join(f"{n} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
+                             for n, s, b in zip(r["names"], r["scores"], r["boxes"]))
+            print(f"{r['file']}: {len(r['names'])} object(s)" + (f": {dets}" if dets else ""))
+    for e in errors:
+        print(f"googlenet predict: error: {e['error']}", file=sys.stderr)
+    if args.out:
+        print(f"drawn images: {args.out}", file=sys.stderr)
+    return 1 if errors else 0

@@ -13,7 +13,7 @@ from ..engine import config as config_lib
 from ..engine.checkpoint import load_resume
 from ..engine.trainer import EXIT_DIVERGED, fit
 from ..errors import UserError
-from ..tasks import get_task
+from ..tasks import TASKS, get_task
 from ..weights.io import check_writable_dir
 from ..weights.records import CHECKPOINT_LAST
 
@@ -30,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "see googlenet/engine/distributed.py. Exit status: 0 done, 2 bad input, "
                 f"{EXIT_DIVERGED} the loss diverged (NaN/inf), 130 interrupted.")
     g = p.add_argument_group("what to train on")
+    g.add_argument("--task", choices=sorted(TASKS), default=argparse.SUPPRESS,
+                   help="classify (default) or detect (recipe 'detect' unless --recipe is given; "
+                        "data: digits-detect, a COCO/VOC/YOLO folder, voc2007)")
+    g.add_argument("--arch", choices=config_lib.CHOICES["arch"], default=argparse.SUPPRESS,
+                   help="detector (--task detect): fcos (default), retinanet, fasterrcnn on a "
+                        "GoogLeNet FPN, or rcnn (the paper's §8 pipeline)")
     g.add_argument("--data", default=argparse.SUPPRESS, metavar="PATH|cifar10|cifar100",
                    help="image folder (PATH/train/<class>/, PATH/val/<class>/ or PATH/<class>/), "
                         "cifar10, cifar100; default: the built-in digits")
@@ -97,13 +103,20 @@ def elastic_restart() -> bool:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
 
 
+def default_recipe(over: dict[str, Any]) -> str:
+    """The recipe when --recipe is not given: ``detect`` for --task detect, else the default."""
+    return "detect" if over.get("task") == "detect" else config_lib.DEFAULT_RECIPE
+
+
 def run(args: argparse.Namespace) -> int:
     over = overrides(args)
     resume, recipe = getattr(args, "resume", None), getattr(args, "recipe", None)
+    if not resume:
+        recipe = recipe or default_recipe(over)
     if getattr(args, "help_config", False):
         cfg = config_lib.resolve(recipe, over)
         print(f"config keys (recipe files and --set KEY=VALUE), with the values this command "
-              f"would use (recipe {recipe or config_lib.DEFAULT_RECIPE}, variant {cfg.variant}):")
+              f"would use (recipe {recipe}, variant {cfg.variant}):")
         print(config_lib.describe(cfg))
         return 0
     out = over.get("out")
@@ -111,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             and (Path(out) / CHECKPOINT_LAST).is_file():
         resume = out
     if resume:
-        if recipe:
+        if getattr(args, "recipe", None):
             raise UserError("--recipe cannot be combined with --resume: a resumed run keeps its "
                             "saved config (override single keys with flags or --set)")
         if out and Path(out).resolve() != Path(resume).resolve():

@@ -35,7 +35,7 @@ DEFAULT_RECIPE = "short"
 @dataclass
 class TrainConfig:
     # -- task -----------------------------------------------------------------------------------
-    task: str = "classify"  # what is trained (googlenet.tasks): classify
+    task: str = "classify"  # what is trained (googlenet.tasks): classify | detect
 
     # -- data -----------------------------------------------------------------------------------
     data: Optional[str] = None  # None: built-in digits; "cifar10"/"cifar100"; or an image folder
@@ -57,6 +57,18 @@ class TrainConfig:
     width: float = 1.0  # multiplier on every Table 1 width and the stem's (rounded, >= 1)
     head: str = "gap"  # gap (§5: global average pooling) | fc (flatten + linear; fixed input size)
     norm: str = "variant"  # variant (its own) | lrn | bn | none
+
+    # -- detection (task = "detect"; googlenet.models.detection, googlenet.tasks.rcnn) -------------
+    arch: str = "fcos"  # fcos | retinanet | fasterrcnn (GoogLeNet FPN) | rcnn (the paper's §8)
+    fpn_channels: int = 128  # FPN width (torchvision's detectors: 256)
+    head_convs: int = 2  # conv layers per head branch (torchvision's FCOS/RetinaNet: 4)
+    anchor_scale: float = 2.0  # anchor base size in strides (fcos: 2 = torchvision's assignment)
+    det_score_thresh: float = 0.05  # eval/predict: detections below this score are dropped
+    det_nms_thresh: float = 0.5  # eval/predict: per-class NMS IoU
+    scale_jitter: tuple[float, float] = (0.75, 1.25)  # detection training: image scale range
+    rcnn_extra_proposals: Optional[str] = None  # rcnn: + a detection run's top-200 boxes (MultiBox stand-in)
+    rcnn_fg_fraction: float = 0.25  # rcnn: foreground share of a batch of regions (R-CNN: 1:3)
+    rcnn_region_size: int = 64  # rcnn: proposals are warped to this square (R-CNN: 227)
 
     # -- optimisation -----------------------------------------------------------------------------
     epochs: int = 250  # Caffe's bvlc_googlenet: 2.4M iterations at batch 32 ~ 60 epochs quick / 250
@@ -115,6 +127,7 @@ class TrainConfig:
 # Choices of the string settings; the model's come from its own tables (no second list).
 CHOICES: dict[str, tuple[str, ...]] = {
     "variant": tuple(VARIANTS),
+    "arch": ("fcos", "retinanet", "fasterrcnn", "rcnn"),
     "inception": INCEPTION_KINDS,
     "stem": STEMS,
     "head": HEADS,
@@ -182,6 +195,13 @@ RANGES: dict[str, Range] = {
     "eval_every": Range(1, 1_000_000),
     "max_steps": Range(0, 1e12),
     "width": Range(0, 16, lo_open=True),  # ablation: multiplier on every Table 1 width
+    # detection
+    "fpn_channels": Range(64, 1024),  # and a multiple of 32 (below)
+    "head_convs": Range(1, 16),
+    "anchor_scale": Range(0, 64, lo_open=True),
+    "det_score_thresh": UNIT, "det_nms_thresh": UNIT, "rcnn_fg_fraction": UNIT,
+    "scale_jitter": Range(0, 10, lo_open=True),  # each of (min, max)
+    "rcnn_region_size": Range(0, 1024),  # and >= MIN_INPUT_SIZE (below)
 }
 
 
@@ -298,6 +318,12 @@ def _validate(key: str, v: Any, source: str) -> None:
         fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px (0 picks the dataset's "
              f"default)")
     if key in ("crop_scale", "crop_ratio") and not v[0] <= v[1]:
+        fail("need min <= max")
+    if key == "fpn_channels" and v % 32:
+        fail("must be a multiple of 32 (the detection heads' GroupNorm has 32 groups)")
+    if key == "rcnn_region_size" and v < MIN_INPUT_SIZE:
+        fail(f"GoogLeNet needs inputs of at least {MIN_INPUT_SIZE} px")
+    if key == "scale_jitter" and not v[0] <= v[1]:
         fail("need min <= max")
 
 

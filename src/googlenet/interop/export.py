@@ -205,3 +205,108 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
             raise UserError(f"--check-images {spec}: none of the images could be read")
         where = f"{len(imgs)} images from {spec}"
     return torch.cat([multi_crop(im, preprocess, 1) for im in imgs]), where
+
+
+# -- detectors (googlenet.models.detection) ----------------------------------------------------
+
+DETECTOR_OUTPUTS = ("boxes", "scores", "labels")
+DETECTOR_OPSET = 17
+
+
+class _OneImage(torch.nn.Module):
+    """A detector as a graph of one image: float (3, H, W) in [0, 1] -> boxes (K, 4) xyxy px,
+    scores (K,), labels (K,) in 1..C (torchvision's; 0 is the background). K may be 0."""
+
+    def __init__(self, detector: torch.nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        out = self.detector([image])[0]
+        return out["boxes"], out["scores"], out["labels"]
+
+
+def export_detector_onnx(model: torch.nn.Module, path: str | Path, *, size: int,
+                         opset: int = DETECTOR_OPSET,
+                         metadata: Optional[dict[str, Any]] = None) -> Path:
+    """ONNX of a GoogLeNet detector (eval mode, post-processing and NMS included) for one
+    (3, size, size) image in [0, 1]; the resize/normalisation of torchvision's transform is in
+    the graph. Through the TorchScript-based exporter (``dynamo=False``): torchvision's
+    detection post-processing (data-dependent box counts, NonMaxSuppression) exports with it,
+    and an image with no detections gives empty (0, 4) / (0,) outputs (pytorch/vision#1706)."""
+    import onnx
+
+    if opset < 11:
+        raise UserError(f"opset {opset}: detectors need 11 or newer", key="opset")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = _OneImage(model.eval().cpu()).eval()
+    example = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
+    dyn = {name: {0: "detections"} for name in DETECTOR_OUTPUTS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on Python-side shape arithmetic
+        torch.onnx.export(wrapped, (example,), str(path), dynamo=False, opset_version=opset,
+                          input_names=["image"], output_names=list(DETECTOR_OUTPUTS),
+                          dynamic_axes=dyn)
+    proto = onnx.load(str(path))
+    for k, v in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, json.dumps(v)
+    onnx.save(proto, str(path))
+    return path
+
+
+def check_detector_onnx(path: str | Path, model: torch.nn.Module,
+                        images: Sequence[torch.Tensor]) -> dict[str, Any]:
+    """Run the ONNX file (onnxruntime) and the eager detector on each (3, H, W) float image:
+    detection counts must match, then boxes/scores are compared in order and labels exactly."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    wrapped = _OneImage(model.eval().cpu()).eval()
+    worst, counts, same_labels, empty = 0.0, True, True, 0
+    for img in images:
+        outs = session.run(None, {"image": img.detach().cpu().float().numpy()})
+        with torch.inference_mode():
+            ref = wrapped(img.cpu().float())
+        empty += int(ref[0].shape[0] == 0)
+        if outs[0].shape[0] != ref[0].shape[0]:
+            counts = False
+            continue
+        for got, want in zip(outs[:2], ref[:2]):
+            if want.numel():
+                worst = max(worst, float((torch.from_numpy(got).float() - want.float()).abs().max()))
+        same_labels &= bool(torch.equal(torch.from_numpy(outs[2]).long(), ref[2].long()))
+    return {"images": len(images), "same_counts": counts, "same_labels": same_labels,
+            "max_abs_diff": worst, "images_without_detections": empty}
+
+
+def detector_check_images(spec: Optional[str], size: int, n: int) -> tuple[list[torch.Tensor], str]:
+    """(3, size, size) float images in [0, 1] to check a detector export on: ``spec`` (a file or
+    folder), else the built-in digits-detect test canvases; plus one blank image, which a
+    trained detector finds nothing in (the zero-detection case of pytorch/vision#1706)."""
+    from torchvision.transforms import v2 as T
+
+    from ..data.imaging import ImageError, list_images, load_image
+
+    resize = T.Compose([T.ToImage(), T.Resize((size, size), antialias=True),
+                        T.ToDtype(torch.float32, scale=True)])
+    if spec is None:
+        from ..data.detection import open_detection_dataset
+
+        ds = open_detection_dataset("digits-detect", "test")
+        imgs = [resize(ds.load(i)[0]) for i in range(min(n, len(ds)))]
+        where = f"{len(imgs)} digits-detect test images + 1 blank"
+    else:
+        p = Path(spec)
+        files = list_images(p) if p.is_dir() else [p]
+        imgs = []
+        for f in files[:n]:
+            try:
+                imgs.append(resize(load_image(f)))
+            except ImageError as e:
+                print(f"googlenet export: skipping {e}", file=sys.stderr)
+        if not imgs:
+            raise UserError(f"--check-images {spec}: no readable images")
+        where = f"{len(imgs)} images from {spec} + 1 blank"
+    return imgs + [torch.zeros(3, size, size)], where

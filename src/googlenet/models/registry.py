@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import torch.nn as nn
+
 from .googlenet import SEPARABLE_DEPTH_MULTIPLIER, VARIANTS, GoogLeNet
 
 __all__ = ["register_model", "list_models", "create_model", "resolve_name", "MODEL_ALIASES",
@@ -67,11 +69,19 @@ def create_model(name: str = "googlenet", **kwargs: Any) -> GoogLeNet:
     return _MODELS[resolve_name(name)](**kwargs)
 
 
-def model_from_config(config: dict[str, Any]) -> GoogLeNet:
+def model_from_config(config: dict[str, Any]) -> nn.Module:
     """Rebuild a network from the ``config`` saved with its weights (``model.config``), without
-    initialising weights (they are about to be loaded)."""
+    initialising weights (they are about to be loaded). A config with ``"detector": arch`` is a
+    GoogLeNet-backbone detector (googlenet.models.detection)."""
     if not isinstance(config, dict):
         raise ValueError(f"a model config must be a dict, got {type(config).__name__}")
+    if "detector" in config:
+        from .detection import GoogLeNetDetector, RegionClassifier
+
+        rest = {k: v for k, v in config.items() if k != "detector"}
+        if config["detector"] == "rcnn":  # the paper's §8 region classifier
+            return RegionClassifier(**rest, init_weights=False)
+        return GoogLeNetDetector(arch=config["detector"], **rest, init_weights=False)
     return GoogLeNet(**{**config, "init_weights": False})
 
 

@@ -17,8 +17,14 @@ def _classification() -> Task:
     return ClassificationTask()
 
 
+def _detection() -> Task:
+    from .detection import DetectionTask
+
+    return DetectionTask()
+
+
 # name -> builder; imported when used, so one task's dependencies never load for another
-TASKS: dict[str, Callable[[], Task]] = {"classify": _classification}
+TASKS: dict[str, Callable[[], Task]] = {"classify": _classification, "detect": _detection}
 
 
 def get_task(name: str) -> Task:

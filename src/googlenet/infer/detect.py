@@ -1,0 +1,320 @@
+"""Detection runs at inference: evaluation (COCO AP@[.5:.95] / AP50 / AP75 / APs/m/l through
+pycocotools, VOC07 11-point AP50, per-class AP, a precision-recall plot), ensembles, and
+prediction on image files (text, JSON, images with the boxes drawn).
+
+Ensembles of several runs fuse boxes, not scores: every model's detections of an image are
+concatenated and reduced by per-class NMS (``torchvision.ops.batched_nms``) at the first
+model's NMS IoU, keeping the ``detections_per_img`` best. (The paper's §8 ensemble averages the
+softmax of six region classifiers over the same proposals; that is the R-CNN pipeline's, in
+googlenet.tasks.rcnn. One-stage detectors have no shared proposals to average over.)
+
+Labels here are the dataset's, 0..C-1 (the task's ``from_model_outputs`` undoes torchvision's
+background shift).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from ..errors import UserError
+from ..models.detection import from_model_outputs, to_image
+from ..weights.records import LoadedWeights
+
+__all__ = ["DetectionReport", "run_detector", "fuse", "evaluate_detectors", "predict_files",
+           "draw", "check_detection_classes"]
+
+
+def rcnn_proposals(model: torch.nn.Module, images: Sequence[Any]) -> list[torch.Tensor]:
+    """The proposals an R-CNN run was trained with: Selective Search with its saved settings,
+    plus the saved detection run's 200 best boxes (the MultiBox stand-in) when it had them."""
+    from ..data.proposals import selective_search
+    from ..sources import load_weights
+
+    cfg = model.config
+    extra = None
+    if cfg.get("extra_proposals"):
+        extra = load_weights(cfg["extra_proposals"]).model.eval()
+        extra.detector.score_thresh = 0.0
+    out = []
+    for im in images:
+        boxes = selective_search(im, **cfg["proposals"])
+        if extra is not None:
+            with torch.no_grad():
+                boxes = torch.cat([boxes, extra([to_image(im, torch.device("cpu"))])[0]["boxes"][:200]])
+        out.append(boxes)
+    return out
+
+
+def is_rcnn(model: torch.nn.Module) -> bool:
+    return getattr(model, "config", {}).get("detector") == "rcnn"
+
+
+@torch.no_grad()
+def run_rcnn(models: Sequence[torch.nn.Module], images: Sequence[Any],
+             device: torch.device) -> list[dict[str, torch.Tensor]]:
+    """R-CNN runs (one, or an ensemble: softmax averaged over the same proposals, §8)."""
+    from ..data.proposals import warp_regions
+    from ..models.detection import rcnn_detect
+
+    for m in models:
+        m.eval().to(device)
+    props = rcnn_proposals(models[0], images)
+    return from_model_outputs(rcnn_detect(list(models), list(images), props, warp_regions,
+                                          device=device))
+
+
+@torch.no_grad()
+def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.device, *,
+                 batch_size: int = 8, amp: bool = False) -> list[dict[str, torch.Tensor]]:
+    """Detections (dataset labels, CPU) of ``model`` for each image, in order."""
+    if is_rcnn(model):
+        return run_rcnn([model], images, device)
+    model.eval().to(device)
+    out: list[dict[str, torch.Tensor]] = []
+    for i in range(0, len(images), batch_size):
+        batch = [to_image(x, device) for x in images[i:i + batch_size]]
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(
+            device.type, enabled=False)
+        with ctx:
+            out += from_model_outputs(model(batch))
+    return out
+
+
+def fuse(per_model: list[list[dict[str, torch.Tensor]]], iou: float = 0.5,
+         keep: int = 100) -> list[dict[str, torch.Tensor]]:
+    """Box fusion of an ensemble: per image, concatenate every model's detections, then
+    per-class NMS at ``iou``, the ``keep`` highest scores."""
+    from torchvision.ops import batched_nms
+
+    if len(per_model) == 1:
+        return per_model[0]
+    fused = []
+    for dets in zip(*per_model):
+        boxes = torch.cat([d["boxes"] for d in dets])
+        scores = torch.cat([d["scores"] for d in dets])
+        labels = torch.cat([d["labels"] for d in dets])
+        k = batched_nms(boxes, scores, labels, iou)[:keep]
+        fused.append({"boxes": boxes[k], "scores": scores[k], "labels": labels[k]})
+    return fused
+
+
+def check_detection_classes(models: Sequence[LoadedWeights], classes: Optional[Sequence[str]],
+                            names: Sequence[str]) -> None:
+    for m, n in zip(models, names):
+        if m.task != "detect":
+            raise UserError(f"{n}: a {m.task!r} model; an ensemble of detectors takes detection "
+                            f"runs only")
+        if classes is not None and m.class_names is not None and list(m.class_names) != list(classes):
+            raise UserError(f"{n}: detects {m.class_names[:5]}... but the data has "
+                            f"{list(classes)[:5]}...; evaluate on the data it was trained on")
+    first = models[0].class_names
+    for m, n in zip(models[1:], names[1:]):
+        if list(m.class_names or []) != list(first or []):
+            raise UserError(f"{n}: other classes than {names[0]}; an ensemble needs the same classes")
+
+
+@dataclass
+class DetectionReport:
+    """Rows (one per model, plus the ensemble) of COCO/VOC metrics, per-class AP, and context."""
+
+    rows: list[dict[str, Any]]
+    class_names: list[str]
+    per_class: dict[str, list[float]]  # row name -> AP50 per class (VOC07), %
+    info: dict[str, Any] = field(default_factory=dict)
+    curves: Any = None  # what the PR plot needs: (preds, targets) of the last row
+
+    def summary_lines(self) -> list[str]:
+        out = []
+        for r in self.rows:
+            out.append(f"{r['name']}: COCO mAP@[.5:.95] {r['map']:.2f}  AP50 {r['map50']:.2f}  "
+                       f"AP75 {r['map75']:.2f}  APs/m/l {r['map_small']:.1f}/{r['map_medium']:.1f}/"
+                       f"{r['map_large']:.1f}  VOC07 AP50 {r['voc07_map50']:.2f}  "
+                       f"({r['images']} images, {r['detections']} detections)")
+        return out
+
+    def table_markdown(self) -> str:
+        """Shaped like the paper's Tables 4/5: model(s), method, mAP."""
+        lines = ["| models | method | mAP@.5 (VOC07) | COCO AP50 | COCO mAP@[.5:.95] |",
+                 "|---|---|---:|---:|---:|"]
+        for r in self.rows:
+            lines.append(f"| {r['name']} | {r['method']} | {r['voc07_map50']:.2f} | "
+                         f"{r['map50']:.2f} | {r['map']:.2f} |")
+        head = "| class | " + " | ".join(r["name"] for r in self.rows) + " |"
+        lines += ["", "Per-class AP50 (VOC07 11-point, %):", "", head,
+                  "|---|" + "---:|" * len(self.rows)]
+        for i, c in enumerate(self.class_names):
+            lines.append(f"| {c} | " + " | ".join(f"{self.per_class[r['name']][i]:.1f}"
+                                                   for r in self.rows) + " |")
+        return "\n".join(lines)
+
+    def save(self, out: str | Path) -> list[Path]:
+        from ..metrics.detection import precision_recall, save_pr_curve
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {"info": self.info, "rows": self.rows, "class_names": self.class_names,
+               "per_class_ap50": self.per_class}
+        written = [out / "results.json", out / "results.md"]
+        written[0].write_text(json.dumps(doc, indent=2) + "\n")
+        written[1].write_text(self.table_markdown() + "\n")
+        if self.curves is not None:
+            preds, targets = self.curves
+            curves = precision_recall(preds, targets, len(self.class_names))
+            written += save_pr_curve(curves, self.class_names, out / "pr_curve.png")
+        return written
+
+
+def _row(name: str, method: str, preds: list[dict[str, torch.Tensor]],
+         targets: list[dict[str, torch.Tensor]], classes: list[str]) -> tuple[dict[str, Any], list[float]]:
+    from ..metrics.detection import coco_map, voc07_ap
+
+    c = coco_map(preds, targets, classes)
+    v = voc07_ap(preds, targets, classes)
+    row: dict[str, Any] = {"name": name, "method": method, "images": len(preds),
+                           "detections": int(sum(len(p["scores"]) for p in preds))}
+    for k in ("map", "map50", "map75", "map_small", "map_medium", "map_large"):
+        row[k] = 100.0 * float(c[k.replace("map5", "map_5").replace("map7", "map_7")])  # NaN: undefined
+    row["voc07_map50"] = 100.0 * float(v["map"])
+    row["coco_ap_per_class"] = {n: 100.0 * float(a) for n, a in c["per_class"].items()}
+    return row, [100.0 * float(v["per_class"][str(n)]) for n in classes]
+
+
+def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
+                       device: torch.device, batch_size: int = 8, amp: bool = False,
+                       indices: Optional[Sequence[int]] = None,
+                       info: Optional[dict[str, Any]] = None) -> DetectionReport:
+    """Each model alone, then (several models) their box-fused ensemble, on ``dataset``'s items
+    (``(image, target)``, dataset labels)."""
+    idx = list(range(len(dataset))) if indices is None else list(indices)
+    images, targets = [], []
+    for i in idx:
+        img, t = dataset[i]
+        images.append(img)
+        targets.append({"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4),
+                        "labels": t["labels"].as_subclass(torch.Tensor).long()})
+    classes = [str(c) for c in dataset.classes]
+    per_model = []
+    rows, per_class = [], {}
+    for m, n in zip(models, names):
+        preds = run_detector(m.model, images, device, batch_size=batch_size, amp=amp)
+        per_model.append(preds)
+        cfg = m.model.config
+        method = (f"R-CNN (Selective Search{' + MultiBox stand-in' if cfg.get('extra_proposals') else ''}"
+                  f", GoogLeNet {cfg['variant']} regions)" if is_rcnn(m.model)
+                  else f"{cfg['detector']}, GoogLeNet {cfg['variant']} FPN")
+        row, pc = _row(n, method, preds, targets, classes)
+        rows.append(row)
+        per_class[n] = pc
+    final = per_model[-1]
+    if len(models) > 1:
+        name = f"ensemble of {len(models)}"
+        if all(is_rcnn(m.model) for m in models):  # the paper's: softmax averaged per region
+            final = run_rcnn([m.model for m in models], images, device)
+            method = "R-CNN, softmax averaged over the models"
+        else:
+            final = fuse(per_model, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
+                         keep=int(models[0].model.config.get("detections_per_img", 100)))
+            method = "box fusion (concatenate + per-class NMS)"
+        row, pc = _row(name, method, final, targets, classes)
+        rows.append(row)
+        per_class[name] = pc
+    return DetectionReport(rows=rows, class_names=classes, per_class=per_class,
+                           info=dict(info or {}), curves=(final, targets))
+
+
+def draw(image: torch.Tensor, det: dict[str, torch.Tensor], class_names: Optional[Sequence[str]]) -> torch.Tensor:
+    """uint8 (3, H, W) with the boxes and "name score" labels drawn."""
+    from torchvision.utils import draw_bounding_boxes
+
+    labels = [f"{_name(class_names, int(l))} {float(s):.2f}"
+              for l, s in zip(det["labels"], det["scores"])]
+    if not labels:
+        return image
+    return draw_bounding_boxes(image, det["boxes"], labels=labels, colors="red", width=2)
+
+
+def _name(class_names: Optional[Sequence[str]], i: int) -> str:
+    return class_names[i] if class_names and 0 <= i < len(class_names) else f"class {i}"
+
+
+def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch.device,
+                  score_thresh: float = 0.3, batch_size: int = 8,
+                  out: Optional[str | Path] = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Detections per readable file as plain dicts (file, boxes, names, scores), and
+    ``(file, why)`` for the files that could not be read. With ``out``, the images with the
+    boxes drawn are written there (same stem, .png)."""
+    from torchvision.io import write_png
+
+    from ..data.imaging import ImageError, load_image
+
+    good, images, failed = [], [], []
+    for f in files:
+        try:
+            pil = load_image(f)
+        except ImageError as e:
+            failed.append((str(f), str(e)))
+            continue
+        import numpy as np
+
+        images.append(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))  # (3, H, W) uint8
+        good.append(f)
+    dets = run_detector(loaded.model, images, device, batch_size=batch_size)
+    results = []
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    for f, img, d in zip(good, images, dets):
+        keep = d["scores"] >= score_thresh
+        d = {k: v[keep] for k, v in d.items()}
+        results.append({"file": str(f), "boxes": [[round(float(x), 1) for x in b] for b in d["boxes"]],
+                        "labels": d["labels"].tolist(),
+                        "names": [_name(loaded.class_names, int(l)) for l in d["labels"]],
+                        "scores": [round(float(s), 4) for s in d["scores"]]})
+        if out is not None:
+            path = Path(out) / f"{Path(f).stem}.png"
+            write_png(draw(img, d, loaded.class_names), str(path))
+            results[-1]["drawn"] = str(path)
+    return results, failed
+
+
+def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
+                  spec: Optional[str], split: Optional[str], device: torch.device,
+                  batch_size: int = 8, amp: bool = False, limit: Optional[int] = None,
+                  strict: bool = False, root: Optional[str] = None) -> DetectionReport:
+    """``googlenet eval`` of detection runs: open the data (default: what the first run was
+    trained on, else digits-detect) at the first model's input size, then ``evaluate_detectors``."""
+    import numpy as np
+
+    from ..data.detection import detection_eval_transforms, open_detection_dataset
+
+    check_detection_classes(models, None, names)
+    cfg = models[0].metadata.get("config") if isinstance(models[0].metadata, dict) else None
+    if spec is None and isinstance(cfg, dict) and isinstance(cfg.get("data"), str):
+        spec = cfg["data"]
+    size = int(models[0].model.config["min_size"])
+    kw: dict[str, Any] = dict(strict=strict, root=root)
+    if isinstance(cfg, dict):
+        kw.update(seed=int(cfg.get("seed", 0)), val_fraction=float(cfg.get("val_fraction", 0.1)))
+    split = split or "test"
+    try:
+        ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)
+    except UserError as e:
+        if split != "test" or spec is None or "no 'test' split" not in str(e):
+            raise
+        split = "val"  # a folder without a test split
+        ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)
+    check_detection_classes(models, [str(c) for c in ds.classes], names)
+    if len(ds) == 0:
+        raise UserError(f"{spec or 'digits-detect'}: the {split} split has no images", key="data")
+    idx = None
+    if limit is not None and limit < len(ds):
+        idx = np.unique(np.linspace(0, len(ds) - 1, limit).round().astype(int)).tolist()
+    info = {"data": spec or "digits-detect", "split": split, "size": size,
+            "weights": [m.source for m in models], "torch": torch.__version__,
+            "ensemble": "box fusion: concatenate every model's detections, per-class NMS"}
+    return evaluate_detectors(models, ds, names=names, device=device, batch_size=batch_size,
+                              amp=amp, indices=idx, info=info)

@@ -1,0 +1,302 @@
+"""Object detection (the paper's §8) as a ``Task`` of the training engine: a GoogLeNet-FPN
+detector (googlenet.models.detection: FCOS, RetinaNet or Faster R-CNN from torchvision) trained
+end to end, or, with ``arch = "rcnn"``, the paper's own pipeline (googlenet.tasks.rcnn).
+
+Labels: datasets number classes 0..C-1; torchvision's detectors keep 0 for the background, so
+targets go in as label + 1 and predictions come out minus 1 (``to_model_targets`` /
+``from_model_outputs``). Images arrive from ``googlenet.data.detection`` as float [0, 1] (or
+uint8) (3, H, W) tensors in a list; the detector's own transform normalises them with the
+mean/std of the weights it was initialised from (or of the data) and pads them into a batch.
+Validation is COCO mAP (pycocotools, through googlenet.metrics.detection), with the predictions
+of every process gathered first when training is distributed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn as nn
+
+from ..engine.config import TrainConfig
+from ..engine.distributed import DistInfo
+from ..engine.task import StepResult, TaskData
+from ..engine.trainer import autocast
+from ..errors import UserError
+from ..models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
+from ..weights.records import WeightsMeta
+
+__all__ = ["DetectionTask", "predict",
+           "evaluate_detections", "gather"]
+
+# Loss names of torchvision's detectors -> the short names logged here.
+_LOSS_NAMES = {"classification": "cls", "bbox_regression": "box", "bbox_ctrness": "ctr",
+               "loss_classifier": "cls", "loss_box_reg": "box", "loss_objectness": "rpn_obj",
+               "loss_rpn_box_reg": "rpn_box"}
+_ARCH_LOSSES = {"fcos": ("cls", "box", "ctr"), "retinanet": ("cls", "box"),
+                "fasterrcnn": ("cls", "box", "rpn_obj", "rpn_box"), "rcnn": ("cls",)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: list[Any], device: torch.device,
+            cfg: Optional[TrainConfig] = None) -> list[dict[str, torch.Tensor]]:
+    """Detections (dataset labels) for a list of images, the model in eval mode."""
+    model.eval()
+    with autocast(cfg, device):
+        out = model([to_image(i, device) for i in images])
+    return from_model_outputs(out)
+
+
+def gather(items: list[Any]) -> list[Any]:
+    """Every process's ``items``, concatenated in rank order (the list itself in one process)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [x for p in parts for x in p]
+
+
+def evaluate_detections(preds: list[dict[str, torch.Tensor]], targets: list[dict[str, Any]],
+                        classes: list[str]) -> dict[str, float]:
+    """COCO mAP@[.5:.95], AP50, AP75 in % (pycocotools) over aligned prediction/target lists;
+    0 where pycocotools leaves a number undefined (no detections at all)."""
+    import math
+
+    from ..metrics.detection import coco_map
+
+    gts = [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4).cpu(),
+            "labels": t["labels"].as_subclass(torch.Tensor).long().cpu()} for t in targets]
+    res = coco_map(preds, gts, classes)
+    pct = lambda v: 0.0 if math.isnan(float(v)) else 100.0 * float(v)  # noqa: E731
+    return {"map": pct(res["map"]), "map50": pct(res["map_50"]), "map75": pct(res["map_75"]),
+            "images": len(preds)}
+
+
+class DetectionTask:
+    """The ``Task`` (googlenet.engine.task) of ``googlenet train --task detect``."""
+
+    name = "detect"
+    best_metric = "val_map"  # COCO mAP@[.5:.95] (the stricter of the two targets)
+
+    def __init__(self) -> None:
+        self.arch = "fcos"
+        self.classes: list[str] = []
+        self._extra: Any = None  # rcnn: the MultiBox stand-in proposer
+        self._init_source: Optional[dict[str, Any]] = None  # model config of --init weights
+
+    # -- data and model ------------------------------------------------------------------------
+
+    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
+        from ..data import detection as D
+
+        self.arch = cfg.arch
+        spec = cfg.data
+        size = cfg.image_size or D.default_detection_size(spec)
+        preprocess = D.default_detection_preprocess(spec, size)
+        kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction, root=cfg.data_root)
+        rcnn = cfg.arch == "rcnn"  # the paper's pipeline works on the images as they are
+        train = D.open_detection_dataset(spec, "train", transforms=None if rcnn else
+                                         D.detection_train_transforms(size, hflip=cfg.hflip,
+                                                                      scale=cfg.scale_jitter), **kw)
+        evalt = None if rcnn else D.detection_eval_transforms(size)
+        val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
+        if list(val.classes) != list(train.classes):
+            raise UserError(f"{spec}: train and val have different classes", key="data")
+        self.classes = [str(c) for c in train.classes]
+        try:
+            test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
+        except UserError as e:
+            if "no 'test' split" not in str(e):
+                raise
+            test = None  # no test split: the final evaluation is on val
+        collate = D.detection_collate
+        if rcnn:
+            from .rcnn import ExtraProposer, RegionDataset, region_collate
+
+            if cfg.rcnn_extra_proposals:
+                self._extra = ExtraProposer(cfg.rcnn_extra_proposals)
+            train = RegionDataset(train, cfg.rcnn_region_size, round(cfg.rcnn_region_size * 16 / 227),
+                                  cfg.rcnn_fg_fraction, self._extra)
+            collate = region_collate
+        return TaskData(
+            train=train, val=val, test=test,
+            meta=WeightsMeta(model_config={}, class_names=list(train.classes),
+                             preprocess=preprocess.to_dict(), task=self.name),
+            description=(f"data: {getattr(train, 'name', spec)} train {len(train)} / val "
+                         f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
+                         + f" images, {len(train.classes)} classes, {size} px, arch {cfg.arch}"
+                         + (f" (Selective Search + {cfg.rcnn_extra_proposals}'s top-200 boxes as "
+                            f"the MultiBox stand-in)" if rcnn and self._extra else "")),
+            collate=collate,
+            skipped=sorted(set(getattr(train, "skipped", [])) | set(val.skipped)),
+            in_memory=hasattr(train, "images") and not rcnn)
+
+    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
+        pre = data.meta.preprocess_obj("the data")
+        init = self._init_source or {}
+        if cfg.arch == "rcnn":
+            from .rcnn import build_rcnn
+
+            return build_rcnn(cfg, len(data.meta.class_names), pre, init)
+        return GoogLeNetDetector(
+            arch=cfg.arch, num_classes=len(data.meta.class_names), variant=cfg.variant,
+            inception=cfg.inception, stem=cfg.stem, fpn_channels=cfg.fpn_channels,
+            head_convs=cfg.head_convs, anchor_scale=cfg.anchor_scale, min_size=pre.crop,
+            max_size=pre.crop, image_mean=pre.mean, image_std=pre.std,
+            transform_input=bool(init.get("transform_input", False)),
+            score_thresh=cfg.det_score_thresh, nms_thresh=cfg.det_nms_thresh)
+
+    # -- weights and checkpoints -----------------------------------------------------------
+
+    def check_compatible(self, meta: WeightsMeta, cfg: TrainConfig, data: TaskData,
+                         source: str, what: str) -> None:
+        saved = meta.model_config
+        if meta.task != self.name or "detector" not in saved:
+            raise UserError(f"{source}: {what} is a {meta.task!r} model, not a detector; start a "
+                            f"new run (--init takes classification weights for the backbone)")
+        want = dict(detector=cfg.arch, variant=cfg.variant, inception=cfg.inception, stem=cfg.stem)
+        diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
+        if diff:
+            txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+            raise UserError(f"{source}: {what} is a different detector ({txt}); pass the matching "
+                            f"settings (--arch, --variant)")
+        names, classes = meta.class_names, data.meta.class_names
+        if names is not None and list(names) != list(classes):
+            raise UserError(f"{source}: {what} detects other classes ({len(names)}: "
+                            f"{names[:5]}...) than this data ({len(classes)}: {classes[:5]}...); "
+                            f"use the same dataset")
+        # The normalisation the saved detector was built with is not a tensor in its state
+        # dict: take it over, so a resumed run normalises as the interrupted one did.
+        self._adopt(data, saved)
+
+    @staticmethod
+    def _adopt(data: TaskData, model_config: dict[str, Any], preprocess: Any = None) -> None:
+        pre = dict(data.meta.preprocess or {})
+        if preprocess is not None:
+            pre.update(mean=list(preprocess.mean), std=list(preprocess.std))
+        if "image_mean" in model_config:
+            pre.update(mean=list(model_config["image_mean"]), std=list(model_config["image_std"]))
+        data.meta.preprocess = pre
+
+    def load_init(self, cfg: TrainConfig, data: TaskData) -> Any:
+        """Classification weights (run, file, imagenet, caffe:FILE) for the backbone, with their
+        input normalisation; or a detection run of the same detector and classes."""
+        from ..sources import load_weights
+
+        loaded = load_weights(cfg.init)
+        mc = dict(loaded.model.config)
+        if loaded.task == self.name:
+            meta = WeightsMeta(model_config=mc, class_names=loaded.class_names, task=loaded.task)
+            self.check_compatible(meta, cfg, data, cfg.init, "the init weights")
+            self._init_source = {"transform_input": bool(mc.get("transform_input", False))}
+            return loaded
+        want = dict(variant=cfg.variant, inception=cfg.inception, stem=cfg.stem)
+        diff = {k: (mc.get(k), v) for k, v in want.items() if mc.get(k) != v}
+        if diff or mc.get("in_chans", 3) != 3:
+            txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+            txt = txt or "1 input channel"
+            raise UserError(f"{cfg.init}: the init weights are for another backbone ({txt}); "
+                            f"pass --variant {mc.get('variant')} (and the same inception/stem)",
+                            key="init")
+        self._init_source = mc
+        self._adopt(data, {}, loaded.preprocess)  # the weights' mean/std, at the data's size
+        return loaded
+
+    def apply_init(self, model: nn.Module, loaded: Any, cfg: TrainConfig) -> str:
+        if loaded.task == self.name:
+            model.load_state_dict(loaded.model.state_dict())
+            return f"initialised from the detector {cfg.init}"
+        own = model.backbone.state_dict()
+        # The classifier heads are dropped: all of them for the detectors' trunk, the final
+        # layers (other classes) for the R-CNN region classifier, whose aux heads stay.
+        sd = {k: v for k, v in loaded.model.state_dict().items()
+              if k in own and own[k].shape == v.shape}
+        missing, unexpected = model.backbone.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.startswith(("fc.", "aux1.", "aux2."))]
+        if missing or unexpected:
+            raise UserError(f"{cfg.init}: weights do not fit the backbone (missing {missing[:3]}, "
+                            f"unexpected {unexpected[:3]})", key="init")
+        return (f"backbone initialised from {cfg.init} ({len(sd)} tensors; classifier and aux "
+                f"heads dropped; FPN and detection heads fresh)")
+
+    # -- training and evaluation -----------------------------------------------------------
+
+    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+                   device: torch.device) -> StepResult:
+        if cfg.arch == "rcnn":
+            from .rcnn import rcnn_train_step
+
+            return rcnn_train_step(model, batch, cfg, device)
+        images, targets = batch
+        images = [to_image(i, device) for i in images]
+        tgts = to_model_targets(targets, device)
+        with autocast(cfg, device):
+            losses = model(images, tgts)
+        loss = sum(v.float() for v in losses.values())
+        n = torch.tensor(float(len(images)), device=device)
+        with torch.no_grad():
+            sums = {"loss": loss.detach() * n, "images": n,
+                    "objects": torch.tensor(float(sum(len(t["labels"]) for t in tgts)), device=device)}
+            for k, v in losses.items():
+                sums[f"loss_{_LOSS_NAMES.get(k, k)}"] = v.detach().float() * n
+        return StepResult(loss=loss, sums=sums)
+
+    def epoch_metrics(self, sums: dict[str, float], model: nn.Module) -> dict[str, float]:
+        n = max(sums.get("images", 0.0), 1.0)
+        out = {"train_loss": sums.get("loss", 0.0) / n}
+        for k in _ARCH_LOSSES.get(self.arch, ()):
+            out[f"train_loss_{k}"] = sums.get(f"loss_{k}", float("nan")) / n
+        if "regions" in sums:  # rcnn: accuracy of the region classifier on its batches
+            out["train_region_acc"] = 100.0 * sums["region_correct"] / max(sums["regions"], 1.0)
+        return out
+
+    def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
+                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+        if cfg.arch == "rcnn":
+            from .rcnn import rcnn_evaluate
+
+            return rcnn_evaluate(model, loader, device, self.classes, self._extra)
+        preds: list[dict[str, torch.Tensor]] = []
+        targets: list[dict[str, Any]] = []
+        for images, tgts in loader:
+            preds += predict(model, images, device, cfg)
+            targets += [{"boxes": t["boxes"].as_subclass(torch.Tensor).cpu(),
+                         "labels": t["labels"].cpu()} for t in tgts]
+        preds, targets = gather(preds), gather(targets)  # every rank scores the whole split
+        return evaluate_detections(preds, targets, self.classes)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def epoch_summary(self, row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
+        parts = [f"{k} {row[f'train_loss_{k}']:.3f}" for k in _ARCH_LOSSES.get(self.arch, ())
+                 if f"train_loss_{k}" in row]
+        s = f"epoch {row['epoch']:>3}/{cfg.epochs}  loss {row['train_loss']:.4f} ({', '.join(parts)})"
+        if "val_map" in row:
+            s += f"  val mAP {row['val_map']:.2f} AP50 {row['val_map50']:.2f}"
+            if averaged and "val_map_raw" in row:
+                s += f" (raw weights mAP {row['val_map_raw']:.2f})"
+            if "val_proposal_recall50" in row:
+                s += (f"  proposals {row['val_proposals_per_image']:.0f}/image, recall@.5 "
+                      f"{row['val_proposal_recall50']:.1f}%")
+        return s + (f"  lr {row['lr']:.3g}  {row['images_per_s']:.1f} img/s  "
+                    f"{row['epoch_seconds']:.1f}s")
+
+    def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str:
+        which = "averaged weights" if averaged else "weights"
+        s = (f"final {split} detection ({which}, {res['images']} images): COCO mAP@[.5:.95] "
+             f"{res['map']:.2f}  AP50 {res['map50']:.2f}  AP75 {res['map75']:.2f}")
+        if "proposal_recall50" in res:
+            s += (f"  (Selective Search: {res['proposals_per_image']:.0f} proposals/image, "
+                  f"recall@.5 {res['proposal_recall50']:.1f}%)")
+        return s
+
+    def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        losses = [("train_loss", "train (total)")] + [
+            (f"train_loss_{k}", f"train {k}") for k in _ARCH_LOSSES.get(self.arch, ())]
+        return [("loss", losses),
+                ("COCO AP (%)", [("val_map", "val mAP@[.5:.95]"), ("val_map50", "val AP50"),
+                                 ("val_map75", "val AP75"),
+                                 ("val_map_raw", "val mAP (raw weights)")])]
+

@@ -1,0 +1,178 @@
+"""The paper's detection pipeline (§8), ``googlenet train --task detect --arch rcnn``: R-CNN with
+GoogLeNet as the region classifier.
+
+- Proposals: Selective Search, fast mode, ``base_k = inc_k = 300`` (the paper: "superpixel size
+  doubled"; OpenCV's default k is 150), cached on disk per image
+  (googlenet.data.proposals.selective_search), at most ``RCNN_MAX_PROPOSALS`` per image; with
+  ``rcnn_extra_proposals=RUN``, plus that detection run's 200 best boxes per image as the
+  stand-in for the paper's 200 MultiBox proposals (MultiBox itself is not reproduced).
+- Training: each image gives ``REGIONS_PER_IMAGE`` warped regions, ``rcnn_fg_fraction``
+  foreground (IoU >= 0.5 with a ground-truth box: its class; R-CNN's 1:3 by default) and the rest
+  background (IoU < 0.3; between the two: not used), drawn with the per-sample seed; the ground
+  truth boxes are proposals too during training (as R-CNN's fine-tuning). Loss: cross-entropy over
+  C + 1 classes with the aux heads at 0.3 (§5). No box regression (the paper's choice).
+- Detection: every proposal classified, softmax, per class score threshold and NMS
+  (googlenet.models.detection.rcnn_detect); several runs at eval average their softmax.
+- Reported with the COCO numbers: proposal recall at IoU 0.5 (the paper's "coverage") and
+  proposals per image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from ..engine.config import TrainConfig
+from ..engine.task import StepResult, TaskData
+from ..engine.trainer import autocast
+from ..models.detection import RegionClassifier, from_model_outputs, rcnn_detect, to_image
+from .classification import compute_loss
+
+__all__ = ["RegionDataset", "proposals_for", "region_collate", "build_rcnn", "rcnn_train_step",
+           "rcnn_evaluate", "proposal_cache_dir", "ExtraProposer", "REGIONS_PER_IMAGE", "RCNN_MAX_PROPOSALS"]
+
+REGIONS_PER_IMAGE = 16  # warped regions per training image (R-CNN: 128 per batch of 2 images)
+RCNN_MAX_PROPOSALS = 300  # Selective Search boxes kept per image (in its ranking order)
+EXTRA_PROPOSALS = 200  # the paper's MultiBox count
+
+
+def proposal_cache_dir() -> Path:
+    """Where Selective Search results are cached ($GOOGLENET_CACHE or ~/.cache/googlenet)."""
+    return Path(os.environ.get("GOOGLENET_CACHE", "~/.cache/googlenet")).expanduser() / "proposals"
+
+
+# The paper's Selective Search: fast mode, superpixel size doubled (k = 300; OpenCV's: 150).
+SELECTIVE_SEARCH = dict(mode="fast", base_k=300, inc_k=300, max_proposals=RCNN_MAX_PROPOSALS)
+
+
+def proposals_for(image: torch.Tensor, extra: Optional[Callable[[Any], torch.Tensor]] = None) -> torch.Tensor:
+    """Selective Search (``SELECTIVE_SEARCH``, cached) + the ``extra`` proposer's boxes (the
+    MultiBox stand-in, when given) -> (K, 4) float XYXY."""
+    from ..data.proposals import selective_search
+
+    ss = selective_search(image, **SELECTIVE_SEARCH, cache_dir=proposal_cache_dir())
+    return ss if extra is None else torch.cat([ss, extra(image).float().reshape(-1, 4)])
+
+
+class RegionDataset(torch.utils.data.Dataset):
+    """Item i: ``REGIONS_PER_IMAGE`` warped regions of image i (R, 3, S, S) float in [0, 1] and
+    their labels (R,) in 0..C (0: background), sampled fg:bg as ``fg_fraction``."""
+
+    def __init__(self, images: Any, size: int, context: int, fg_fraction: float,
+                 extra: Optional[Callable[[Any], torch.Tensor]] = None) -> None:
+        self.images, self.size, self.context = images, size, context
+        self.fg_fraction, self.extra = fg_fraction, extra
+        self.classes = images.classes
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..data.proposals import label_proposals, warp_regions
+
+        image, t = self.images[i]
+        gt = t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4)
+        boxes = torch.cat([proposals_for(image, self.extra), gt])
+        lab = label_proposals(boxes, gt, t["labels"], fg_iou=0.5, bg_iou=0.3)
+        fg = torch.nonzero(lab.labels > 0).flatten()
+        bg = torch.nonzero((lab.labels == 0) & ~lab.ignore).flatten()
+        n_fg = min(round(REGIONS_PER_IMAGE * self.fg_fraction), REGIONS_PER_IMAGE) if len(fg) else 0
+        pick = [_draw(fg, n_fg), _draw(bg if len(bg) else fg, REGIONS_PER_IMAGE - n_fg)]
+        idx = torch.cat(pick)
+        return warp_regions(image, boxes[idx], self.size, context=self.context), lab.labels[idx]
+
+
+def _draw(pool: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` of ``pool`` (without replacement while it lasts), from torch's seeded generator."""
+    if n == 0 or len(pool) == 0:
+        return pool[:0]
+    reps = math.ceil(n / len(pool))
+    return torch.cat([pool[torch.randperm(len(pool))] for _ in range(reps)])[:n]
+
+
+def region_collate(batch: list[Any]) -> tuple[Any, Any]:
+    """Training items (regions, labels) are concatenated; eval items (image, target) listed."""
+    first = batch[0][0]
+    if isinstance(first, torch.Tensor) and first.ndim == 4:
+        return torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch])
+    images, targets = zip(*batch)
+    return list(images), list(targets)
+
+
+class ExtraProposer:
+    """A modern detection run's ``EXTRA_PROPOSALS`` best boxes per image: the stand-in for the
+    paper's 200 MultiBox proposals (labelled as such in the logs; MultiBox is not reproduced)."""
+
+    def __init__(self, run: str) -> None:
+        from ..errors import UserError
+        from ..sources import load_weights
+
+        loaded = load_weights(run)
+        if loaded.task != "detect" or loaded.model.config.get("detector") == "rcnn":
+            raise UserError(f"{run}: rcnn_extra_proposals takes a run of a modern detector "
+                            f"(--arch fcos/retinanet/fasterrcnn)", key="rcnn_extra_proposals")
+        self.model = loaded.model.eval()
+        self.model.detector.score_thresh = 0.0  # every box is a candidate; the best 200 stay
+
+    @torch.no_grad()
+    def __call__(self, image: Any) -> torch.Tensor:
+        det = self.model([to_image(image, torch.device("cpu"))])[0]
+        return det["boxes"][:EXTRA_PROPOSALS]
+
+
+def build_rcnn(cfg: TrainConfig, num_classes: int, preprocess: Any,
+               init: Optional[dict[str, Any]] = None) -> RegionClassifier:
+    size = cfg.rcnn_region_size
+    return RegionClassifier(
+        num_classes=num_classes, region_size=size, context=round(size * 16 / 227),  # R-CNN's 16/227
+        image_mean=preprocess.mean, image_std=preprocess.std, min_size=preprocess.crop,
+        max_size=preprocess.crop, score_thresh=cfg.det_score_thresh, nms_thresh=cfg.det_nms_thresh,
+        variant=cfg.variant, inception=cfg.inception, stem=cfg.stem, aux_logits=cfg.aux_logits,
+        transform_input=bool((init or {}).get("transform_input", False)), dropout=cfg.dropout,
+        aux_dropout=cfg.aux_dropout, proposals=SELECTIVE_SEARCH,
+        extra_proposals=cfg.rcnn_extra_proposals)
+
+
+def rcnn_train_step(model: nn.Module, batch: Any, cfg: TrainConfig, device: torch.device) -> StepResult:
+    regions, labels = batch  # (B*R, 3, S, S), (B*R,)
+    regions = regions.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    if cfg.channels_last:
+        regions = regions.contiguous(memory_format=torch.channels_last)
+    with autocast(cfg, device):
+        outputs = model(regions)
+    loss = compute_loss(outputs, labels, aux_weight=cfg.aux_weight,
+                        label_smoothing=cfg.label_smoothing)
+    n_img = torch.tensor(float(len(labels) // REGIONS_PER_IMAGE), device=device)
+    with torch.no_grad():
+        sums = {"loss": loss.total * n_img, "images": n_img, "loss_cls": loss.main * n_img,
+                "region_correct": (loss.logits.argmax(1) == labels).sum().float(),
+                "regions": torch.tensor(float(len(labels)), device=device)}
+    return StepResult(loss=loss.total, sums=sums)
+
+
+def rcnn_evaluate(model: nn.Module, loader: Any, device: torch.device, classes: list[str],
+                  extra: Optional[Callable[[Any], torch.Tensor]] = None) -> dict[str, float]:
+    from ..data.proposals import proposal_stats, warp_regions
+    from .detection import evaluate_detections, gather
+
+    from ..engine.trainer import unwrap
+
+    net = unwrap(model)
+    preds, targets, props = [], [], []
+    for images, tgts in loader:
+        boxes = [proposals_for(im, extra) for im in images]
+        preds += from_model_outputs(rcnn_detect([net], images, boxes, warp_regions, device=device))
+        targets += [{"boxes": t["boxes"].as_subclass(torch.Tensor).cpu(), "labels": t["labels"].cpu()}
+                    for t in tgts]
+        props += boxes
+    preds, targets, props = gather(preds), gather(targets), gather(props)
+    res = evaluate_detections(preds, targets, classes)
+    st = proposal_stats(props, [t["boxes"] for t in targets])
+    res.update(proposal_recall50=100.0 * st["recall@0.5"], proposals_per_image=st.get("per_image_mean", 0.0))
+    return res
