@@ -1,9 +1,11 @@
-"""``googlenet bench``: inference speed of each mode against torchvision's GoogLeNet."""
+"""``googlenet bench``: inference speed of each mode against torchvision's GoogLeNet and the
+runtimes a user would run it in, each runner timed alone in its own process."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ import torch
 from ..errors import UserError
 from ..infer import fast
 from ..infer.bench import (
-    DEFAULT_MODES, build_runners, format_table, load_images, machine_info, matmul_peak,
-    realistic_random_init, results, summary, time_runners, torchvision_reference,
+    DEFAULT_MODES, DEFAULT_PEERS, format_table, isolated_rows, load_images, machine_info,
+    matmul_peak, ratios_to_peers, realistic_random_init, results, summary, torchvision_reference,
 )
+from ..infer.bench_worker import PEERS
 from ..models.googlenet import VARIANTS, GoogLeNet
 
 
@@ -27,10 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="our variants to time")
     p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
                    help="modes to time (add 'compile' for torch.compile; minutes to compile)")
+    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=list(DEFAULT_PEERS),
+                   help="torchvision's model in these runtimes (eager, the reference, always)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size first")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
                    help="unset: 1 32 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per row and batch size")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed calls per row and batch size (median and min-max reported)")
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads for torch and onnxruntime; unset: torch's, one per core")
     p.add_argument("--data", default=None,
@@ -62,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
     if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
         raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup}: must be 0 or more")
     if args.image_size < 32:
         raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
     if args.threads is not None:
@@ -117,17 +126,18 @@ def run(args: argparse.Namespace) -> int:
     log(f"reference check: torchvision.models.googlenet with our torchvision variant's weights, "
         f"max |logit diff| {d:.2e} on 8 images")
 
-    log("preparing modes and checking agreement with fp32 eager:")
-    runners, skipped = build_runners(models, reference, args.modes, device=device,
-                                     image_size=args.image_size, calibration=calib_x,
-                                     agreement_images=agree_x[:n_agree],
-                                     n_random=args.agreement_images_random,
-                                     force_bf16=args.force_bf16,
-                                     threads=args.threads, log=log)
-    log(f"timing {len(runners)} rows, batch sizes {batch_sizes}, {args.repeats} repeats, round-robin:")
-    time_runners(runners, agree_x, batch_sizes, repeats=args.repeats, device=device, log=log)
-
-    res = results([r.row for r in runners], batch_sizes, peaks)
+    log("timing each runner in its own process (agreement with fp32 eager checked there):")
+    rows, skipped = isolated_rows(models, args.modes, args.peers,
+                                  inputs={"check": agree_x[:max(n_agree, max(batch_sizes))],
+                                          "calibration": calib_x},
+                                  device=device, image_size=args.image_size,
+                                  batch_sizes=batch_sizes, repeats=args.repeats,
+                                  warmup=args.warmup, threads=args.threads,
+                                  force_bf16=args.force_bf16,
+                                  n_random=args.agreement_images_random,
+                                  reference_source=(tv_source, models.get("torchvision", (None, "random"))[1]),
+                                  log=log)
+    res = results(rows, batch_sizes, peaks)
     doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
            "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
                         "repeats": args.repeats, "data": args.data or "digits",
@@ -144,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         for line in summary(res, b):
             print(line, file=sys.stderr if args.json else sys.stdout)
     doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
+    doc["ratios_to_peers"] = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
+    doc["machine"]["load_average_after"] = list(os.getloadavg())
     if args.out:
         from ..weights.io import atomic_write
 
