@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 
-__all__ = ["available", "native_bf16", "convert", "quantize", "compile_config", "OVRunner",
+__all__ = ["available", "native_bf16", "convert", "from_googlenet", "quantize", "compile_config", "OVRunner",
            "save_ir", "load_ir", "INPUT_NAME", "OUTPUT_NAME"]
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -78,6 +78,33 @@ def convert(module: nn.Module | str | os.PathLike, example: torch.Tensor):
     model.inputs[0].get_tensor().set_names({INPUT_NAME})
     model.outputs[0].get_tensor().set_names({OUTPUT_NAME})
     return model
+
+
+def from_googlenet(model: nn.Module, example: torch.Tensor,
+                   onnx_path: Optional[str | os.PathLike] = None):
+    """An ``ov.Model`` of a GoogLeNet: aux heads dropped and BatchNorm folded, through our ONNX
+    export (``onnx_path``, an export of this very model, or a fresh one) with each decomposed
+    LRN put back as one ONNX ``LRN`` node (``onnx_lrn``), which OpenVINO runs as its own LRN
+    kernel: measured on the paper variant at 224 px, 2 threads (loaded machine), 2.0x faster at
+    batch 1 and 1.8x at batch 8 than the 9-node decomposition the PyTorch frontend produces."""
+    import shutil
+    import tempfile
+
+    from ..models.graph import fold_batchnorm, has_batchnorm, without_aux
+    from .export import export_onnx
+    from .onnx_lrn import fuse_lrn_file
+
+    m = without_aux(model).cpu()
+    if has_batchnorm(m):
+        fold_batchnorm(m)
+    with tempfile.TemporaryDirectory(prefix="googlenet-ov-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        if onnx_path is not None:
+            shutil.copyfile(onnx_path, path)
+        else:
+            export_onnx(m, path, example=example.cpu())
+        fuse_lrn_file(path, m)
+        return convert(path, example)
 
 
 def quantize(model, calibration: Sequence[torch.Tensor]):
@@ -178,9 +205,10 @@ def save_ir(model, path: str | Path, metadata: Optional[dict[str, Any]] = None) 
     return path
 
 
-def load_ir(path: str | Path, *, precision: str = "fp32", threads: Optional[int] = None
+def load_ir(path: str | Path, *, precision: Optional[str] = None, threads: Optional[int] = None
             ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any]]:
-    """Read an IR written by ``save_ir`` and compile it: (images -> logits, metadata)."""
+    """Read an IR written by ``save_ir`` and compile it: (images -> logits, metadata).
+    ``precision``: "fp32" | "bf16" | "int8"; unset: the metadata's ("fp16" weights run in fp32)."""
     ov = _ov()
     path = Path(path)
     if not path.is_file() or not path.with_suffix(".bin").is_file():
@@ -189,4 +217,6 @@ def load_ir(path: str | Path, *, precision: str = "fp32", threads: Optional[int]
     meta: dict[str, Any] = {}
     if model.has_rt_info(META_KEY):
         meta = json.loads(model.get_rt_info(META_KEY).astype(str))
+    if precision is None:
+        precision = {"bf16": "bf16", "int8": "int8"}.get(meta.get("precision"), "fp32")
     return OVRunner(model, precision, threads=threads, hint="LATENCY"), meta
