@@ -59,11 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ..data.datasets import default_preprocess
     from ..engine.distributed import resolve_device
-    from ..sources import load_weights
 
     device = resolve_device(args.device)
     batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
@@ -81,37 +77,15 @@ def run(args: argparse.Namespace) -> int:
     log(f"machine: {info['cpu']}, {info['cpus_available']} CPUs, flags {' '.join(info['cpu_flags'])}, "
         f"torch threads {info['torch_threads']}" + (f", GPU {info['gpu']}" if "gpu" in info else ""))
     log(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
-        f"{info['torchvision']}, onnxruntime {info['onnxruntime']}, onnx {info['onnx']}")
+        f"{info['torchvision']}, onnxruntime {info.get('onnxruntime')}, onnx {info.get('onnx')}, "
+        f"openvino {info.get('openvino')}, nncf {info.get('nncf')}")
     peaks = {dt: matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dt]), device,
                              budget_s=args.peak_seconds) for dt in ("fp32", "bf16")}
     log(f"peak (square matmul): fp32 {peaks['fp32']['gflops']:.1f} GFLOP/s (n={peaks['fp32']['n']}), "
         f"bf16 {peaks['bf16']['gflops']:.1f} GFLOP/s (n={peaks['bf16']['n']})")
 
-    # Models: trained ones for their variants, realistic random weights for the others.
-    trained: dict[str, Any] = {}
-    for spec in args.weights:
-        lw = load_weights(spec)
-        v = lw.model.config["variant"]
-        if v in trained:
-            raise UserError(f"--weights: two sets for the {v} variant ({trained[v].source}, {spec})")
-        trained[v] = lw
-    first = next(iter(trained.values()), None)
-    pre = first.preprocess if first else default_preprocess(args.data, args.image_size)
-    for lw in trained.values():
-        if lw.preprocess != pre:
-            log(f"warning: {lw.source} expects other preprocessing than {first.source}; all "
-                f"models get the latter's ({pre})")
-    pre = replace(pre, crop=args.image_size,
-                  resize=max(args.image_size, round(pre.resize * args.image_size / pre.crop)))
-    num_classes = first.model.num_classes if first else 10
-    models: dict[str, tuple[GoogLeNet, str]] = {}
-    for v in dict.fromkeys(list(trained) + list(args.variants)):
-        if v in trained:
-            models[v] = (trained[v].model.eval(), f"trained ({trained[v].source})")
-        else:
-            models[v] = (realistic_random_init(GoogLeNet(variant=v, num_classes=num_classes,
-                                                         aux_logits=False, init_weights=False)),
-                         "random")
+    models, pre, trained = _models(args, log)
+    num_classes = next(iter(models.values()))[0].num_classes
     tv_source = models["torchvision"][0] if "torchvision" in models else realistic_random_init(
         GoogLeNet(variant="torchvision", num_classes=num_classes, aux_logits=False, init_weights=False))
     reference = torchvision_reference(tv_source).to(device)
@@ -164,3 +138,38 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=1))
     return 0
+
+
+def _models(args: argparse.Namespace, log) -> tuple[dict[str, tuple[GoogLeNet, str]], Any, dict]:
+    """Trained models for the variants --weights gives, realistic random weights for the others;
+    the preprocessing at --image-size; the trained LoadedWeights by variant."""
+    from dataclasses import replace
+
+    from ..data.datasets import default_preprocess
+    from ..sources import load_weights
+
+    trained: dict[str, Any] = {}
+    for spec in args.weights:
+        lw = load_weights(spec)
+        v = lw.model.config["variant"]
+        if v in trained:
+            raise UserError(f"--weights: two sets for the {v} variant ({trained[v].source}, {spec})")
+        trained[v] = lw
+    first = next(iter(trained.values()), None)
+    pre = first.preprocess if first else default_preprocess(args.data, args.image_size)
+    for lw in trained.values():
+        if lw.preprocess != pre:
+            log(f"warning: {lw.source} expects other preprocessing than {first.source}; all "
+                f"models get the latter's ({pre})")
+    pre = replace(pre, crop=args.image_size,
+                  resize=max(args.image_size, round(pre.resize * args.image_size / pre.crop)))
+    num_classes = first.model.num_classes if first else 10
+    models: dict[str, tuple[GoogLeNet, str]] = {}
+    for v in dict.fromkeys(list(trained) + list(args.variants)):
+        if v in trained:
+            models[v] = (trained[v].model.eval(), f"trained ({trained[v].source})")
+        else:
+            models[v] = (realistic_random_init(GoogLeNet(variant=v, num_classes=num_classes,
+                                                         aux_logits=False, init_weights=False)),
+                         "random")
+    return models, pre, trained
