@@ -286,8 +286,12 @@ def run_job(job: dict[str, Any], workdir: Path, name: str, *, timeout_s: float =
     """Run one runner in a fresh ``python -m googlenet.infer.bench_worker`` process."""
     job_file, out_file = workdir / f"{name}.job.json", workdir / f"{name}.out.json"
     job_file.write_text(json.dumps(job))
+    # the child's stdout (NNCF's progress bars, say) goes to our stderr: stdout may carry --json
     proc = subprocess.run([sys.executable, "-m", "googlenet.infer.bench_worker", str(job_file),
-                           str(out_file)], env=worker_env(job.get("threads")), timeout=timeout_s)
+                           str(out_file)], env=worker_env(job.get("threads")), timeout=timeout_s,
+                          stdout=subprocess.PIPE, text=True)
+    if proc.stdout:
+        sys.stderr.write(proc.stdout)
     if not out_file.is_file():
         return {"error": f"worker exited with status {proc.returncode} and no result"}
     return json.loads(out_file.read_text())
