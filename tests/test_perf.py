@@ -223,3 +223,20 @@ def test_bench_times_each_runner_in_its_own_process(capsys):
     assert q["precision"] == "fp32" and q["peer"] == "torchvision (reference) eager"
     assert q["ratio"] == pytest.approx(doc["results"][1]["images_per_s"]
                                        / doc["results"][0]["images_per_s"])
+
+
+@pytest.mark.slow
+def test_export_command_writes_fp16_with_sidecar(models, tmp_path, capsys):
+    from googlenet import cli
+    from googlenet.weights import save_weights
+
+    w = save_weights(models["bn"], tmp_path / "w.safetensors", preprocess=PRE,
+                     class_names=[str(i) for i in range(10)])
+    status = cli.main(["export", "--weights", str(w), "--precision", "fp16", "-o",
+                       str(tmp_path / "out" / "m"), "--check-count", "8"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "fp16 onnx" in out and " ok " in out
+    meta = json.loads((tmp_path / "out" / "m.fp16.onnx.json").read_text())
+    assert meta["precision"] == "fp16" and meta["agreement"]["n"] == 8
+    assert meta["agreement"]["top1"] == 1.0 and 0 < meta["agreement"]["rel"] < 0.05
