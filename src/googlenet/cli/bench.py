@@ -121,22 +121,7 @@ def run(args: argparse.Namespace) -> int:
                         "weights": args.weights,
                         "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
            "results": res, "skipped": skipped}
-    for b in batch_sizes:
-        print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",
-              file=sys.stderr if args.json else sys.stdout)
-        print(format_table([r for r in res if r["batch"] == b]), file=sys.stderr if args.json else sys.stdout)
-        for line in summary(res, b):
-            print(line, file=sys.stderr if args.json else sys.stdout)
-    doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
-    doc["ratios_to_peers"] = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
-    doc["machine"]["load_average_after"] = list(os.getloadavg())
-    if args.out:
-        from ..weights.io import atomic_write
-
-        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
-        log(f"wrote {args.out}")
-    if args.json:
-        print(json.dumps(doc, indent=1))
+    _report(args, doc, rows, batch_sizes, log)
     return 0
 
 
@@ -173,3 +158,34 @@ def _models(args: argparse.Namespace, log) -> tuple[dict[str, tuple[GoogLeNet, s
                                                          aux_logits=False, init_weights=False)),
                          "random")
     return models, pre, trained
+
+
+def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, log) -> None:
+    """Print the tables and summary, add the summary, ratios and load warning to ``doc``,
+    write --out, print --json."""
+    res, info = doc["results"], doc["machine"]
+    for b in batch_sizes:
+        print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",
+              file=sys.stderr if args.json else sys.stdout)
+        print(format_table([r for r in res if r["batch"] == b]), file=sys.stderr if args.json else sys.stdout)
+        for line in summary(res, b):
+            print(line, file=sys.stderr if args.json else sys.stdout)
+    doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
+    doc["ratios_to_peers"] = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
+    busy = max((r.process["load_before"][0] for r in rows), default=0.0)
+    if busy > info["cpus_available"] - 0.5:
+        # torch's OpenMP threads spin at barriers: on an oversubscribed machine they lose far
+        # more than onnxruntime's or OpenVINO's (measured: eager GoogLeNet 8x slower at 2
+        # threads than at 1 under a load of 5 on 2 cores), so the ratios lean against torch
+        doc["summary"].append(f"warning: 1-min load average up to {busy:.1f} on "
+                              f"{info['cpus_available']} CPUs while timing; rerun on a quiet "
+                              f"machine before trusting these numbers")
+        log(doc["summary"][-1])
+    doc["machine"]["load_average_after"] = list(os.getloadavg())
+    if args.out:
+        from ..weights.io import atomic_write
+
+        atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+        log(f"wrote {args.out}")
+    if args.json:
+        print(json.dumps(doc, indent=1))
