@@ -63,7 +63,7 @@ def raw_weights(run: Path) -> Path:
 
 
 def markdown(doc: dict) -> str:
-    from googlenet.bench import format_table
+    from googlenet.infer.bench import format_table
 
     m = doc["machine"]
     s = doc["settings"]
@@ -105,7 +105,8 @@ def main() -> int:
         return 0
     out = Path(args.out) if args.out else RESULTS / f"inference-{'cuda' if cuda else 'cpu'}.json"
     modes = ["eager", "fold", "channels_last", "bf16"] if cuda else \
-        ["eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8"]
+        ["eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8", "ov", "ov_bf16",
+         "ov_int8"]
     if args.compile:
         modes.append("compile")
     cmd = [sys.executable, "-m", "googlenet", "bench", "--weights", str(weights),

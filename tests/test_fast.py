@@ -151,6 +151,7 @@ def test_bench_command_runs_and_reports(capsys):
     from googlenet import cli
 
     status = cli.main(["bench", "--variants", "torchvision", "paper", "--modes", "eager", "fold",
+                       "--peers", "--warmup", "1",  # no peers: test_perf times those
                        "--image-size", "32", "--batch-sizes", "2", "--repeats", "1",
                        "--agreement-images-random", "4", "--calibration-images", "2",
                        "--peak-seconds", "0.05", "--json"])

@@ -1,9 +1,11 @@
-"""``googlenet bench``: inference speed of each mode against torchvision's GoogLeNet."""
+"""``googlenet bench``: inference speed of each mode against torchvision's GoogLeNet and the
+runtimes a user would run it in, each runner timed alone in its own process."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,10 @@ import torch
 from ..errors import UserError
 from ..infer import fast
 from ..infer.bench import (
-    DEFAULT_MODES, build_runners, format_table, load_images, machine_info, matmul_peak,
-    realistic_random_init, results, summary, time_runners, torchvision_reference,
+    DEFAULT_MODES, DEFAULT_PEERS, format_table, isolated_rows, load_images, machine_info,
+    matmul_peak, ratios_to_peers, realistic_random_init, results, summary, torchvision_reference,
 )
+from ..infer.bench_worker import PEERS
 from ..models.googlenet import VARIANTS, GoogLeNet
 
 
@@ -27,10 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="our variants to time")
     p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
                    help="modes to time (add 'compile' for torch.compile; minutes to compile)")
+    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=list(DEFAULT_PEERS),
+                   help="torchvision's model in these runtimes (eager, the reference, always)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size first")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
                    help="unset: 1 32 on the CPU, 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--repeats", type=int, default=7, help="timed calls per row and batch size")
+    p.add_argument("--repeats", type=int, default=7,
+                   help="timed calls per row and batch size (median and min-max reported)")
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads for torch and onnxruntime; unset: torch's, one per core")
     p.add_argument("--data", default=None,
@@ -52,16 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ..data.datasets import default_preprocess
     from ..engine.distributed import resolve_device
-    from ..sources import load_weights
 
     device = resolve_device(args.device)
     batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
     if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
         raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup}: must be 0 or more")
     if args.image_size < 32:
         raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
     if args.threads is not None:
@@ -78,13 +83,62 @@ def run(args: argparse.Namespace) -> int:
     log(f"machine: {info['cpu']}, {info['cpus_available']} CPUs, flags {' '.join(info['cpu_flags'])}, "
         f"torch threads {info['torch_threads']}" + (f", GPU {info['gpu']}" if "gpu" in info else ""))
     log(f"versions: python {info['python']}, torch {info['torch']}, torchvision "
-        f"{info['torchvision']}, onnxruntime {info['onnxruntime']}, onnx {info['onnx']}")
+        f"{info['torchvision']}, onnxruntime {info.get('onnxruntime')}, onnx {info.get('onnx')}, "
+        f"openvino {info.get('openvino')}, nncf {info.get('nncf')}")
     peaks = {dt: matmul_peak(getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[dt]), device,
                              budget_s=args.peak_seconds) for dt in ("fp32", "bf16")}
     log(f"peak (square matmul): fp32 {peaks['fp32']['gflops']:.1f} GFLOP/s (n={peaks['fp32']['n']}), "
         f"bf16 {peaks['bf16']['gflops']:.1f} GFLOP/s (n={peaks['bf16']['n']})")
 
-    # Models: trained ones for their variants, realistic random weights for the others.
+    models, pre, trained = _models(args, log)
+    num_classes = next(iter(models.values()))[0].num_classes
+    tv_source = models["torchvision"][0] if "torchvision" in models else realistic_random_init(
+        GoogLeNet(variant="torchvision", num_classes=num_classes, aux_logits=False, init_weights=False))
+    reference = torchvision_reference(tv_source).to(device)
+
+    log(f"images: {args.data or 'digits'} at {args.image_size} px ({pre.note or 'preprocessed'})")
+    n_agree = args.agreement_images if trained else args.agreement_images_random
+    agree_x = load_images(args.data, ["test", "val"], max(n_agree, max(batch_sizes)), pre)
+    calib_x = load_images(args.data, ["train"], args.calibration_images, pre)
+    with torch.inference_mode():
+        d = (reference(agree_x[:8].to(device)).cpu()
+             - fast.prepare(tv_source, "eager", device=device)(agree_x[:8]).cpu()).abs().max().item()
+    log(f"reference check: torchvision.models.googlenet with our torchvision variant's weights, "
+        f"max |logit diff| {d:.2e} on 8 images")
+
+    log("timing each runner in its own process (agreement with fp32 eager checked there):")
+    rows, skipped = isolated_rows(models, args.modes, args.peers,
+                                  inputs={"check": agree_x[:max(n_agree, max(batch_sizes))],
+                                          "calibration": calib_x},
+                                  device=device, image_size=args.image_size,
+                                  batch_sizes=batch_sizes, repeats=args.repeats,
+                                  warmup=args.warmup, threads=args.threads,
+                                  force_bf16=args.force_bf16,
+                                  n_random=args.agreement_images_random,
+                                  reference_source=(tv_source, models.get("torchvision", (None, "random"))[1]),
+                                  log=log)
+    res = results(rows, batch_sizes, peaks)
+    doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
+           "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
+                        "repeats": args.repeats, "data": args.data or "digits",
+                        "agreement_images": min(len(agree_x), n_agree),
+                        "agreement_images_random": args.agreement_images_random,
+                        "calibration_images": len(calib_x),
+                        "weights": args.weights,
+                        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
+           "results": res, "skipped": skipped}
+    _report(args, doc, rows, batch_sizes, log)
+    return 0
+
+
+def _models(args: argparse.Namespace, log) -> tuple[dict[str, tuple[GoogLeNet, str]], Any, dict]:
+    """Trained models for the variants --weights gives, realistic random weights for the others;
+    the preprocessing at --image-size; the trained LoadedWeights by variant."""
+    from dataclasses import replace
+
+    from ..data.datasets import default_preprocess
+    from ..sources import load_weights
+
     trained: dict[str, Any] = {}
     for spec in args.weights:
         lw = load_weights(spec)
@@ -109,40 +163,13 @@ def run(args: argparse.Namespace) -> int:
             models[v] = (realistic_random_init(GoogLeNet(variant=v, num_classes=num_classes,
                                                          aux_logits=False, init_weights=False)),
                          "random")
-    tv_source = models["torchvision"][0] if "torchvision" in models else realistic_random_init(
-        GoogLeNet(variant="torchvision", num_classes=num_classes, aux_logits=False, init_weights=False))
-    reference = torchvision_reference(tv_source).to(device)
+    return models, pre, trained
 
-    log(f"images: {args.data or 'digits'} at {args.image_size} px ({pre.note or 'preprocessed'})")
-    n_agree = args.agreement_images if trained else args.agreement_images_random
-    agree_x = load_images(args.data, ["test", "val"], max(n_agree, max(batch_sizes)), pre)
-    calib_x = load_images(args.data, ["train"], args.calibration_images, pre)
-    with torch.inference_mode():
-        d = (reference(agree_x[:8].to(device)).cpu()
-             - fast.prepare(tv_source, "eager", device=device)(agree_x[:8]).cpu()).abs().max().item()
-    log(f"reference check: torchvision.models.googlenet with our torchvision variant's weights, "
-        f"max |logit diff| {d:.2e} on 8 images")
 
-    log("preparing modes and checking agreement with fp32 eager:")
-    runners, skipped = build_runners(models, reference, args.modes, device=device,
-                                     image_size=args.image_size, calibration=calib_x,
-                                     agreement_images=agree_x[:n_agree],
-                                     n_random=args.agreement_images_random,
-                                     force_bf16=args.force_bf16,
-                                     threads=args.threads, log=log)
-    log(f"timing {len(runners)} rows, batch sizes {batch_sizes}, {args.repeats} repeats, round-robin:")
-    time_runners(runners, agree_x, batch_sizes, repeats=args.repeats, device=device, log=log)
-
-    res = results([r.row for r in runners], batch_sizes, peaks)
-    doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
-           "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
-                        "repeats": args.repeats, "data": args.data or "digits",
-                        "agreement_images": min(len(agree_x), n_agree),
-                        "agreement_images_random": args.agreement_images_random,
-                        "calibration_images": len(calib_x),
-                        "weights": args.weights,
-                        "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
-           "results": res, "skipped": skipped}
+def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, log) -> None:
+    """Print the tables and summary, add the summary, ratios and load warning to ``doc``,
+    write --out, print --json."""
+    res, info = doc["results"], doc["machine"]
     for b in batch_sizes:
         print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",
               file=sys.stderr if args.json else sys.stdout)
@@ -150,6 +177,17 @@ def run(args: argparse.Namespace) -> int:
         for line in summary(res, b):
             print(line, file=sys.stderr if args.json else sys.stdout)
     doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
+    doc["ratios_to_peers"] = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
+    busy = max((r.process["load_before"][0] for r in rows), default=0.0)
+    if busy > info["cpus_available"] - 0.5:
+        # torch's OpenMP threads spin at barriers: on an oversubscribed machine they lose far
+        # more than onnxruntime's or OpenVINO's (measured: eager GoogLeNet 8x slower at 2
+        # threads than at 1 under a load of 5 on 2 cores), so the ratios lean against torch
+        doc["summary"].append(f"warning: 1-min load average up to {busy:.1f} on "
+                              f"{info['cpus_available']} CPUs while timing; rerun on a quiet "
+                              f"machine before trusting these numbers")
+        log(doc["summary"][-1])
+    doc["machine"]["load_average_after"] = list(os.getloadavg())
     if args.out:
         from ..weights.io import atomic_write
 
@@ -157,4 +195,3 @@ def run(args: argparse.Namespace) -> int:
         log(f"wrote {args.out}")
     if args.json:
         print(json.dumps(doc, indent=1))
-    return 0

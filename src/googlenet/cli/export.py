@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from ..errors import UserError
 from ..weights.io import check_writable_dir
 from ..interop.export import (
@@ -31,6 +33,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="image file or folder to check the exports on; unset: the built-in "
                         "digits test images, preprocessed as the weights say")
     p.add_argument("--check-count", type=int, default=32, help="how many images to check on")
+    p.add_argument("--precision", choices=["fp32", "int8", "bf16", "fp16"], default="fp32",
+                   help="fp32: --format's files. int8: ONNX QDQ (onnxruntime quantize_static) "
+                        "and OpenVINO IR (NNCF), calibrated on --calibration-images; bf16: "
+                        "OpenVINO IR run in bf16 (CPUs with native bf16); fp16: ONNX with fp16 "
+                        "weights and activations. Each with a PATH.json sidecar: calibration "
+                        "record and measured agreement")
+    p.add_argument("--calibration-images", default=None, metavar="PATH",
+                   help="int8: image file or folder to calibrate on; unset: the built-in digits "
+                        "train images, preprocessed as the weights say")
+    p.add_argument("--calibration-count", type=int, default=256,
+                   help="int8: how many calibration images")
 
 
 def _default_prefix(weights: str) -> Path:
@@ -62,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
           f"{model.num_classes} classes); input {x.shape[1]}x{pre.crop}x{pre.crop}, dynamic batch; "
           f"aux heads left out", file=sys.stderr)
     example = x[:2] if len(x) >= 2 else x.repeat(2, 1, 1, 1)
+    if args.precision != "fp32":
+        return _export_precision(args, model, pre, meta, prefix, x, example, where)
     program = None
     failed = False
     for fmt in args.formats:
@@ -117,3 +132,50 @@ def _export_detector(args: argparse.Namespace, loaded) -> int:  # noqa: ANN001  
           f"counts {r['same_counts']}, same labels {r['same_labels']} on {where} "
           f"({r['images_without_detections']} without detections)  {'ok' if ok else 'MISMATCH'}")
     return 0 if ok else 1
+
+
+def _calibration(args: argparse.Namespace, pre) -> tuple[torch.Tensor, dict]:
+    """(N, C, crop, crop) calibration images and the record of what they were."""
+    from dataclasses import asdict
+
+    from ..data.crops import multi_crop
+    from ..data.datasets import open_dataset
+
+    if args.calibration_count < 1:
+        raise UserError("--calibration-count must be at least 1")
+    if args.calibration_images is None:
+        ds = open_dataset("digits", "train")
+        n = min(args.calibration_count, len(ds))
+        imgs = [ds.load(i)[0] for i in range(n)]
+        source = {"dataset": "digits (built-in)", "split": "train", "indices": [0, n]}
+    else:
+        x, _ = check_images(args.calibration_images, pre, args.calibration_count)
+        from ..data.imaging import list_images
+
+        p = Path(args.calibration_images)
+        files = (list_images(p) if p.is_dir() else [p])[:args.calibration_count]
+        return x, {"source": str(p), "files": [str(f) for f in files], "count": len(x),
+                   "preprocess": asdict(pre), "crops": "center (1 per image)"}
+    x = torch.cat([multi_crop(im, pre, 1) for im in imgs])
+    return x, {"source": source, "count": len(x), "preprocess": asdict(pre),
+               "crops": "center (1 per image)"}
+
+
+def _export_precision(args, model, pre, meta, prefix: Path, x: torch.Tensor,
+                      example: torch.Tensor, where: str) -> int:
+    from ..metrics.agreement import TOLERANCES
+    from ..interop.export import export_precision
+
+    calib, record = (_calibration(args, pre) if args.precision == "int8" else (None, None))
+    tol = TOLERANCES["bf16" if args.precision in ("bf16", "fp16") else args.precision]
+    written = export_precision(model, args.precision, prefix, example=example, check_x=x,
+                               calibration=list(calib.split(32)) if calib is not None else None,
+                               calibration_record=record, metadata=meta, opset=args.opset)
+    failed = False
+    for runtime, path, a in written:
+        ok = a.rel <= tol.rel
+        failed |= not ok
+        print(f"{args.precision} {runtime:9s} {path}  max |logit diff| {a.max_abs_diff:.2e} "
+              f"({a.rel:.2%} of max |logit|), top-1 agreement {a.top1:.2%} on {where}  "
+              f"{'ok' if ok else 'MISMATCH'} (sidecar {path}.json)")
+    return 1 if failed else 0

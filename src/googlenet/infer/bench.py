@@ -3,17 +3,25 @@
     googlenet bench                                  # all variants x all modes, batch 1 and 32
     googlenet bench --weights RUN --agreement-images 540 --out results.json
 
-In one process and on the same real images (the built-in digits by default, preprocessed to
-``--image-size``): ``torchvision.models.googlenet`` in eager fp32 (the reference every user has)
-and each of our variants in each fast mode (``googlenet.fast``). For every row: images/s (median
-of ``--repeats`` timed calls), the ratio to the reference, effective GFLOP/s (conv + linear FLOPs
+On the same real images (the built-in digits by default, preprocessed to ``--image-size``):
+``torchvision.models.googlenet`` in eager fp32 (the reference every user has), the same model in
+the runtimes a user would pick without us (the peers: torch.compile, onnxruntime, OpenVINO fp32,
+bf16 and NNCF int8; ``bench_worker.PEERS``), and each of our variants in each fast mode
+(``googlenet.fast``). For every row: images/s (median and min-max of ``--repeats`` timed
+calls), the ratio to the reference, effective GFLOP/s (conv + linear FLOPs
 per image from ``torch.utils.flop_counter``, times images/s) and its fraction of this machine's
 measured peak (a large fp32 and bf16 matmul timed in the same run), and agreement with fp32 eager
-(top-1 and max |logit diff| over ``--agreement-images`` images). The machine, CPU flags and
-library versions are printed with the results.
+(top-1 and max |logit diff| over ``--agreement-images`` images). The summary gives, per batch
+size and precision class, our fastest mode over the fastest peer. The machine, CPU flags (bf16,
+VNNI, AMX from /proc/cpuinfo, and oneDNN's and OpenVINO's own bf16 checks), the load average and
+library versions are recorded with the results.
 
-Timing is round-robin: each repeat times every row once, in turn, so that load from other
-processes on a shared machine spreads over all rows instead of skewing the ratios.
+Isolation: every row runs in its own process (``python -m googlenet.infer.bench_worker``), which
+builds only its runtime, warms up and times; this process never loads onnxruntime or OpenVINO,
+so no idle thread pool of one runtime competes with another's (onnxruntime's spinning threads
+alone made the reference 4x slower at batch 1 when they shared a process). Each row records its
+PID, thread count and the load average before and after it ran: on a shared machine, compare
+rows taken under similar load, or rerun (the benchmark script runs everything twice).
 
 Weights. Speed does not depend on the weights' values with one exception: activations that
 shrink into subnormal floats make CPU kernels many times slower. torchvision's own init with
@@ -26,9 +34,12 @@ only; rows with random weights are marked so.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +52,14 @@ from . import fast
 from ..data.imaging import ImageError
 from ..errors import UserError
 from ..models.googlenet import GoogLeNet
+from ..models.graph import without_aux
 
-DEFAULT_MODES = ("eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8")
+DEFAULT_MODES = ("eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8", "ov",
+                 "ov_bf16", "ov_int8")
+DEFAULT_PEERS = ("eager", "ort", "ov", "ov_bf16", "ov_int8", "compile")
 REFERENCE = "torchvision eager fp32"
+REFERENCE_VARIANT = "torchvision (reference)"
+PEER_VARIANT = "torchvision.models (peer)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,17 +101,17 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "cpu_flags": cpu_flags(),
         "torch_threads": torch.get_num_threads(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "native_bf16": fast.native_bf16(device),
+        "native_bf16": fast.native_bf16(device),  # oneDNN's check (AVX512-BF16 or AMX)
+        "load_average": list(os.getloadavg()),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "device": str(device),
     }
-    for mod in ("onnxruntime", "onnx"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except ImportError:
-            info[mod] = None
+    flags = set(info["cpu_flags"])
+    info["vnni"] = bool(flags & {"avx512_vnni", "avx_vnni"})
+    info["amx"] = bool(flags & {"amx_bf16", "amx_int8"})
+    info.update(runtime_versions(torch.get_num_threads()))  # asked of a child process
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -229,12 +245,12 @@ def load_images(data: Optional[str], splits: Sequence[str], n: int, pre, *,
 
 
 # ---------------------------------------------------------------------------------------------
-# Rows
+# Rows: each runner timed alone, in its own process (infer/bench_worker.py)
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
 class Row:
-    variant: str  # "torchvision (reference)" for the reference row
+    variant: str  # ours: the variant; REFERENCE_VARIANT / PEER_VARIANT for torchvision's model
     mode: str
     precision: str
     weights: str  # "trained: SOURCE" or "random"
@@ -243,88 +259,114 @@ class Row:
     agreement: Optional[dict[str, Any]] = None
     notes: list[str] = field(default_factory=list)
     timings: dict[int, list[float]] = field(default_factory=dict)  # batch -> seconds per call
+    peer: bool = False  # torchvision's model in another runtime (what a user would pick)
+    process: dict[str, Any] = field(default_factory=dict)  # pid, threads, load before/after
 
-    def images_per_s(self, batch: int) -> float:
-        return batch / statistics.median(self.timings[batch])
-
-
-@dataclass
-class Runner:
-    row: Row
-    fn: Callable[[torch.Tensor], torch.Tensor]
+    def images_per_s(self, batch: int, stat: Callable[[list[float]], float] = statistics.median
+                     ) -> float:
+        return batch / stat(self.timings[batch])
 
 
-def build_runners(models: dict[str, tuple[GoogLeNet, str]], reference: nn.Module, modes: Sequence[str], *,
-                  device: torch.device, image_size: int, calibration: torch.Tensor,
-                  agreement_images: torch.Tensor, n_random: int, force_bf16: bool,
-                  threads: Optional[int], log: Callable[[str], None]
-                  ) -> tuple[list[Runner], list[dict[str, str]]]:
-    """Prepare every (variant, mode), check it against that variant's fp32 eager logits (on the
-    first ``n_random`` images only for models with random weights)."""
-    ref_flops = count_flops(reference, image_size)
-    runners = [Runner(Row("torchvision (reference)", "eager", "fp32", "same as our torchvision variant",
-                          ref_flops), lambda x: reference(x.to(device)))]
+def worker_env(threads: Optional[int]) -> dict[str, str]:
+    """The environment of a worker: this very package importable, thread counts pinned."""
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    return env
+
+
+def runtime_versions(threads: Optional[int] = None) -> dict[str, Any]:
+    """onnxruntime / OpenVINO / NNCF versions and OpenVINO's CPU capabilities, asked of a child
+    process so that this one never loads those runtimes."""
+    proc = subprocess.run([sys.executable, "-m", "googlenet.infer.bench_worker", "--probe"],
+                          capture_output=True, text=True, env=worker_env(threads), timeout=300)
+    if proc.returncode != 0:
+        return {"probe_error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_job(job: dict[str, Any], workdir: Path, name: str, *, timeout_s: float = 3600
+            ) -> dict[str, Any]:
+    """Run one runner in a fresh ``python -m googlenet.infer.bench_worker`` process."""
+    job_file, out_file = workdir / f"{name}.job.json", workdir / f"{name}.out.json"
+    job_file.write_text(json.dumps(job))
+    # the child's stdout (NNCF's progress bars, say) goes to our stderr: stdout may carry --json
+    proc = subprocess.run([sys.executable, "-m", "googlenet.infer.bench_worker", str(job_file),
+                           str(out_file)], env=worker_env(job.get("threads")), timeout=timeout_s,
+                          stdout=subprocess.PIPE, text=True)
+    if proc.stdout:
+        sys.stderr.write(proc.stdout)
+    if not out_file.is_file():
+        return {"error": f"worker exited with status {proc.returncode} and no result"}
+    return json.loads(out_file.read_text())
+
+
+def isolated_rows(models: dict[str, tuple[GoogLeNet, str]], modes: Sequence[str],
+                  peers: Sequence[str], *, inputs: dict[str, torch.Tensor], device: torch.device,
+                  image_size: int, batch_sizes: Sequence[int], repeats: int, warmup: int,
+                  threads: Optional[int], force_bf16: bool, n_random: int,
+                  reference_source: Optional[tuple[GoogLeNet, str]] = None,
+                  log: Callable[[str], None] = print) -> tuple[list[Row], list[dict[str, str]]]:
+    """Time the reference, each peer and each (variant, mode), one process each.
+
+    ``inputs``: "check" (N, C, H, W) images, timed and checked on; "calibration" for int8.
+    Agreement is against each variant's fp32 eager logits (computed here once; torchvision's
+    model against our torchvision variant's, which hold the same weights), on the first
+    ``n_random`` images for random weights. ``reference_source``: the torchvision-variant model
+    (and its weights label) whose weights torchvision's model takes, where ``models`` has none."""
+    import tempfile
+
+    rows: list[Row] = []
     skipped: list[dict[str, str]] = []
-    probe = None
-    for variant, (model, weights) in models.items():
-        flops = count_flops(model.to(device), image_size, model.in_chans)
-        eager = fast.prepare(model, "eager", device=device)
-        check = agreement_images[:n_random] if weights == "random" else agreement_images
-        ref_logits = torch.cat([eager(b).cpu() for b in check.split(32)])
-        for mode in modes:
-            why = fast.applies(model, mode, device)
-            if why is None and mode == "bf16" and not fast.native_bf16(device) and not force_bf16:
-                probe = probe or bf16_conv_probe(device)
-                why = (f"no native bf16 on this {device.type}: one 3x3 conv runs at "
-                       f"{probe['bf16']:.1f} GFLOP/s in bf16 vs {probe['fp32']:.1f} in fp32 "
-                       f"(--force-bf16 to time it anyway)")
-            if why is not None:
-                skipped.append({"variant": variant, "mode": mode, "reason": why})
-                log(f"  {variant:12s} {mode:14s} skipped: {why}")
-                continue
-            try:
-                # ort_spinning off: onnxruntime's busy-waiting threads would otherwise steal the
-                # cores from the row timed next (measured: the reference 4x slower at batch 1)
-                runner = fast.prepare(model, mode, device=device, calibration=calibration,
-                                      image_size=image_size, threads=threads, ort_spinning=False)
-            except Exception as e:  # noqa: BLE001  one mode failing must not lose the others
-                reason = f"failed to prepare: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-                skipped.append({"variant": variant, "mode": mode, "reason": reason})
-                log(f"  {variant:12s} {mode:14s} {reason}")
-                continue
-            # compile: the first call per shape compiles; do it here, not inside the timing
-            logits = torch.cat([runner(b).cpu() for b in check.split(32)])
-            a = fast.agreement(ref_logits, logits)
-            row = Row(variant, mode, runner.precision, weights, flops, setup_s=runner.setup_s,
-                      agreement=a.to_dict(), notes=runner.notes)
-            runners.append(Runner(row, runner))
-            log(f"  {variant:12s} {mode:14s} ready in {runner.setup_s:5.1f} s; {a}")
-    return runners, skipped
-
-
-def time_runners(runners: Sequence[Runner], inputs: torch.Tensor, batch_sizes: Sequence[int], *,
-                 repeats: int, device: torch.device, log: Callable[[str], None]) -> None:
-    """Round-robin timing: each repeat calls every runner once per batch size."""
-    for b in batch_sizes:
-        x = inputs[:b]
-        if len(x) < b:
-            x = x.repeat((b + len(x) - 1) // len(x), 1, 1, 1)[:b]
-        x = x.to(device)
-        for r in runners:  # warm-up (first-call allocations, compilation for a new shape)
+    with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
+        work = Path(tmp)
+        jobs: list[tuple[str, str, dict[str, Any], str, int]] = []  # (variant, mode, runner, weights, flops)
+        sources = dict(models)
+        if "torchvision" not in sources:
+            if reference_source is None:
+                raise ValueError("the reference and peers need a torchvision-variant model")
+            sources["torchvision"] = reference_source
+        for variant, (model, weights) in sources.items():
+            check = inputs["check"] if weights != "random" else inputs["check"][:n_random]
             with torch.inference_mode():
-                r.fn(x)
-                r.fn(x)
-            _sync(device)
-            r.row.timings[b] = []
-        for k in range(repeats):
-            for r in runners:
-                with torch.inference_mode():
-                    _sync(device)
-                    t = time.perf_counter()
-                    r.fn(x)
-                    _sync(device)
-                    r.row.timings[b].append(time.perf_counter() - t)
-            log(f"  batch {b}: repeat {k + 1}/{repeats} done")
+                eager = without_aux(model).to(device)
+                ref_logits = torch.cat([eager(b.to(device)).cpu() for b in check.split(32)])
+            torch.save({"check": check, "calibration": inputs["calibration"],
+                        "reference_logits": ref_logits}, work / f"{variant}.inputs.pt")
+            torch.save({"config": model.config, "state_dict": model.state_dict()},
+                       work / f"{variant}.model.pt")
+            flops = count_flops(eager, image_size, model.in_chans)
+            if variant == "torchvision":
+                jobs += [(REFERENCE_VARIANT if p == "eager" else PEER_VARIANT, p,
+                          {"kind": "peer", "mode": p}, weights, flops)
+                         for p in ["eager", *[p for p in peers if p != "eager"]]]
+            if variant in models:
+                jobs += [(variant, m, {"kind": "ours", "variant": variant, "mode": m}, weights,
+                          flops) for m in modes]
+        for i, (label, mode, runner, weights, flops) in enumerate(jobs):
+            src = runner.get("variant", "torchvision")
+            job = {"runner": runner, "model_file": str(work / f"{src}.model.pt"),
+                   "inputs_file": str(work / f"{src}.inputs.pt"), "image_size": image_size,
+                   "batch_sizes": list(batch_sizes), "repeats": repeats, "warmup": warmup,
+                   "threads": threads, "device": str(device), "force_bf16": force_bf16}
+            t = time.perf_counter()
+            res = run_job(job, work, f"job{i}")
+            why = res.get("skipped") or (res.get("error") and f"failed: {res['error']}")
+            if why:
+                skipped.append({"variant": label, "mode": mode, "reason": why})
+                log(f"  {label:24s} {mode:14s} skipped: {why}")
+                continue
+            row = Row(label, mode, res["precision"], weights, flops, setup_s=res["setup_s"],
+                      agreement=res.get("agreement"), notes=res["notes"],
+                      timings={int(b): v for b, v in res["timings"].items()},
+                      peer=runner["kind"] == "peer",
+                      process={k: res[k] for k in ("pid", "threads", "load_before", "load_after")})
+            rows.append(row)
+            log(f"  {label:24s} {mode:14s} pid {res['pid']}, {time.perf_counter() - t:5.1f} s, "
+                + ", ".join(f"batch {b}: {row.images_per_s(b):.1f} img/s" for b in batch_sizes))
+    return rows, skipped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +384,9 @@ def results(rows: Sequence[Row], batch_sizes: Sequence[int], peaks: dict[str, di
             peak = peaks["bf16" if row.precision == "bf16" else "fp32"]["gflops"]
             out.append({
                 "variant": row.variant, "mode": row.mode, "precision": row.precision,
-                "weights": row.weights, "batch": b, "images_per_s": ips,
+                "peer": row.peer, "weights": row.weights, "batch": b, "images_per_s": ips,
+                "images_per_s_min": row.images_per_s(b, max),
+                "images_per_s_max": row.images_per_s(b, min),
                 "ms_per_batch": 1000 * statistics.median(row.timings[b]),
                 "ms_per_image": 1000 / ips,
                 "ratio_to_reference": ips / ref.images_per_s(b),
@@ -353,30 +397,57 @@ def results(rows: Sequence[Row], batch_sizes: Sequence[int], peaks: dict[str, di
                 "setup_s": row.setup_s,
                 "agreement": row.agreement,
                 "timings_s": row.timings[b],
+                "process": row.process,
                 "notes": row.notes,
             })
     return out
 
 
 def format_table(res: Sequence[dict[str, Any]]) -> str:
-    head = ("| variant | mode | prec | batch | images/s | ms/batch | x ref | GFLOP/s | % peak | "
-            "top-1 agree | max abs diff |")
+    head = ("| variant | mode | prec | batch | images/s | min-max | ms/batch | x ref | GFLOP/s | "
+            "% peak | top-1 agree | max abs diff |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in res:
         a = r["agreement"]
         agree = f"{a['top1']:.2%} of {a['n']}" if a else "-"
         diff = f"{a['max_abs_diff']:.2g}" if a else "-"
+        spread = (f"{r['images_per_s_min']:.1f}-{r['images_per_s_max']:.1f}"
+                  if "images_per_s_min" in r else "-")
         lines.append(f"| {r['variant']} | {r['mode']} | {r['precision']} | {r['batch']} | "
-                     f"{r['images_per_s']:.1f} | {r['ms_per_batch']:.1f} | "
+                     f"{r['images_per_s']:.1f} | {spread} | {r['ms_per_batch']:.1f} | "
                      f"{r['ratio_to_reference']:.2f} | {r['gflops']:.1f} | "
                      f"{r['fraction_of_peak']:.1%} | {agree} | {diff} |")
     return "\n".join(lines)
 
 
+def ratios_to_peers(res: Sequence[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
+    """Per precision class at ``batch``: our fastest mode on the torchvision variant (the same
+    network as the peers'; all our variants where it was not timed) over the fastest peer."""
+    at = [r for r in res if r["batch"] == batch]
+    peers = [r for r in at if r.get("peer") or r["variant"] == REFERENCE_VARIANT]
+    ours = [r for r in at if r not in peers]
+    same = [r for r in ours if r["variant"] == "torchvision"] or ours
+    out = []
+    for prec in ("fp32", "bf16", "int8"):
+        mine = [r for r in same if r["precision"] == prec]
+        theirs = [r for r in peers if r["precision"] == prec]
+        if not mine or not theirs:
+            continue
+        a = max(mine, key=lambda r: r["images_per_s"])
+        b = max(theirs, key=lambda r: r["images_per_s"])
+        out.append({"batch": batch, "precision": prec, "ours": f"{a['variant']} {a['mode']}",
+                    "ours_images_per_s": a["images_per_s"], "peer": f"{b['variant']} {b['mode']}",
+                    "peer_images_per_s": b["images_per_s"],
+                    "ratio": a["images_per_s"] / b["images_per_s"]})
+    return out
+
+
 def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:
     """The fastest mode and the fastest fp32 mode at ``batch``: among all rows, and among the
-    rows with trained weights (whose agreement numbers mean something), where those differ."""
-    ours = [r for r in res if r["batch"] == batch and not r["variant"].endswith("(reference)")]
+    rows with trained weights (whose agreement numbers mean something), where those differ;
+    then our best over the best peer per precision class."""
+    ours = [r for r in res if r["batch"] == batch and not r.get("peer")
+            and not r["variant"].endswith("(reference)")]
     trained = [r for r in ours if r["weights"].startswith("trained")]
     out = []
     picked: dict[str, dict[str, Any]] = {}  # label -> the row chosen among all rows
@@ -389,9 +460,15 @@ def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:
             if scope and picked.get(label) is r:
                 continue  # the same row as without the restriction
             picked.setdefault(label, r)
+            a = r["agreement"]
+            agree = (f"top-1 agreement with fp32 eager {a['top1']:.2%} over {a['n']} images"
+                     if a else "no agreement measured")
             out.append(f"{label}{scope} at batch {batch}: {r['variant']} {r['mode']} "
                        f"({r['precision']}), {r['images_per_s']:.1f} images/s = "
-                       f"{r['ratio_to_reference']:.2f}x the reference; top-1 agreement with fp32 "
-                       f"eager {r['agreement']['top1']:.2%} over {r['agreement']['n']} images; "
+                       f"{r['ratio_to_reference']:.2f}x the reference; {agree}; "
                        f"weights: {r['weights']}")
+    for q in ratios_to_peers(res, batch):
+        out.append(f"{q['precision']} at batch {batch}: ours ({q['ours']}) "
+                   f"{q['ours_images_per_s']:.1f} images/s = {q['ratio']:.2f}x the best peer "
+                   f"({q['peer']}, {q['peer_images_per_s']:.1f} images/s)")
     return out

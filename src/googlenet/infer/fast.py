@@ -21,6 +21,19 @@ inference). The modes, and where each one applies:
     ort_int8       onnxruntime static quantization (quantize_static, QDQ, per-channel int8
                    weights, uint8 activations), calibrated like int8. CPU.
     compile        torch.compile (inductor, weights frozen as constants) of channels_last, fp32
+    ov             OpenVINO's CPU plugin on our ONNX export (BN folded, no aux heads, LRN as
+                   ONNX's LRN op: OpenVINO's LRN kernel is ~2x faster than the decomposition;
+                   onnxruntime's is slower, so the ort modes keep it) converted by
+                   ``openvino.convert_model``, fp32 forced (INFERENCE_PRECISION_HINT f32: the
+                   plugin would otherwise run bf16 on CPUs that have it). CPU.
+    ov_bf16        the same with INFERENCE_PRECISION_HINT bf16; only where the CPU has native
+                   bf16 (AVX512-BF16 / AMX), never emulated. CPU.
+    ov_int8        NNCF post-training quantization of the OpenVINO model, calibrated on the same
+                   images as int8 and ort_int8. CPU.
+
+The OpenVINO modes compile with PERFORMANCE_HINT LATENCY (one stream, ``threads`` threads) for
+small batches and split batches of 2+ images per stream over THROUGHPUT streams
+(``interop.openvino.OVRunner``; ``ov_hint`` overrides).
 
 How close each mode must stay to fp32 eager is ``TOLERANCES``, checked by ``agreement``.
 """
@@ -68,7 +81,12 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("ort", "fp32", ("cpu",), False, "onnxruntime, fp32"),
     Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
     Mode("compile", "fp32", ("cpu", "cuda"), False, "torch.compile (inductor, frozen) + BN folded + channels_last, fp32"),
+    Mode("ov", "fp32", ("cpu",), False, "OpenVINO CPU plugin, fp32"),
+    Mode("ov_bf16", "bf16", ("cpu",), False, "OpenVINO CPU plugin, bf16 (native bf16 CPUs only)"),
+    Mode("ov_int8", "int8", ("cpu",), True, "OpenVINO + NNCF int8 post-training quantization"),
 )}
+OV_MODES = ("ov", "ov_bf16", "ov_int8")
+CPU_ONLY_RUNTIMES = ("ort", "ort_int8", *OV_MODES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,6 +122,15 @@ def applies(model: GoogLeNet, mode: str, device: torch.device | str = "cpu") -> 
         return f"{mode} runs on {' and '.join(MODES[mode].devices)} only, not {device.type}"
     if mode == "fold" and not has_batchnorm(model):
         return "no BatchNorm to fold (the paper variant has none)"
+    if mode in OV_MODES:
+        from ..interop import openvino as ovi
+
+        why = ovi.available()
+        if why is not None:
+            return why
+        if mode == "ov_bf16" and not ovi.native_bf16():
+            return ("no native bf16 on this CPU (OpenVINO lists no BF16 capability: neither "
+                    "AVX512-BF16 nor AMX)")
     return None
 
 
@@ -118,18 +145,21 @@ def calibration_batches(images: torch.Tensor | Iterable[torch.Tensor], batch_siz
 def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
             calibration: Optional[torch.Tensor | Iterable[torch.Tensor]] = None,
             image_size: int = 224, threads: Optional[int] = None,
-            onnx_path: Optional[str | os.PathLike] = None, ort_spinning: bool = True) -> FastModel:
+            onnx_path: Optional[str | os.PathLike] = None, ort_spinning: bool = True,
+            ov_hint: str = "auto") -> FastModel:
     """Make ``model`` (a GoogLeNet, any variant) run in ``mode`` on ``device``.
 
     calibration: preprocessed images (N, C, H, W), or batches of them, for the int8 modes: a few
     hundred of the images the model will see (their activation ranges set the int8 scales).
     image_size: the spatial size the ONNX modes are exported at (batch stays dynamic).
-    threads: intra-op threads for onnxruntime (default: torch's setting).
-    onnx_path: for the onnxruntime modes, an existing ONNX export of this very model (from
-    ``export.export_onnx``) to use instead of exporting it again.
+    threads: intra-op threads for onnxruntime and OpenVINO (default: torch's setting).
+    onnx_path: for the onnxruntime and OpenVINO modes, an existing ONNX export of this very
+    model (from ``export.export_onnx``) to use instead of exporting it again.
     ort_spinning: let onnxruntime's threads busy-wait for the next call (its default; lowest
-    latency). The benchmark turns it off: spinning threads keep the cores busy after a call
-    returns and slow down whatever runs next in the same process.
+    latency). Turn it off where other work shares the process: spinning threads keep the cores
+    busy after a call returns and slow down whatever runs next.
+    ov_hint: OpenVINO's PERFORMANCE_HINT: "auto" (see the module docstring), "LATENCY" or
+    "THROUGHPUT".
     """
     why = applies(model, mode, device)
     if why is not None:
@@ -163,9 +193,14 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
                           notes=notes)
     elif mode == "compile":
         fn = _compiled(base, device, image_size=image_size, notes=notes)
+    elif mode in OV_MODES:
+        fn = _openvino(base, mode, image_size=image_size, threads=threads, hint=ov_hint,
+                       onnx_path=onnx_path,
+                       calibration=calibration_batches(calibration) if mode == "ov_int8" else None,
+                       notes=notes)
     else:  # pragma: no cover - MODES and this chain are kept in step
         raise AssertionError(mode)
-    return FastModel(mode, fn, device if mode not in ("ort", "ort_int8") else torch.device("cpu"),
+    return FastModel(mode, fn, device if mode not in CPU_ONLY_RUNTIMES else torch.device("cpu"),
                      notes, setup_s=time.perf_counter() - t0)
 
 
@@ -240,41 +275,9 @@ def _onnxruntime(model: GoogLeNet, *, image_size: int, threads: Optional[int],
 
 
 def _ort_quantize(path: Path, calibration: list[torch.Tensor], tmp: Path) -> Path:
-    from onnxruntime.quantization import (
-        CalibrationDataReader, QuantFormat, QuantType, quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from ..interop.export import quantize_onnx_int8
 
-    import onnx
-
-    name = onnx.load(str(path), load_external_data=False).graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.it = iter(calibration)
-
-        def get_next(self) -> Optional[dict[str, np.ndarray]]:
-            b = next(self.it, None)
-            return None if b is None else {name: b.numpy().astype(np.float32)}
-
-    pre = tmp / "model-pre.onnx"
-    quant_pre_process(str(path), str(pre), skip_symbolic_shape=True)
-    out = tmp / "model-int8.onnx"
-    # QDQ with per-channel s8 weights and u8 activations: MLAS's int8 convolutions on x86.
-    # reduce_range keeps weights in 7 bits, which avoids the u8*s8 pair-sum overflow of
-    # vpmaddubsw on CPUs without VNNI (onnxruntime's own advice for AVX2/AVX-512 without VNNI).
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=not _has_vnni(), activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8)
-    return out
-
-
-def _has_vnni() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_vnni" in flags or " avx_vnni" in flags
+    return quantize_onnx_int8(path, tmp / "model-int8.onnx", calibration, tmp)
 
 
 def _compiled(model: GoogLeNet, device: torch.device, *, image_size: int,
@@ -299,3 +302,18 @@ def _compiled(model: GoogLeNet, device: torch.device, *, image_size: int,
 
     notes.append("compiles once per input shape (the first call of each batch size is slow)")
     return run
+
+
+def _openvino(model: GoogLeNet, mode: str, *, image_size: int, threads: Optional[int], hint: str,
+              onnx_path: Optional[str | os.PathLike],
+              calibration: Optional[list[torch.Tensor]],
+              notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    from ..interop import openvino as ovi
+
+    example = torch.zeros(2, model.in_chans, image_size, image_size)
+    ov_model = ovi.from_googlenet(model, example, onnx_path)  # BN folded, LRN as one op
+    if calibration is not None:
+        ov_model = ovi.quantize(ov_model, calibration)
+        notes.append(f"calibrated on {sum(len(b) for b in calibration)} images (NNCF)")
+    precision = MODES[mode].precision
+    return ovi.OVRunner(ov_model, precision, threads=threads or torch.get_num_threads(), hint=hint)

@@ -243,17 +243,20 @@ def export_detector_onnx(model: torch.nn.Module, path: str | Path, *, size: int,
     wrapped = _OneImage(model.eval().cpu()).eval()
     example = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
     dyn = {name: {0: "detections"} for name in DETECTOR_OUTPUTS}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings on Python-side shape arithmetic
-        torch.onnx.export(wrapped, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=["image"], output_names=list(DETECTOR_OUTPUTS),
-                          dynamic_axes=dyn)
-    proto = onnx.load(str(path))
-    for k, v in (metadata or {}).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, json.dumps(v)
-    onnx.save(proto, str(path))
-    return path
+
+    def write(tmp: str) -> None:  # into a temp file renamed into place: no truncated model.onnx
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings on Python-side shape arithmetic
+            torch.onnx.export(wrapped, (example,), tmp, dynamo=False, opset_version=opset,
+                              input_names=["image"], output_names=list(DETECTOR_OUTPUTS),
+                              dynamic_axes=dyn)
+        proto = onnx.load(tmp)
+        for k, v in (metadata or {}).items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, json.dumps(v)
+        onnx.save(proto, tmp)
+
+    return atomic_write(path, write)
 
 
 def check_detector_onnx(path: str | Path, model: torch.nn.Module,
@@ -310,3 +313,128 @@ def detector_check_images(spec: Optional[str], size: int, n: int) -> tuple[list[
             raise UserError(f"--check-images {spec}: no readable images")
         where = f"{len(imgs)} images from {spec} + 1 blank"
     return imgs + [torch.zeros(3, size, size)], where
+
+
+# -- reduced-precision artifacts (googlenet export --precision) -------------------------------
+# Each is written next to a JSON sidecar (PREFIX.PRECISION.json) holding the export metadata, the
+# calibration record and the agreement measured by loading the written file back in its runtime;
+# the same record travels inside the file (ONNX metadata_props, OpenVINO rt_info).
+
+PRECISION_FILES = {"int8": (("onnx", ".int8.onnx"), ("openvino", ".int8.xml")),
+                   "bf16": (("openvino", ".bf16.xml"),),
+                   "fp16": (("onnx", ".fp16.onnx"),)}
+
+
+def has_vnni() -> bool:
+    """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo (int8 dot products without pair-sum overflow)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_vnni" in flags or " avx_vnni" in flags
+
+
+def quantize_onnx_int8(src: str | Path, dst: str | Path, calibration: Sequence[torch.Tensor],
+                       work: str | Path) -> Path:
+    """onnxruntime static quantization of ``src``: QDQ, per-channel s8 weights, u8 activations
+    (MLAS's int8 convolutions on x86), calibrated on ``calibration`` batches (N, C, H, W)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader, QuantFormat, QuantType, quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    batches = list(calibration)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self) -> Optional[dict[str, Any]]:
+            b = next(self.it, None)
+            return None if b is None else {name: b.detach().cpu().float().numpy()}
+
+    pre = Path(work) / "model-pre.onnx"
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    # reduce_range keeps weights in 7 bits, which avoids the u8*s8 pair-sum overflow of
+    # vpmaddubsw on CPUs without VNNI (onnxruntime's own advice for AVX2/AVX-512 without VNNI).
+    quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    reduce_range=not has_vnni(), activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return Path(dst)
+
+
+def _set_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for k, v in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, json.dumps(v)
+    onnx.save(proto, str(path))
+
+
+def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
+                     example: torch.Tensor, check_x: torch.Tensor,
+                     calibration: Optional[Sequence[torch.Tensor]] = None,
+                     calibration_record: Optional[dict[str, Any]] = None,
+                     metadata: Optional[dict[str, Any]] = None, opset: int = DEFAULT_OPSET
+                     ) -> list[tuple[str, Path, Agreement]]:
+    """Write ``model`` at ``precision`` ("int8" | "bf16" | "fp16") as the files in
+    ``PRECISION_FILES`` plus a sidecar JSON each; returns (runtime, path, agreement with fp32
+    eager on ``check_x``, measured by loading the written file back)."""
+    import tempfile
+
+    from . import openvino as ovi
+
+    if precision not in PRECISION_FILES:
+        raise UserError(f"precision {precision!r}: choose from {list(PRECISION_FILES)}",
+                        key="precision")
+    if precision == "int8" and not calibration:
+        raise UserError("int8 needs calibration images", key="calibration")
+    if precision == "bf16" and not ovi.native_bf16():
+        raise UserError("bf16: this CPU has no native bf16 (OpenVINO lists no BF16 capability: "
+                        "neither AVX512-BF16 nor AMX); export fp16 or int8 instead",
+                        key="precision")
+    meta = {**(metadata or {}), "precision": precision,
+            "calibration": calibration_record if precision == "int8" else None}
+    with torch.inference_mode():
+        ref = without_aux(model).cpu()(check_x.cpu())
+    out = []
+    with tempfile.TemporaryDirectory(prefix="googlenet-export-") as tmp:
+        for runtime, suffix in PRECISION_FILES[precision]:
+            path = Path(str(prefix) + suffix)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if runtime == "onnx":
+                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", example=example, opset=opset)
+                if precision == "int8":
+                    quantize_onnx_int8(fp32, path, calibration, tmp)
+                else:
+                    import onnx
+                    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                    # fp16 weights and activations; float32 input and output kept (keep_io_types)
+                    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True),
+                              str(path))
+                _set_onnx_metadata(path, meta)
+                fn = load_export("onnx", path)[0]
+            else:
+                ov_model = ovi.from_googlenet(model, example)
+                if precision == "int8":
+                    ov_model = ovi.quantize(ov_model, calibration)
+                elif precision == "bf16":  # a runtime option the IR carries: compile_model applies it
+                    ov_model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
+                ovi.save_ir(ov_model, path, meta)
+                fn = ovi.load_ir(path)[0]
+            a = agreement(ref, fn(check_x))
+            full = {**meta, "runtime": runtime, "agreement": {**a.to_dict(), "images": len(check_x)}}
+            del fn  # the runtime lets go of the file before it is rewritten with the agreement
+            if runtime == "onnx":
+                _set_onnx_metadata(path, full)
+            else:
+                ovi.save_ir(ov_model, path, full)
+            Path(str(path) + ".json").write_text(json.dumps(full, indent=1))
+            out.append((runtime, path, a))
+    return out

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from ..engine.config import TrainConfig
-from ..engine.task import StepResult, TaskData
+from ..engine.task import StepResult
 from ..engine.trainer import autocast
 from ..models.detection import RegionClassifier, from_model_outputs, rcnn_detect, to_image
 from .classification import compute_loss
