@@ -3,9 +3,15 @@
 Szegedy et al. 2014, "Going Deeper with Convolutions" (arXiv 1409.4842). Where the paper is silent
 the BVLC Caffe reproduction (``models/bvlc_googlenet``) is the reference.
 
-Layout, as in timm: configs (Table 1 and the variants, as data), then blocks, then the network,
-then the registry and builders. One code path serves every variant; they differ only in the
-``Variant`` record below.
+Layout, as in timm: configs (Table 1 and the variants, as data), then blocks, then the network.
+One code path serves every variant; they differ only in the ``Variant`` record below. The
+registry and builders are in ``registry.py``, timm's helpers (index selection, pretrained_cfg)
+in ``contract.py``.
+
+Why one module (over 500 lines): the paper's Table 1, the blocks it is made of and the network
+they form are read side by side (CONVENTIONS: timm's ``inception_v3.py`` keeps them in one file);
+the network's timm/torchvision contract (forward_features, forward_intermediates, feature_info,
+reset_classifier, the torchvision key map) is its interface and stays with it.
 """
 
 from __future__ import annotations
@@ -333,6 +339,24 @@ class GoogLeNetOutputs(NamedTuple):
     aux2: torch.Tensor
 
 
+def _check_args(variant: str, num_classes: Any, in_chans: Any, inception: str, stem: str,
+                transform_input: bool, global_pool: str) -> None:
+    """Raise ValueError for constructor arguments GoogLeNet cannot be built with."""
+    _check_global_pool(global_pool, num_classes)
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    if inception not in INCEPTION_KINDS:
+        raise ValueError(f"unknown inception {inception!r}; choose one of {list(INCEPTION_KINDS)}")
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+    if not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
+    if transform_input and in_chans != 3:
+        raise ValueError("transform_input applies to 3-channel RGB input only (in_chans=3)")
+
+
 # ---------------------------------------------------------------------------------------------
 # The network
 # ---------------------------------------------------------------------------------------------
@@ -392,19 +416,7 @@ class GoogLeNet(nn.Module):
                  img_size: Optional[int] = None) -> None:
         super().__init__()
         dropout = _same_dropout(dropout, drop_rate)
-        _check_global_pool(global_pool, num_classes)
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
-        if inception not in INCEPTION_KINDS:
-            raise ValueError(f"unknown inception {inception!r}; choose one of {list(INCEPTION_KINDS)}")
-        if stem not in STEMS:
-            raise ValueError(f"unknown stem {stem!r}; choose one of {list(STEMS)}")
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f"num_classes must be an integer >= 0, got {num_classes!r}")
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f"in_chans must be an integer >= 1, got {in_chans!r}")
-        if transform_input and in_chans != 3:
-            raise ValueError("transform_input applies to 3-channel RGB input only (in_chans=3)")
+        _check_args(variant, num_classes, in_chans, inception, stem, transform_input, global_pool)
         _check_ablation(width, head, norm, img_size)
         v = VARIANTS[variant]
         self.variant = v
@@ -435,37 +447,9 @@ class GoogLeNet(nn.Module):
         lrn = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if use_lrn else nn.Identity
 
         self.input_transform = TorchvisionInputTransform() if transform_input else nn.Identity()
-        # Stem (Table 1 rows 1-4). Caffe's order: conv1 -> pool1 -> norm1 -> conv2 -> norm2 -> pool2.
-        if stem == "separable":
-            self.conv1 = SeparableConvBlock(in_chans, stem1, 7, stride=2, padding=3,
-                                            batchnorm=use_bn, bn_eps=bn_eps)
-        else:
-            self.conv1 = conv(in_chans, stem1, 7, stride=2, padding=3)  # (N, 64, 112, 112)
-        self.pool1 = _max_pool(3, 2)  # (N, 64, 56, 56)
-        self.norm1 = lrn()
-        self.conv2_reduce = conv(stem1, stem2r, 1)
-        self.conv2 = conv(stem2r, stem2, 3, padding=1)  # (N, 192, 56, 56)
-        self.norm2 = lrn()
-        self.pool2 = _max_pool(3, 2)  # (N, 192, 28, 28)
+        self._build_stem(conv, lrn, stem1, stem2r, stem2, use_bn, bn_eps)
 
-        # Inception stages, built from TABLE1; widths are tracked so the naive module can widen.
-        self.stage_names: list[str] = ["conv1", "pool1", "norm1", "conv2_reduce", "conv2",
-                                       "norm2", "pool2"]
-        channels = stem2
-        self.tap_channels: dict[str, int] = {}
-        for row in TABLE1:
-            if isinstance(row, str):
-                kernel = v.pool4_kernel if row == "pool4" else 3
-                self.add_module(row, _max_pool(kernel, 2))  # 28 -> 14 (pool3), 14 -> 7 (pool4)
-                self.stage_names.append(row)
-                continue
-            block = Inception(channels, scaled_spec(row, self.width_mult), conv=conv, kernel5x5=v.kernel5x5,
-                              naive=inception == "naive")
-            self.add_module(row.name, block)
-            self.stage_names.append(row.name)
-            channels = block.out_channels
-            self.tap_channels[row.name] = channels
-        self.num_features = channels  # 1024 for the reduced module
+        self.num_features = self._build_stages(conv, stem2, v)  # 1024 for the reduced module
 
         if aux_logits:
             for tap, head in AUX_TAPS.items():
@@ -499,6 +483,43 @@ class GoogLeNet(nn.Module):
         self._register_load_state_dict_pre_hook(_torchvision_keys_hook)
         if init_weights:
             self.init_weights()
+
+    # -- construction (called by __init__ in this order: module order fixes the init) --------
+
+    def _build_stem(self, conv: Callable[..., nn.Module], lrn: Callable[[], nn.Module],
+                    stem1: int, stem2r: int, stem2: int, use_bn: bool, bn_eps: float) -> None:
+        # Stem (Table 1 rows 1-4). Caffe's order: conv1 -> pool1 -> norm1 -> conv2 -> norm2 -> pool2.
+        if self.stem_kind == "separable":
+            self.conv1 = SeparableConvBlock(self.in_chans, stem1, 7, stride=2, padding=3,
+                                            batchnorm=use_bn, bn_eps=bn_eps)
+        else:
+            self.conv1 = conv(self.in_chans, stem1, 7, stride=2, padding=3)  # (N, 64, 112, 112)
+        self.pool1 = _max_pool(3, 2)  # (N, 64, 56, 56)
+        self.norm1 = lrn()
+        self.conv2_reduce = conv(stem1, stem2r, 1)
+        self.conv2 = conv(stem2r, stem2, 3, padding=1)  # (N, 192, 56, 56)
+        self.norm2 = lrn()
+        self.pool2 = _max_pool(3, 2)  # (N, 192, 28, 28)
+
+    def _build_stages(self, conv: Callable[..., nn.Module], channels: int, v: Variant) -> int:
+        """The Inception stages and pools from TABLE1; returns the channels out of 5b."""
+        # Inception stages, built from TABLE1; widths are tracked so the naive module can widen.
+        self.stage_names: list[str] = ["conv1", "pool1", "norm1", "conv2_reduce", "conv2",
+                                       "norm2", "pool2"]
+        self.tap_channels: dict[str, int] = {}
+        for row in TABLE1:
+            if isinstance(row, str):
+                kernel = v.pool4_kernel if row == "pool4" else 3
+                self.add_module(row, _max_pool(kernel, 2))  # 28 -> 14 (pool3), 14 -> 7 (pool4)
+                self.stage_names.append(row)
+                continue
+            block = Inception(channels, scaled_spec(row, self.width_mult), conv=conv, kernel5x5=v.kernel5x5,
+                              naive=self.inception_kind == "naive")
+            self.add_module(row.name, block)
+            self.stage_names.append(row.name)
+            channels = block.out_channels
+            self.tap_channels[row.name] = channels
+        return channels
 
     # -- weights ---------------------------------------------------------------------------
 
