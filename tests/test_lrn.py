@@ -1,0 +1,214 @@
+"""googlenet.models.lrn.LocalResponseNorm: the same function as torch.nn.LocalResponseNorm (values,
+input gradients, memory format, dtypes), with a hand-written backward; and a drop-in for the
+paper GoogLeNet's norm1/norm2.
+
+Shapes are tiny. The batch slicing that large inputs go through is exercised by shrinking the
+slice size (``_CHUNK_ELEMS``), so the tiny inputs are cut into several slices of samples and into
+row slices of one sample.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from googlenet.models import lrn as lrn_mod
+from googlenet.models.lrn import LocalResponseNorm, local_response_norm
+
+FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+# (alpha, beta, k, input scale): Caffe's parameters on inputs large enough that the
+# normalisation is far from 1 (alpha/size * window sum ~ 1), plus the other pow paths.
+PARAMS = [(1e-4, 0.75, 1.0, 100.0), (0.5, 0.75, 1.0, 1.0), (0.3, 0.6, 2.0, 1.0),
+          (0.2, 0.5, 1.0, 1.0), (0.2, 1.0, 0.5, 1.0)]
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| relative to max |b|."""
+    return ((a.double() - b.double()).abs().max() / b.double().abs().max()).item()
+
+
+def _input(shape, fmt="nchw", dtype=torch.float32, scale=1.0) -> torch.Tensor:
+    x = torch.randn(shape, dtype=torch.float64) * scale
+    if len(shape) == 4:
+        x = x.contiguous(memory_format=FORMATS[fmt])
+    return x.to(dtype).requires_grad_()
+
+
+def _fwd_bwd(module: nn.Module, x: torch.Tensor, g: torch.Tensor):
+    x = x.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+    y = module(x)
+    (gx,) = torch.autograd.grad(y, x, g)
+    return y, gx
+
+
+@pytest.fixture(params=[None, 40], ids=["one-slice", "many-slices"])
+def chunk(request, monkeypatch):
+    """Tiny slices (40 elements) cut a (3, C, 5, 4) input into several samples' slices or, when a
+    sample is larger than that, into row slices of each sample."""
+    if request.param is not None:
+        monkeypatch.setattr(lrn_mod, "_CHUNK_ELEMS", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("channels", [1, 2, 3, 7, 16])
+@pytest.mark.parametrize("size", [1, 3, 4, 5])
+def test_matches_torch_lrn(size, channels, fmt, chunk):
+    """Forward and input gradient equal torch's within 1e-6 (float32) and within 1e-6 of a float64
+    reference; our float64 equals torch's float64 to ~1e-13. The output keeps the input's
+    strides."""
+    for alpha, beta, k, scale in PARAMS:
+        x = _input((3, channels, 5, 4), fmt, scale=scale)
+        g = torch.randn(x.shape, dtype=torch.float64).contiguous(memory_format=FORMATS[fmt])
+        ref = nn.LocalResponseNorm(size, alpha, beta, k)
+        ours = LocalResponseNorm(size, alpha, beta, k)
+        y64, gx64 = _fwd_bwd(ref, x.double(), g)  # torch's, in float64: the truth
+        y, gx = _fwd_bwd(ours, x, g.float())
+        yr, gxr = _fwd_bwd(ref, x, g.float())
+        what = f"size {size}, C {channels}, {fmt}, alpha {alpha} beta {beta} k {k}"
+        assert y.dtype == gx.dtype == torch.float32
+        assert y.stride() == x.stride() and gx.stride() == x.stride(), what
+        assert _rel(y, yr) <= 1e-6 and _rel(gx, gxr) <= 1e-6, what
+        assert _rel(y, y64) <= 1e-6 and _rel(gx, gx64) <= 1e-6, what
+        # The normalisation does something here (a wrong window would show).
+        assert _rel(y64, x.double()) > 1e-2, what
+        y_, gx_ = _fwd_bwd(ours, x.double(), g)
+        assert _rel(y_, y64) <= 1e-13 and _rel(gx_, gx64) <= 1e-13, what
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("size,channels", [(5, 7), (4, 6), (3, 2), (5, 3)])
+def test_gradcheck(size, channels, fmt, chunk):
+    x = _input((2, channels, 3, 3), fmt, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.5, 0.75, 1.0), (x,))
+    assert torch.autograd.gradcheck(lambda t: local_response_norm(t, size, 0.3, 0.6, 2.0), (x,))
+
+
+@pytest.mark.parametrize("shape", [(2, 6, 7), (2, 6, 3, 2, 2)], ids=["3d", "5d"])
+def test_other_ranks(shape, chunk):
+    x = _input(shape)
+    g = torch.randn(shape)
+    y, gx = _fwd_bwd(LocalResponseNorm(5, 0.5), x, g)
+    yr, gxr = _fwd_bwd(nn.LocalResponseNorm(5, 0.5), x, g)
+    assert y.shape == shape and _rel(y, yr) <= 1e-6 and _rel(gx, gxr) <= 1e-6
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_input(dtype, fmt, chunk):
+    """bf16/fp16 in, same dtype and strides out, computed in float32: the result is torch's
+    float32 result on the same (rounded) input, rounded. (torch's own LRN computes in the low
+    precision, and on CPU has no bf16 avg_pool3d for 4-D input in some versions.)"""
+    x32 = _input((3, 7, 5, 4), fmt)
+    g32 = torch.randn(x32.shape).contiguous(memory_format=FORMATS[fmt])
+    x, g = x32.detach().to(dtype), g32.to(dtype)
+    y, gx = _fwd_bwd(LocalResponseNorm(5, alpha=0.5), x, g)
+    assert y.dtype == gx.dtype == dtype and y.stride() == x.stride() == gx.stride()
+    yr, gxr = _fwd_bwd(nn.LocalResponseNorm(5, alpha=0.5), x.float(), g.float())
+    tol = 2 ** -8 if dtype == torch.bfloat16 else 2 ** -11  # one rounding of the result
+    assert _rel(y, yr) <= tol and _rel(gx, gxr) <= tol
+    assert _rel(y, yr) > 0 and _rel(y, yr.to(dtype)) == 0  # exactly the rounded float32 result
+
+
+def test_autocast_bf16():
+    """Under CPU autocast a conv hands LRN bf16; LRN keeps bf16, is close to the float32
+    network, and gradients flow back to the conv's weights."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    x = torch.randn(2, 3, 6, 6).contiguous(memory_format=torch.channels_last)
+    norm = LocalResponseNorm(5, alpha=0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = conv(x)
+        y = norm(h)
+    assert h.dtype == y.dtype == torch.bfloat16
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    y.float().square().sum().backward()
+    grad_bf16 = conv.weight.grad.clone()
+    conv.zero_grad()
+    y32 = nn.LocalResponseNorm(5, alpha=0.5)(conv(x))
+    y32.square().sum().backward()
+    assert _rel(y, y32) <= 2e-2 and _rel(grad_bf16, conv.weight.grad) <= 5e-2
+
+
+def test_module_contract():
+    """Same constructor, attributes, repr and (empty) state dict as torch's; no parameters."""
+    ours, ref = LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0), nn.LocalResponseNorm(5)
+    assert isinstance(ours, nn.Module) and isinstance(ours, nn.LocalResponseNorm)
+    assert repr(ours) == repr(ref) == "LocalResponseNorm(5, alpha=0.0001, beta=0.75, k=1.0)"
+    assert ours.state_dict() == {} and list(ours.parameters()) == [] and list(ours.buffers()) == []
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    with pytest.raises(ValueError, match="3D or higher"):
+        ours(torch.randn(4, 5))
+    with torch.no_grad():  # no autograd graph, same values
+        x = torch.randn(2, 6, 3, 3)
+        assert _rel(ours(x), ref(x)) <= 1e-6
+    with torch.inference_mode():
+        assert _rel(ours(x), ref(x)) <= 1e-6
+
+
+def test_double_backward_is_refused():
+    x = _input((1, 4, 2, 2), dtype=torch.float64)
+    (gx,) = torch.autograd.grad(LocalResponseNorm(3, 0.5)(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        gx.sum().backward()
+
+
+def test_traced_and_scripted_forms_match():
+    """TorchScript, jit.trace and FX keep working (TorchScript and jit.trace run torch's
+    composite; FX records a call to local_response_norm)."""
+    m = LocalResponseNorm(5, alpha=0.5)
+    x = torch.randn(2, 7, 3, 3)
+    want = nn.LocalResponseNorm(5, alpha=0.5)(x)
+    fx = torch.fx.symbolic_trace(m)
+    assert any(n.target is local_response_norm for n in fx.graph.nodes)
+    assert _rel(fx(x), want) <= 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jit.script/trace are deprecated in recent torch
+        scripted = torch.jit.script(m)
+        traced = torch.jit.trace(m, x)
+    assert _rel(scripted(x), want) <= 1e-6 and _rel(traced(x), want) <= 1e-6
+
+
+def _swap(model: nn.Module) -> None:
+    for name in ("norm1", "norm2"):
+        m = getattr(model, name)
+        assert type(m) is nn.LocalResponseNorm
+        setattr(model, name, LocalResponseNorm(m.size, m.alpha, m.beta, m.k))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_swapped_into_googlenet(fmt):
+    """The paper GoogLeNet's logits do not change when norm1/norm2 are ours (eval mode); in
+    training mode (dropout off) the loss gradients agree too."""
+    from googlenet.model import GoogLeNet
+
+    mf = FORMATS[fmt]
+    # Inputs ~100 so the LRNs (alpha 1e-4) really normalise: alpha/size * window sum ~ 1.
+    x = (100 * torch.randn(2, 3, 64, 64)).contiguous(memory_format=mf)
+    model = GoogLeNet(variant="paper", num_classes=10).eval().to(memory_format=mf)
+    with torch.no_grad():
+        want = model(x)
+        _swap(model)
+        got = model(x)
+    assert want.abs().max() > 0.1
+    assert (got - want).abs().max().item() <= 1e-5 * max(1.0, want.abs().max().item())
+    # No state-dict entries either way: a torch-LRN model's weights load strictly.
+    model.load_state_dict(GoogLeNet(variant="paper", num_classes=10).state_dict())
+
+    grads = []
+    for swap in (False, True):
+        torch.manual_seed(1)
+        m = GoogLeNet(variant="paper", num_classes=10, dropout=0.0, aux_dropout=0.0)
+        m.train().to(memory_format=mf)
+        if swap:
+            _swap(m)
+        out = m(x)
+        (out.logits.square().mean() + 0.3 * out.aux1.square().mean()).backward()
+        grads.append(torch.cat([m.conv1.conv.weight.grad.flatten(),
+                                m.conv2.conv.weight.grad.flatten()]))
+    assert grads[0].abs().max() > 0
+    assert _rel(grads[1], grads[0]) <= 1e-4
+
