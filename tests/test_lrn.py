@@ -173,17 +173,19 @@ def test_traced_and_scripted_forms_match():
 
 
 def _swap(model: nn.Module) -> None:
+    """Put torch's own nn.LocalResponseNorm back where the model has ours (the reference)."""
     for name in ("norm1", "norm2"):
         m = getattr(model, name)
-        assert type(m) is nn.LocalResponseNorm
-        setattr(model, name, LocalResponseNorm(m.size, m.alpha, m.beta, m.k))
+        assert type(m) is LocalResponseNorm  # the paper variant uses ours
+        setattr(model, name, nn.LocalResponseNorm(m.size, m.alpha, m.beta, m.k))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_swapped_into_googlenet(fmt):
-    """The paper GoogLeNet's logits do not change when norm1/norm2 are ours (eval mode); in
-    training mode (dropout off) the loss gradients agree too."""
-    from googlenet.model import GoogLeNet
+    """The paper GoogLeNet (with our LRN) gives the logits it gives with torch's
+    nn.LocalResponseNorm in norm1/norm2 (eval mode); in training mode (dropout off) the loss
+    gradients agree too."""
+    from googlenet.models.googlenet import GoogLeNet
 
     mf = FORMATS[fmt]
     # Inputs ~100 so the LRNs (alpha 1e-4) really normalise: alpha/size * window sum ~ 1.
