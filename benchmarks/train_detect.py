@@ -42,14 +42,9 @@ def machine() -> dict[str, str]:
     import torch
     import torchvision
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from googlenet.infer.bench import cpu_model
+
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "threads": str(torch.get_num_threads()),
             "python": platform.python_version(), "platform": platform.platform()}

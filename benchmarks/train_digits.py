@@ -49,14 +49,9 @@ CASES = {
 def machine() -> dict[str, str]:
     import torch
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from googlenet.infer.bench import cpu_model
+
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
             "cpu_flags": " ".join(cpu_flags()),
             "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou, roi_align
 
+from ..fileio import atomic_write
 from ..errors import UserError
 
 __all__ = ["selective_search", "proposal_recall", "proposal_stats", "label_proposals",
@@ -59,19 +59,11 @@ def _cv2() -> Any:
 
 
 def _save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    # data/ sits below weights/ (whose atomic_write this mirrors), so it cannot import it.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to a bare name
             np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def selective_search(image: Any, *, mode: str = "fast", base_k: int = 300, inc_k: int = 300,

@@ -33,14 +33,9 @@ CROPS_MAX_IMAGES = 120  # the 144-crop pass costs 144 forward passes per image a
 def machine() -> dict[str, str]:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from ..infer.bench import cpu_model
+
+    cpu = cpu_model()
     return {"cpu": cpu, "cores": str(os.cpu_count()), "torch": torch.__version__,
             "python": platform.python_version()}
 

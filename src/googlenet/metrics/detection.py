@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from ..fileio import atomic_write
 from ..errors import UserError
 
 __all__ = ["coco_map", "voc07_ap", "precision_recall", "pr_curve_figure", "save_pr_curve",
@@ -219,20 +219,7 @@ def pr_curve_figure(curves: Sequence[Mapping], classes: Sequence[str],
 
 
 def _save_atomic(fig: Any, path: Path) -> Path:
-    # metrics/ sits below weights/ (whose atomic_write this mirrors), so it cannot import it.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def save_pr_curve(curves: Sequence[Mapping], classes: Sequence[str], path: str | os.PathLike, *,

@@ -8,22 +8,20 @@ resolved one layer up, by ``googlenet.sources.load_weights``.
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
-import stat
-import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
 from ..data.preprocess import Preprocess
-from ..errors import FileSystemError, UserError
+from ..errors import UserError
 from ..models.registry import config_from_state_dict, model_from_config
 from .records import LoadedWeights, TrainCheckpoint, WeightsMeta
+
+from ..fileio import NAME_MAX, TEMP_SUFFIX, atomic_write, check_writable_dir, fs_error  # noqa: F401  (re-exported)
 
 __all__ = ["atomic_write", "atomic_torch_save", "check_writable_dir", "fs_error", "TEMP_SUFFIX",
            "save_weights", "safe_torch_load", "read_metadata", "load_safetensors",
@@ -31,124 +29,6 @@ __all__ = ["atomic_write", "atomic_torch_save", "check_writable_dir", "fs_error"
 
 
 # -- writing --------------------------------------------------------------------------------
-
-TEMP_SUFFIX = ".tmp"  # atomic_write's temp files: ".{name}.<random>.tmp" beside the target
-NAME_MAX = 255  # bytes in one file name on ext4, xfs, btrfs, APFS, NTFS
-
-
-def fs_error(e: OSError, path: str | os.PathLike, doing: str = "cannot write") -> FileSystemError:
-    """An OSError as a one-line ``FileSystemError``: the path and the system's reason."""
-    reason = e.strerror or str(e) or type(e).__name__
-    other = os.fsdecode(e.filename) if e.filename is not None else None
-    if other and other != os.fspath(path) and not other.endswith(TEMP_SUFFIX):
-        reason += f" ({other})"  # e.g. the folder above that is a file
-    hint = "; free some space and run again" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return FileSystemError(f"{path}: {doing}: {reason}{hint}")
-
-
-_umask_lock = threading.Lock()
-
-
-def _umask() -> int:
-    """The process umask, without changing it where the OS can tell (Linux /proc); elsewhere
-    by setting and restoring it under a lock (other threads may create files meanwhile)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    with _umask_lock:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Write a file so that a crash at any moment leaves either the old file or the new one.
-
-    ``write(tmp_path)`` writes the content to a temporary file in the same directory, which is
-    then fsynced and renamed over ``path`` (rename is atomic on POSIX), and the directory fsynced.
-    The file gets the mode a plain ``open(path, "w")`` would give it (the old file's, else
-    0o666 minus the umask; mkstemp's own is 0o600). An OSError (disk full, permission denied, a
-    path under a file) becomes a one-line ``FileSystemError`` naming the path; the temp file is
-    removed and the previous file is untouched.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as e:
-        raise fs_error(e, path) from None
-    os.close(fd)
-    try:
-        write(tmp)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        with open(tmp, "rb+") as f:
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise fs_error(e, path) from None
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems refuse fsync on directories; the rename already happened
-        pass
-    return path
-
-
-def check_writable_dir(path: str | os.PathLike, what: str) -> Path:
-    """Check, before any work starts, that ``path`` is (or can be created as) a folder we can
-    write in; nothing is created. ``what`` names the option (``--out``) in the message.
-
-    FileSystemError for: a name longer than the file system allows, ``path`` or a folder above
-    it being a file, permission denied (or a read-only file system) where it would be written.
-    """
-    p = Path(path).expanduser()
-    for part in p.parts:
-        if len(os.fsencode(part)) > NAME_MAX:
-            raise FileSystemError(f"{what} {p}: file name too long ({len(os.fsencode(part))} "
-                                  f"bytes in {part[:20]}...; the limit is {NAME_MAX})")
-    probe = p
-    while True:
-        try:
-            mode = os.stat(probe).st_mode
-            break
-        except FileNotFoundError:
-            if probe.parent == probe:
-                raise FileSystemError(f"{what} {p}: no such file system") from None
-            probe = probe.parent
-        except OSError as e:  # permission denied on a folder above, a file above (ENOTDIR)
-            if e.errno == errno.ENOTDIR:
-                probe = probe.parent
-                continue
-            raise FileSystemError(f"{what} {p}: {e.strerror or e}") from None
-    if not stat.S_ISDIR(mode):
-        where = "is a file, not a folder" if probe == p else f"{probe} is a file, not a folder"
-        raise FileSystemError(f"{what} {p}: {where}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise FileSystemError(f"{what} {p}: permission denied (cannot write in {probe})")
-    if probe == p:  # exists: a real write finds a read-only file system that access() may miss
-        try:
-            with tempfile.TemporaryFile(dir=p):
-                pass
-        except OSError as e:
-            raise FileSystemError(f"{what} {p}: cannot write: {e.strerror or e}") from None
-    return p
-
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
