@@ -15,11 +15,7 @@ import pytest
 import torch
 
 from googlenet.infer import fast
-from googlenet.infer.bench import realistic_random_init
-from googlenet.data.datasets import open_dataset
 from googlenet.errors import UserError
-from googlenet.models.googlenet import GoogLeNet
-from googlenet.data.preprocess import Preprocess
 from googlenet.models.registry import list_variants
 
 SIZE = 64
@@ -32,35 +28,7 @@ EXPECT = {
 }
 
 
-@pytest.fixture(scope="module")
-def digits():
-    """48 real digit images at 64 px: 32 to check on, 16 to calibrate int8 on. (N, 3, 64, 64)"""
-    pre = Preprocess(crop=SIZE, resize=SIZE, mean=(0.3,) * 3, std=(0.32,) * 3)
-    tf = pre.eval_transform()
-    ds = open_dataset("digits", "test")
-    x = torch.stack([tf(ds.load(i)[0]) for i in range(48)])
-    y = torch.tensor(ds.targets[:48])
-    return x[:32], y[:32], x[32:]
-
-
-def _model(variant: str, x: torch.Tensor, y: torch.Tensor) -> GoogLeNet:
-    torch.manual_seed(0)
-    m = realistic_random_init(GoogLeNet(variant=variant, num_classes=10, aux_logits=True,
-                                        init_weights=False))
-    with torch.no_grad():  # nearest-class-mean head: logits = W (f - mean f), rows of W unit norm
-        f = m.forward_head(m.forward_features(x), pre_logits=True)  # (N, 1024)
-        mu = f.mean(0)
-        w = torch.stack([f[y == c].mean(0) - mu for c in range(10)])
-        w = w / w.norm(dim=1, keepdim=True) * 10 / (f - mu).norm(dim=1).mean()
-        m.fc.weight.copy_(w)
-        m.fc.bias.copy_(-(w @ mu))
-    return m.eval()
-
-
-@pytest.fixture(scope="module")
-def models(digits):
-    x, y, _ = digits
-    return {v: _model(v, x, y) for v in VARIANTS}
+# digits, models: fixtures in conftest.py (shared with test_perf.py)
 
 
 def test_reference_is_not_trivial(models, digits):

@@ -12,17 +12,15 @@ import json
 import pytest
 import torch
 
-from googlenet.data.datasets import open_dataset
 from googlenet.data.preprocess import Preprocess
 from googlenet.infer import fast
-from googlenet.infer.bench import realistic_random_init
-from googlenet.models.googlenet import GoogLeNet
+from googlenet.models.registry import list_variants
 
 pytest.importorskip("openvino")
 from googlenet.interop import openvino as ovi  # noqa: E402
 
 SIZE = 64
-VARIANTS = ("paper", "bn", "torchvision")
+VARIANTS = tuple(list_variants())
 # (top-1 agreement, max |diff| / max |logit|) on 32 images; int8 looser on random features
 # (see test_fast's docstring): the benchmark's target with trained weights is TOLERANCES.
 EXPECT = {"fp32": (1.0, fast.TOLERANCES["fp32"].rel), "bf16": (0.90, fast.TOLERANCES["bf16"].rel),
@@ -30,33 +28,7 @@ EXPECT = {"fp32": (1.0, fast.TOLERANCES["fp32"].rel), "bf16": (0.90, fast.TOLERA
 PRE = Preprocess(crop=SIZE, resize=SIZE, mean=(0.3,) * 3, std=(0.32,) * 3)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    """32 digit images to check on, their labels, 16 to calibrate on: (N, 3, 64, 64)."""
-    tf = PRE.eval_transform()
-    ds = open_dataset("digits", "test")
-    x = torch.stack([tf(ds.load(i)[0]) for i in range(48)])
-    return x[:32], torch.tensor(ds.targets[:32]), x[32:]
-
-
-def _model(variant: str, x: torch.Tensor, y: torch.Tensor) -> GoogLeNet:
-    torch.manual_seed(0)
-    m = realistic_random_init(GoogLeNet(variant=variant, num_classes=10, aux_logits=True,
-                                        init_weights=False))
-    with torch.no_grad():  # nearest-class-mean head on the model's own features
-        f = m.forward_head(m.forward_features(x), pre_logits=True)  # (N, 1024)
-        mu = f.mean(0)
-        w = torch.stack([f[y == c].mean(0) - mu for c in range(10)])
-        w = w / w.norm(dim=1, keepdim=True) * 10 / (f - mu).norm(dim=1).mean()
-        m.fc.weight.copy_(w)
-        m.fc.bias.copy_(-(w @ mu))
-    return m.eval()
-
-
-@pytest.fixture(scope="module")
-def models(digits):
-    x, y, _ = digits
-    return {v: _model(v, x, y) for v in VARIANTS}
+# digits, models: fixtures in conftest.py (shared with test_fast.py)
 
 
 @pytest.fixture(scope="module")
