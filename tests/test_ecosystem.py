@@ -479,3 +479,90 @@ def test_plain_state_dict_refusals(tmp_path):
     with pytest.raises(UserError, match="odd.safetensors: the keys do not match a known "
                                         "variant .*'model_config' metadata"):
         load_weights(tmp_path / "odd.safetensors")
+
+
+# -- the command line's conventions: one --device default, one --amp spelling, defaults shown --
+
+def _flags(command: str) -> dict[str, "argparse.Action"]:
+    from googlenet.cli import build_parser
+
+    return {s: a for a in build_parser(command)._actions for s in a.option_strings}
+
+
+def test_every_help_shows_the_defaults():
+    """Each option that has a default says it in --help: argparse's formatter for the commands,
+    the default recipe's values for train (whose flags default to SUPPRESS so recipes win)."""
+    import argparse
+
+    from googlenet.cli import COMMANDS, build_parser
+    from googlenet.engine import config as config_lib
+
+    fields = set(config_lib.field_names())
+    for command in COMMANDS:
+        p = build_parser(command)
+        fmt = p._get_formatter()
+        for a in p._actions:
+            if not a.option_strings or a.help == argparse.SUPPRESS or a.dest in ("help", "debug"):
+                continue
+            shown = (fmt._get_help_string(a) or "") % {"default": a.default, "prog": p.prog}
+            has_default = a.default not in (None, argparse.SUPPRESS) or (
+                command == "train" and a.dest in fields)
+            if has_default:
+                assert "default" in shown.lower(), (command, a.option_strings, shown)
+            assert "(default: None)" not in shown and shown.count("default") <= 2, (command, shown)
+    train = _flags("train")
+    assert "(default: 12)" in train["--epochs"].help and "(default: paper)" in train["--variant"].help
+
+
+def test_one_device_default_and_one_amp_spelling():
+    for command in ("train", "eval", "predict", "bench"):
+        d = _flags(command)["--device"]
+        assert d.default in ("auto", __import__("argparse").SUPPRESS) and "auto" in d.help
+    for command in ("train", "eval", "predict"):
+        amp = _flags(command)["--amp"]
+        assert tuple(amp.choices) == ("none", "bf16", "fp16"), command
+    from googlenet.cli import build_parser
+
+    # eval/predict: a bare --amp is bf16 (eval's old switch), --amp fp16 as in train
+    p = build_parser("eval")
+    assert p.parse_args(["RUN", "--amp"]).amp == "bf16"
+    assert p.parse_args(["RUN", "--amp", "fp16"]).amp == "fp16"
+    assert p.parse_args(["RUN"]).amp == "none"
+
+
+def test_predict_amp_maps_to_the_fast_modes():
+    from googlenet.infer import fast
+
+    assert fast.with_amp("eager", "none") == "eager"
+    assert fast.with_amp("eager", "bf16") == fast.with_amp("channels_last", "bf16") == "bf16"
+    assert fast.with_amp("ov", "bf16") == "ov_bf16"
+    assert fast.with_amp("fold", "fp16") == "fp16"
+    with pytest.raises(UserError, match="--amp bf16 does not combine with --mode int8"):
+        fast.with_amp("int8", "bf16")
+    with pytest.raises(UserError, match="--mode eager"):
+        fast.with_amp("ov_int8", "fp16")
+    # fp16 inference is a CUDA mode: on the CPU it is refused with the reason
+    why = fast.applies(GoogLeNet(variant="bn", num_classes=3, aux_logits=False), "fp16", "cpu")
+    assert why == "fp16 runs on cuda only, not cpu"
+
+
+def test_predict_amp_bf16_runs_the_bf16_mode(tmp_path, capsys):
+    from PIL import Image
+
+    from googlenet.cli import main
+
+    model = GoogLeNet(variant="bn", num_classes=3, aux_logits=False).eval()
+    save_weights(model, tmp_path / "m.safetensors", class_names=["a", "b", "c"],
+                 preprocess=Preprocess(resize=64, crop=64))
+    Image.new("RGB", (70, 70), (120, 30, 200)).save(tmp_path / "x.png")
+    argv = ["predict", str(tmp_path / "x.png"), "--weights", str(tmp_path / "m.safetensors"),
+            "--json", "--no-progress", "--device", "cpu"]
+    assert main(argv) == 0
+    ref = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert main(argv + ["--amp", "bf16"]) == 0
+    out = capsys.readouterr()
+    got = json.loads(out.out)
+    assert got["predictions"][0]["top"][0]["class"] == ref["top"][0]["class"]
+    assert got["mode"] == "bf16"
+    assert main(argv + ["--mode", "int8", "--amp", "bf16"]) == 2
+    assert "--amp bf16 does not combine with --mode int8" in capsys.readouterr().err

@@ -499,3 +499,32 @@ def test_bf16_autocast_and_max_steps(tmp_path):
     assert ck["run_state"]["step"] == 1 and ck["run_state"]["epoch_step"] == 1 and ck["run_state"]["epoch"] == 0
     assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
     assert math.isfinite(res["val_top1"])
+
+
+def test_fp16_autocast_scales_the_loss_and_resumes_the_scaler(tmp_path, capsys):
+    """--amp fp16 trains through torch.amp.GradScaler (the CPU has one since torch 2.3): its
+    state is in the checkpoint, a resumed run continues from that scale, weights stay fp32."""
+    data = _tiny_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    train(_cfg(data, out, amp="fp16", aux_logits=False, clip_grad_norm=5.0, max_steps=2, epochs=3))
+    assert "mixed precision: fp16 autocast with a GradScaler" in capsys.readouterr().out
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert ck["run_state"]["step"] == 2
+    scale = ck["scaler"]["scale"]
+    # The scaler ran: its scale starts at 2**16 and only halves (an overflow) within 2 steps.
+    assert scale in (2.0 ** 16, 2.0 ** 15, 2.0 ** 14) and ck["scaler"]["_growth_tracker"] >= 0
+    assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
+
+    from googlenet.engine.checkpoint import load_resume
+    from googlenet.engine.trainer import fit
+    from googlenet.tasks import get_task
+
+    run_dir, ckpt = load_resume(out)
+    assert ckpt.scaler == ck["scaler"]
+    cfg = config_lib.resolve(base=ckpt.config, overrides={"max_steps": 3})
+    fit(get_task(cfg.task), cfg, resume=ckpt, resume_dir=run_dir)
+    ck2 = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert ck2["run_state"]["step"] == 3 and ck2["scaler"]["scale"] <= scale
+    # Without fp16 no scaler state is written.
+    train(_cfg(data, tmp_path / "fp32", aux_logits=False, max_steps=1, epochs=1))
+    assert torch.load(tmp_path / "fp32" / "checkpoint-last.pt", weights_only=True)["scaler"] is None

@@ -66,10 +66,22 @@ def _top_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in every --help, except where the help already says its default in
+    its own words (e.g. "default: the built-in digits") and where it is None ("unset": the help
+    says what happens then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default is None:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     module = importlib.import_module(COMMANDS[command][0])
     p = argparse.ArgumentParser(prog=f"googlenet {command}", description=COMMANDS[command][1],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=_DefaultsHelp)
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     module.add_arguments(p)
     p.set_defaults(_run=module.run)

@@ -13,6 +13,7 @@ import torch
 
 from ..data.crops import CROP_CHOICES
 from ..errors import UserError
+from ..models.graph import AMP_CHOICES
 from ..infer.evaluate import MAX_CONFUSION_CLASSES, check_classes, evaluate_models, parse_crops
 from ..engine.distributed import resolve_device
 from ..weights.io import check_writable_dir
@@ -46,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Default: 0 on CPU (the forward pass needs every core; cropping is a few "
                         "%% of the time), min(4, CPUs) with CUDA")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast for the forward pass")
+    p.add_argument("--amp", nargs="?", const="bf16", default="none", choices=AMP_CHOICES,
+                   help="mixed precision of the forward pass, as `train --amp`: bf16 (also what "
+                        "a bare --amp means) or fp16 (GPUs without bf16)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image instead of skipping and counting it")
     p.add_argument("--limit", type=int, default=None, metavar="N",

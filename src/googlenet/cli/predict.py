@@ -16,6 +16,7 @@ from ..data.crops import CROP_CHOICES, multi_crop
 from ..data.imaging import ImageError, list_images, load_image
 from ..data.preprocess import Preprocess
 from ..errors import UserError
+from ..models.graph import AMP_CHOICES
 from ..infer.predict import (
     CALIBRATION_IMAGES, DEFAULT_TOPK, Prediction, collect_inputs, describe_preprocess,
     iter_batches, topk,
@@ -33,8 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.add_argument("--batch-size", type=int, default=32, help="crops per forward pass")
     p.add_argument("--mode", default="eager",
-                   help="inference mode: eager, fold, channels_last, bf16, int8, ort, ort_int8, "
-                        "compile (see googlenet.fast)")
+                   help="inference runtime: eager, fold, channels_last, int8, ort, ort_int8, "
+                        "compile, ov, ov_int8 (googlenet.infer.fast); precision is --amp")
+    p.add_argument("--amp", nargs="?", const="bf16", default="none", choices=AMP_CHOICES,
+                   help="mixed precision, as `train --amp`: bf16 (a bare --amp too) on the torch "
+                        "modes or OpenVINO (--mode ov); fp16 on CUDA")
     p.add_argument("--calibration", default=None, metavar="DIR",
                    help=f"images to calibrate the int8 modes on; unset: the first "
                         f"{CALIBRATION_IMAGES} input images")
@@ -108,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
     if args.mode not in fast.MODES:
         raise UserError(f"--mode {args.mode}: choose one of {', '.join(fast.MODES)}")
+    args.mode = fast.with_amp(args.mode, args.amp)
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads {args.threads}: must be at least 1")
@@ -188,7 +193,7 @@ def _run_detection(args: argparse.Namespace, loaded, files, failures, device) ->
     print(f"weights: {loaded.source} ({cfg['detector']} on GoogLeNet {cfg['variant']}, "
           f"{loaded.model.num_classes} classes, {cfg['min_size']} px)", file=sys.stderr)
     results, bad = predict_files(loaded, files, device=device, score_thresh=args.score_thresh,
-                                 batch_size=min(args.batch_size, 16), out=args.out)
+                                 batch_size=min(args.batch_size, 16), out=args.out, amp=args.amp)
     errors = [asdict(f) for f in failures] + [{"file": f, "error": why} for f, why in bad]
     if args.json:
         print(json.dumps({"weights": loaded.source, "task": "detect",

@@ -78,13 +78,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
     g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
-                   help="bf16: autocast to bfloat16")
+                   help="mixed precision: bf16 (autocast to bfloat16; CPUs with AVX512-BF16/AMX, "
+                        "recent GPUs) or fp16 (autocast to float16 with torch.amp.GradScaler; "
+                        "GPUs without bf16)")
     g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS, help="torch.compile the model")
     g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=argparse.SUPPRESS)
     g.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
                    help="deterministic algorithms (bit-exact resume)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                    help="no progress bar (the per-epoch lines remain)")
+    _show_defaults(p)
+
+
+# What the "automatic" values of a few keys mean, for --help.
+_AUTO: dict[str, dict[Any, str]] = {
+    "image_size": {0: "0, the data's size: 32 for the digits, 224 for folders"},
+    "workers": {-1: "-1, none for in-memory data, else min(8, cores - 1)"},
+    "max_steps": {0: "0, no limit"},
+    "checkpoint_every": {0: "0, at the end of each epoch only"},
+}
+
+
+def _show_defaults(p: argparse.ArgumentParser) -> None:
+    """Each flag's help ends with its default, the value the default recipe gives it. The flags
+    themselves default to SUPPRESS (a recipe's value must win over an untyped flag), which is why
+    argparse's ArgumentDefaultsHelpFormatter cannot show them."""
+    base = config_lib.resolve(config_lib.DEFAULT_RECIPE, {})
+    fields = set(config_lib.field_names())
+    for a in p._actions:
+        if a.dest not in fields or not a.option_strings or "default" in (a.help or ""):
+            continue  # (a help that already names its default keeps its own words)
+        v = getattr(base, a.dest)
+        if isinstance(a, argparse._StoreFalseAction):  # --no-X: whether X is on
+            shown = f"{a.dest.replace('_', ' ')} {'on' if v else 'off'}"
+        elif isinstance(a, argparse._StoreTrueAction):
+            shown = "on" if v else "off"
+        else:
+            shown = _AUTO.get(a.dest, {}).get(v, "none" if v is None else v)
+        a.help = (a.help + " " if a.help else "") + f"(default: {shown})".replace("%", "%%")
+    p.description += (f" The defaults shown are the {config_lib.DEFAULT_RECIPE} recipe's for "
+                      f"the {base.variant} variant; another --recipe, --variant or --task "
+                      f"changes them (--help-config lists the values a command line gets).")
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -104,7 +104,7 @@ class TrainConfig:
 
     # -- system ------------------------------------------------------------------------------------
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 (autocast)
+    amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 adds a GradScaler)
     channels_last: bool = True
     compile: bool = False  # torch.compile the model
     seed: int = 0
@@ -135,7 +135,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("sgd", "adamw"),
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
-    "amp": ("none", "bf16"),
+    "amp": ("none", "bf16", "fp16"),
 }
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
 

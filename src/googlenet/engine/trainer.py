@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from ..models.graph import amp_autocast, native_bf16
 from ..weights.io import atomic_write, save_weights
 from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
@@ -64,9 +66,21 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def autocast(cfg: Optional[TrainConfig], device: torch.device):
-    if cfg is not None and cfg.amp == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    """Mixed precision of the forward pass (``amp``: none, bf16, fp16); the loss is scaled by
+    the trainer's ``torch.amp.GradScaler`` under fp16 only (bf16 has fp32's exponent range)."""
+    if cfg is not None and cfg.amp != "none":
+        return amp_autocast(cfg.amp, device)
     return contextlib.nullcontext()
+
+
+def amp_note(amp: str, device: torch.device) -> str:
+    """What to know about ``amp`` on ``device``: emulated precisions are slow, not wrong."""
+    if amp == "bf16" and not native_bf16(device):
+        return (f" (no native bf16 on this {device.type}: emulated and slow"
+                + ("; --amp fp16 suits GPUs without bf16)" if device.type == "cuda" else ")"))
+    if amp == "fp16" and device.type == "cpu":
+        return " (fp16 on a CPU is mostly emulated; --amp bf16 is the CPU's mixed precision)"
+    return ""
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -193,6 +207,9 @@ class _Trainer:
         self.averaged = make_averaged(model, cfg)
         self.optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        # fp16 gradients underflow without loss scaling; the scaler skips a step whose gradients
+        # overflowed and adapts its scale (a no-op object when amp is not fp16).
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         if self.resume is not None:
             self._restore(self.resume)
         self.train_model: nn.Module = model
@@ -206,6 +223,8 @@ class _Trainer:
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(ckpt.optimizer)
         self.scheduler.load_state_dict(ckpt.scheduler)
+        if ckpt.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt.scaler)
         if self.averaged is not None and ckpt.averaged_model is not None:
             self.averaged.module.load_state_dict(ckpt.averaged_model)
             self.averaged.n_averaged.fill_(ckpt.averaged_n)
@@ -230,7 +249,8 @@ class _Trainer:
             run_state=st.to_dict(), config=self.cfg_dict,
             averaged_model=a.module.state_dict() if a is not None and a.n_averaged > 0 else None,
             averaged_n=int(a.n_averaged) if a is not None else 0, rng=rng_state(),
-            world_size=self.info.world_size)
+            world_size=self.info.world_size,
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None)
 
     def save(self, st: RunState, *, best: bool = False) -> None:
         if self.info.is_main:
@@ -307,6 +327,9 @@ class _Trainer:
                  + (f" x {info.world_size} processes" if info.enabled else "")
                  + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
+        if cfg.amp != "none":
+            self.log(f"mixed precision: {cfg.amp} autocast" + (
+                " with a GradScaler" if cfg.amp == "fp16" else "") + amp_note(cfg.amp, self.device))
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state
@@ -399,11 +422,15 @@ class _Trainer:
             self.writer.wait()  # the last good checkpoint is complete on disk before we stop
             raise TrainingDiverged(self._diverged(vals[res.loss_key] / images))
         self.optimizer.zero_grad(set_to_none=True)
-        res.loss.backward()
+        self.scaler.scale(res.loss).backward()
         if cfg.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), cfg.clip_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
+        self.scaler.step(self.optimizer)  # skipped (and the scale lowered) on inf/NaN gradients
+        self.scaler.update()
+        with warnings.catch_warnings():  # a step the scaler skipped is not a mis-ordered call
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         st.step += 1
         st.epoch_step += 1
         for k, v in vals.items():

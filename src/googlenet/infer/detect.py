@@ -23,6 +23,7 @@ import torch
 
 from ..errors import UserError
 from ..models.detection import from_model_outputs, to_image
+from ..models.graph import amp_autocast
 from ..weights.records import LoadedWeights
 
 __all__ = ["DetectionReport", "run_detector", "fuse", "evaluate_detectors", "predict_files",
@@ -70,7 +71,7 @@ def run_rcnn(models: Sequence[torch.nn.Module], images: Sequence[Any],
 
 @torch.no_grad()
 def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.device, *,
-                 batch_size: int = 8, amp: bool = False) -> list[dict[str, torch.Tensor]]:
+                 batch_size: int = 8, amp: str | bool = "none") -> list[dict[str, torch.Tensor]]:
     """Detections (dataset labels, CPU) of ``model`` for each image, in order."""
     if is_rcnn(model):
         return run_rcnn([model], images, device)
@@ -78,9 +79,7 @@ def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.de
     out: list[dict[str, torch.Tensor]] = []
     for i in range(0, len(images), batch_size):
         batch = [to_image(x, device) for x in images[i:i + batch_size]]
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(
-            device.type, enabled=False)
-        with ctx:
+        with amp_autocast(amp, device):
             out += from_model_outputs(model(batch))
     return out
 
@@ -185,7 +184,7 @@ def _row(name: str, method: str, preds: list[dict[str, torch.Tensor]],
 
 
 def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
-                       device: torch.device, batch_size: int = 8, amp: bool = False,
+                       device: torch.device, batch_size: int = 8, amp: str | bool = "none",
                        indices: Optional[Sequence[int]] = None,
                        info: Optional[dict[str, Any]] = None) -> DetectionReport:
     """Each model alone, then (several models) their box-fused ensemble, on ``dataset``'s items
@@ -244,7 +243,7 @@ def _name(class_names: Optional[Sequence[str]], i: int) -> str:
 
 def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch.device,
                   score_thresh: float = 0.3, batch_size: int = 8,
-                  out: Optional[str | Path] = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                  out: Optional[str | Path] = None, amp: str | bool = "none") -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Detections per readable file as plain dicts (file, boxes, names, scores), and
     ``(file, why)`` for the files that could not be read. With ``out``, the images with the
     boxes drawn are written there (same stem, .png)."""
@@ -263,7 +262,7 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
 
         images.append(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))  # (3, H, W) uint8
         good.append(f)
-    dets = run_detector(loaded.model, images, device, batch_size=batch_size)
+    dets = run_detector(loaded.model, images, device, batch_size=batch_size, amp=amp)
     results = []
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -283,7 +282,7 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
 
 def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
                   spec: Optional[str], split: Optional[str], device: torch.device,
-                  batch_size: int = 8, amp: bool = False, limit: Optional[int] = None,
+                  batch_size: int = 8, amp: str | bool = "none", limit: Optional[int] = None,
                   strict: bool = False, root: Optional[str] = None) -> DetectionReport:
     """``googlenet eval`` of detection runs: open the data (default: what the first run was
     trained on, else digits-detect) at the first model's input size, then ``evaluate_detectors``."""

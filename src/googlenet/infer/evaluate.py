@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.crops import CROP_CHOICES, multi_crop
 from ..errors import UserError
 from ..metrics.classification import confusion_matrix, topk_hits
+from ..models.graph import amp_autocast
 from ..data.imaging import ImageError
 from ..data.preprocess import Preprocess
 from ..weights.io import atomic_write, check_writable_dir
@@ -127,7 +128,7 @@ def check_classes(models: Sequence[LoadedWeights], dataset_classes: Optional[Seq
 # ---------------------------------------------------------------------------------------------
 
 def crop_probs(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256,
-               device: torch.device | str = "cpu", amp: bool = False) -> torch.Tensor:
+               device: torch.device | str = "cpu", amp: str | bool = "none") -> torch.Tensor:
     """Softmax probabilities of a stack of crops, ``batch_size`` crops per forward pass.
 
     x: (N, C, H, W) -> (N, num_classes) float32, on the CPU.
@@ -137,14 +138,14 @@ def crop_probs(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256
     with torch.inference_mode():
         for part in x.split(max(1, batch_size)):
             part = part.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with amp_autocast(amp, device):
                 logits = model(part)  # (n, K)
             out.append(logits.float().softmax(-1).cpu())
     return torch.cat(out)
 
 
 def image_probs(models: Sequence[LoadedWeights], img, crops: int = 1, *, batch_size: int = 256,
-                device: torch.device | str = "cpu", amp: bool = False) -> torch.Tensor:
+                device: torch.device | str = "cpu", amp: str | bool = "none") -> torch.Tensor:
     """One PIL image -> (num_classes,) softmax averaged over ``crops`` crops and over ``models``,
     each model with its own preprocessing (§7)."""
     if crops not in CROP_CHOICES:
@@ -453,7 +454,7 @@ def _record_unreadable(bad: Sequence[tuple[int, str]], files: Optional[Sequence[
 def _score_batch(models: Sequence[LoadedWeights], crops_per_model: Sequence[torch.Tensor],
                  labels: torch.Tensor, n_crops: int, scored: Sequence[int],
                  rows: dict[tuple[tuple[int, ...], int], EvalRow], *, batch_size: int,
-                 device: torch.device, amp: bool) -> None:
+                 device: torch.device, amp: str | bool) -> None:
     """Add one loader batch to every row: each model's softmax averaged over its crops (or the
     center crop of the 10 for the 1-crop row), and the ensemble's average over models."""
     b, M = len(labels), len(models)
@@ -473,7 +474,7 @@ def _score_batch(models: Sequence[LoadedWeights], crops_per_model: Sequence[torc
 
 def evaluate_models(models: Sequence[LoadedWeights], dataset: Any, *, crops: Sequence[int] = (1,),
                     names: Optional[Sequence[str]] = None, batch_size: int = 256, workers: int = 0,
-                    device: torch.device | str = "cpu", amp: bool = False, strict: bool = False,
+                    device: torch.device | str = "cpu", amp: str | bool = "none", strict: bool = False,
                     indices: Optional[Sequence[int]] = None, match: str = "names",
                     progress: Optional[bool] = None, info: Optional[dict[str, Any]] = None
                     ) -> EvalReport:

@@ -13,6 +13,8 @@ inference). The modes, and where each one applies:
                    and tensor cores prefer; fp32, no precision lost
     bf16           channels_last + torch.autocast(bfloat16). Fast only with native bf16 (a GPU,
                    or a CPU with AVX512-BF16/AMX); elsewhere oneDNN emulates it, far slower
+    fp16           channels_last + torch.autocast(float16): for GPUs without bf16. CUDA only (CPU
+                   fp16 convolutions are emulated); checked with bf16's tolerance.
     int8           post-training static quantization, torch.ao FX graph mode, x86 backend
                    (fbgemm/oneDNN): per-channel int8 weights, uint8 activations calibrated on a
                    few hundred of the user's images. CPU only.
@@ -55,10 +57,10 @@ from ..errors import UserError
 from ..metrics.agreement import TOLERANCES, Agreement, Tolerance, agreement, check_agreement
 from ..models.googlenet import GoogLeNet
 from ..models.graph import (
-    InferenceGraph, fold_batchnorm, has_batchnorm, inference_graph, native_bf16, without_aux,
+    InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16, without_aux,
 )
 
-__all__ = ["Mode", "MODES", "TOLERANCES", "Tolerance", "FastModel", "Agreement", "prepare",
+__all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", "Agreement", "prepare",
            "applies", "fold_batchnorm", "inference_graph", "InferenceGraph", "agreement",
            "check_agreement", "has_batchnorm", "native_bf16", "calibration_batches"]
 
@@ -77,6 +79,7 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("fold", "fp32", ("cpu", "cuda"), False, "BatchNorm folded into convs, fp32"),
     Mode("channels_last", "fp32", ("cpu", "cuda"), False, "BN folded + channels_last, fp32"),
     Mode("bf16", "bf16", ("cpu", "cuda"), False, "BN folded + channels_last + bf16 autocast"),
+    Mode("fp16", "bf16", ("cuda",), False, "BN folded + channels_last + fp16 autocast (GPUs)"),
     Mode("int8", "int8", ("cpu",), True, "torch.ao FX int8 static quantization (x86 backend)"),
     Mode("ort", "fp32", ("cpu",), False, "onnxruntime, fp32"),
     Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
@@ -87,6 +90,25 @@ MODES: dict[str, Mode] = {m.name: m for m in (
 )}
 OV_MODES = ("ov", "ov_bf16", "ov_int8")
 CPU_ONLY_RUNTIMES = ("ort", "ort_int8", *OV_MODES)
+# --amp (the one spelling of mixed precision across commands) applied to a --mode: the fp32 torch
+# modes become the autocast mode, OpenVINO's fp32 mode its bf16 one.
+_WITH_AMP = {"bf16": {"eager": "bf16", "fold": "bf16", "channels_last": "bf16", "bf16": "bf16",
+                      "ov": "ov_bf16", "ov_bf16": "ov_bf16"},
+             "fp16": {"eager": "fp16", "fold": "fp16", "channels_last": "fp16", "fp16": "fp16"}}
+
+
+def with_amp(mode: str, amp: str) -> str:
+    """The mode that runs ``mode`` under ``amp`` (none | bf16 | fp16), e.g. (eager, bf16) -> bf16,
+    (ov, bf16) -> ov_bf16; a UserError naming --amp where the pair has no such mode."""
+    if amp in (None, "none"):
+        return mode
+    if amp not in _WITH_AMP:
+        raise UserError(f"--amp {amp}: choose one of none, {', '.join(_WITH_AMP)}", key="amp")
+    if mode not in _WITH_AMP[amp]:
+        fits = ", ".join(m for m in _WITH_AMP[amp] if m in ("eager", "ov"))
+        raise UserError(f"--amp {amp} does not combine with --mode {mode} (it runs in "
+                        f"{MODES[mode].precision} by itself); use --mode {fits}", key="amp")
+    return _WITH_AMP[amp][mode]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,14 +198,15 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
         fn: Callable[[torch.Tensor], torch.Tensor] = _eager(base, device)
     elif mode == "fold":
         fn = _eager(fold_batchnorm(base), device)
-    elif mode in ("channels_last", "bf16"):
+    elif mode in ("channels_last", "bf16", "fp16"):
         if has_batchnorm(base):
             fold_batchnorm(base)
         base = base.to(memory_format=torch.channels_last)
         if mode == "bf16" and not native_bf16(device):
             notes.append(f"no native bf16 on this {device.type} (oneDNN reports neither "
                          f"AVX512-BF16 nor AMX): bf16 is emulated and slow here")
-        fn = _eager(base, device, channels_last=True, bf16=mode == "bf16")
+        fn = _eager(base, device, channels_last=True,
+                    amp=mode if mode in ("bf16", "fp16") else "none")
     elif mode == "int8":
         fn = _torch_int8(base, calibration_batches(calibration), notes)
     elif mode in ("ort", "ort_int8"):
@@ -205,12 +228,12 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
 
 
 def _eager(model: nn.Module, device: torch.device, *, channels_last: bool = False,
-           bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+           amp: str = "none") -> Callable[[torch.Tensor], torch.Tensor]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def run(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device, non_blocking=True).contiguous(memory_format=fmt)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with amp_autocast(amp, device):
             return model(x).float()
 
     return run

@@ -13,8 +13,25 @@ import torch.nn as nn
 
 from .googlenet import GoogLeNet
 
-__all__ = ["has_batchnorm", "native_bf16", "without_aux", "fold_batchnorm", "InferenceGraph",
+__all__ = ["AMP_CHOICES", "amp_autocast", "has_batchnorm", "native_bf16", "without_aux", "fold_batchnorm", "InferenceGraph",
            "inference_graph"]
+
+
+# The one spelling of mixed precision across commands (train/eval/predict --amp).
+AMP_CHOICES = ("none", "bf16", "fp16")
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_autocast(amp: "str | bool | None", device: torch.device | str) -> torch.autocast:
+    """``torch.autocast`` for ``amp`` (none | bf16 | fp16; True means bf16, the CPU's mixed
+    precision) on ``device``; disabled for none."""
+    if amp is True:
+        amp = "bf16"
+    if amp in (None, False, "none"):
+        return torch.autocast(torch.device(device).type, enabled=False)
+    if amp not in _AMP_DTYPES:
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")
+    return torch.autocast(torch.device(device).type, dtype=_AMP_DTYPES[amp])
 
 
 def has_batchnorm(model: nn.Module) -> bool:

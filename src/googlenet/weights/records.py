@@ -172,6 +172,7 @@ class TrainCheckpoint:
     averaged_n: int = 0
     rng: Optional[dict[str, Any]] = None
     world_size: int = 1
+    scaler: Optional[dict[str, Any]] = None  # torch.amp.GradScaler's state (amp fp16 only)
 
     def to_state(self) -> dict[str, Any]:
         """The dict ``torch.save`` writes (plain containers and tensors: weights_only loads)."""
@@ -182,7 +183,7 @@ class TrainCheckpoint:
             "averaged_model": self.averaged_model, "averaged_n": self.averaged_n,
             "optimizer": self.optimizer, "scheduler": self.scheduler,
             "run_state": self.run_state, "config": self.config, "rng": self.rng,
-            "world_size": self.world_size,
+            "world_size": self.world_size, "scaler": self.scaler,
         }
 
     @classmethod
@@ -215,7 +216,8 @@ class TrainCheckpoint:
         return cls(meta=meta, model=d["model"], optimizer=d["optimizer"],
                    scheduler=d["scheduler"], run_state=rs, config=d["config"],
                    averaged_model=d.get("averaged_model"), averaged_n=int(d.get("averaged_n", 0)),
-                   rng=d.get("rng"), world_size=int(d.get("world_size", 1)))
+                   rng=d.get("rng"), world_size=int(d.get("world_size", 1)),
+                   scaler=d.get("scaler") if isinstance(d.get("scaler"), dict) else None)
 
     @property
     def best_metric(self) -> float:
