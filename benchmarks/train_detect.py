@@ -3,11 +3,17 @@
     python benchmarks/train_detect.py                  # the full benchmark (a quiet machine)
     python benchmarks/train_detect.py --tiny           # a seconds-long check that it all runs
 
-Steps (one process each, as typed by a user, so each is timed alone):
+Steps (one process each, as typed by a user, so each is timed alone; Selective Search's cache
+points at a fresh folder, so proposal time is counted):
  1. ``googlenet train --task detect`` (the defaults: recipe ``detect``, FCOS on a GoogLeNet-bn FPN,
     128 px) in a fresh directory: test COCO mAP@[.5:.95] and AP50 from the run's results.json,
     the wall time of the whole command (interpreter start to exit) and its CPU time.
     Target: AP50 >= 90 and mAP >= 60 within 600 s wall on a 2-core CPU.
+ 1b. The paper's pipeline, ``googlenet train --task detect --arch rcnn --epochs RCNN_EPOCHS``
+    (Selective Search proposals classified by GoogLeNet-bn, §8): its test mAP, AP50, proposal
+    recall at IoU 0.5 (the paper's "coverage") and proposals per image.
+ 1c. Seconds per image of each trained detector on the test split: ``googlenet eval RUN --json``
+    (500 canvases, batch 8, Selective Search recomputed for R-CNN), wall time / images.
  2. The same data, the same engine settings, with torchvision's
     ``fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)`` (random init,
     num_classes 11) trained by a plain torchvision loop for the same number of epochs: its test
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -60,17 +67,57 @@ def _timed(cmd: list[str], **kw) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def train_googlenet(work: Path, extra: list[str]) -> dict[str, float]:
-    run = work / "googlenet-detect"
+def _env(cache: Path) -> dict[str, str]:
+    return dict(os.environ, GOOGLENET_CACHE=str(cache))  # proposals: a cold cache per step
+
+
+def train_googlenet(work: Path, extra: list[str], name: str = "googlenet-detect") -> dict[str, Any]:
+    run = work / name
     cmd = [sys.executable, "-m", "googlenet", "train", "--task", "detect", "--out", str(run),
            "--no-progress", *extra]
     print(f"[load {os.getloadavg()[0]:.1f}] {' '.join(cmd[1:])}", file=sys.stderr)
-    wall, cpu = _timed(cmd)
+    wall, cpu = _timed(cmd, env=_env(work / f"cache-{name}"))
     res = json.loads((run / "results.json").read_text())
     split = res["eval_split"]
-    return {"run": str(run), "map": res[f"{split}_map"], "map50": res[f"{split}_map50"],
-            "map75": res[f"{split}_map75"], "wall_s": wall, "cpu_s": cpu,
-            "epochs": res["epochs"], "split": split}
+    out = {"run": str(run), "map": res[f"{split}_map"], "map50": res[f"{split}_map50"],
+           "map75": res[f"{split}_map75"], "wall_s": wall, "cpu_s": cpu,
+           "epochs": res["epochs"], "split": split, "load_before": os.getloadavg()[0]}
+    for key in ("proposal_recall50", "proposals_per_image"):  # R-CNN only
+        if f"{split}_{key}" in res:
+            out[key] = res[f"{split}_{key}"]
+    return out
+
+
+def seconds_per_image(work: Path, run: str, limit: Optional[int]) -> dict[str, float]:
+    """``googlenet eval RUN`` on the test split, timed as a user runs it (a cold proposal cache)."""
+    cmd = [sys.executable, "-m", "googlenet", "eval", run, "--json", "--batch-size", "8"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    print(f"[load {os.getloadavg()[0]:.1f}] {' '.join(cmd[1:])}", file=sys.stderr)
+    t = time.perf_counter()
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                          env=_env(work / f"cache-eval-{Path(run).name}"))
+    wall = time.perf_counter() - t
+    doc = json.loads(done.stdout)
+    n = _images_in(doc) or (limit or 500)
+    return {"wall_s": wall, "images": n, "s_per_image": wall / n}
+
+
+def _images_in(doc: Any) -> Optional[int]:
+    """The image count ``googlenet eval --json`` reports, wherever it sits in the document."""
+    if isinstance(doc, dict):
+        if isinstance(doc.get("images"), int):
+            return doc["images"]
+        for v in doc.values():
+            n = _images_in(v)
+            if n:
+                return n
+    elif isinstance(doc, list):
+        for v in doc:
+            n = _images_in(v)
+            if n:
+                return n
+    return None
 
 
 # -- the torchvision reference, run in a child process (``--child``) ----------------------------
@@ -154,19 +201,31 @@ def speed(which: str, run: str, batch: int, repeats: int, work: Path) -> dict[st
 
 
 def markdown(doc: dict) -> str:
-    g, t = doc["googlenet"], doc["torchvision"]
+    g, r, t = doc["googlenet"], doc["rcnn"], doc["torchvision"]
+    m = doc["machine"]
     lines = [f"# Detection on digits-detect (CPU){' — TINY CHECK, not a result' if doc['tiny'] else ''}",
-             "", f"Machine: {doc['machine']['cpu']}, {doc['machine']['cores']} cores; torch "
-             f"{doc['machine']['torch']}, torchvision {doc['machine']['torchvision']}. One run each; "
-             f"load average before the runs: {doc['load_before']:.1f}.", "",
-             "| model | test AP50 | test mAP@[.5:.95] | train+eval wall (s) | CPU (s) | img/s b1 | img/s b8 |",
-             "|---|---:|---:|---:|---:|---:|---:|",
-             f"| `googlenet train --task detect` (FCOS, GoogLeNet-bn FPN) | {g['map50']:.1f} | "
-             f"{g['map']:.1f} | {g['wall_s']:.0f} | {g['cpu_s']:.0f} | {g['speed_b1']['img_s']:.1f} | "
+             "", f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, torchvision "
+             f"{m['torchvision']}. One run each, each in its own process; load average before "
+             f"the runs: {doc['load_before']:.1f} (before each step: googlenet "
+             f"{g['load_before']:.1f}, R-CNN {r['load_before']:.1f}).", "",
+             "| model | epochs | test AP50 | test mAP@[.5:.95] | train+eval wall (s) | CPU (s) | "
+             "s/image (eval) | img/s b1 | img/s b8 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| `googlenet train --task detect` (FCOS, GoogLeNet-bn FPN) | {g['epochs']} | "
+             f"{g['map50']:.1f} | {g['map']:.1f} | {g['wall_s']:.0f} | {g['cpu_s']:.0f} | "
+             f"{g['eval']['s_per_image']:.3f} | {g['speed_b1']['img_s']:.1f} | "
              f"{g['speed_b8']['img_s']:.1f} |",
+             f"| `--arch rcnn` (§8: Selective Search + GoogLeNet-bn region classifier) | "
+             f"{r['epochs']} | {r['map50']:.1f} | {r['map']:.1f} | {r['wall_s']:.0f} | "
+             f"{r['cpu_s']:.0f} | {r['eval']['s_per_image']:.3f} | | |",
              f"| torchvision fasterrcnn_mobilenet_v3_large_320_fpn (random init, same epochs) | "
-             f"{t['map50']:.1f} | {t['map']:.1f} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} | "
-             f"{t['speed_b1']['img_s']:.1f} | {t['speed_b8']['img_s']:.1f} |", "",
+             f"{g['epochs']} | {t['map50']:.1f} | {t['map']:.1f} | {t['wall_s']:.0f} | "
+             f"{t['cpu_s']:.0f} | | {t['speed_b1']['img_s']:.1f} | {t['speed_b8']['img_s']:.1f} |",
+             "", f"R-CNN proposals (Selective Search, fast, base_k = inc_k = 300): recall at IoU "
+             f"0.5 {r.get('proposal_recall50', float('nan')):.1f}% with "
+             f"{r.get('proposals_per_image', float('nan')):.0f} proposals per test image. "
+             f"s/image: `googlenet eval RUN` wall time over the test split (start-up included; "
+             f"R-CNN's Selective Search recomputed).", "",
              f"Target: AP50 >= {TARGET['map50']:.0f} and mAP >= {TARGET['map']:.0f} within "
              f"{TARGET['seconds']:.0f} s wall: **{'met' if doc['target_met'] else 'not met'}**.",
              "", "Command: `python benchmarks/train_detect.py`"]
@@ -184,6 +243,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="a few steps and images: checks the script only")
     p.add_argument("--repeats", type=int, default=20, help="timed inference passes per setting")
+    p.add_argument("--rcnn-epochs", type=int, default=3,
+                   help="epochs of the R-CNN region classifier (each epoch: 16 regions of each "
+                        "of the 2,000 training canvases)")
     p.add_argument("--out", default=str(RESULTS / "detect-cpu"), help="PREFIX for .json/.md")
     args = p.parse_args()
     load = os.getloadavg()[0]
@@ -192,6 +254,11 @@ def main() -> int:
         extra = (["--max-steps", "2", "--batch-size", "2", "--set", "eval_every=100"]
                  if args.tiny else [])
         g = train_googlenet(work, extra)
+        r = train_googlenet(work, ["--arch", "rcnn", "--epochs", str(args.rcnn_epochs), *extra],
+                            name="googlenet-rcnn")
+        limit = 16 if args.tiny else None
+        g["eval"] = seconds_per_image(work, g["run"], limit)
+        r["eval"] = seconds_per_image(work, r["run"], limit)
         epochs = 1 if args.tiny else int(g["epochs"])
         out = work / "tv.json"
         print(f"[load {os.getloadavg()[0]:.1f}] torchvision fasterrcnn_mobilenet_v3_large_320_fpn, "
@@ -205,7 +272,7 @@ def main() -> int:
             t[f"speed_b{b}"] = speed("torchvision", "", b, reps, work)
     met = g["map50"] >= TARGET["map50"] and g["map"] >= TARGET["map"] and g["wall_s"] <= TARGET["seconds"]
     doc = {"tiny": args.tiny, "machine": machine(), "load_before": load, "googlenet": g,
-           "torchvision": t, "target": TARGET, "target_met": met}
+           "rcnn": r, "torchvision": t, "target": TARGET, "target_met": met}
     prefix = Path(args.out)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{prefix}.json").write_text(json.dumps(doc, indent=2) + "\n")

@@ -232,6 +232,11 @@ def test_train_eval_predict_on_a_detection_run(det_run, tmp_path, capsys):
     assert "COCO mAP@[.5:.95]" in out and "VOC07 AP50" in out and "ensemble of 2" in out
     saved = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert len(saved["rows"]) == 3 and (tmp_path / "ev" / "pr_curve.png").is_file()
+    # --json: stdout is one JSON document, the same as results.json; the table goes to stderr
+    assert cli_main(["eval", str(run), "--json"]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert doc["rows"][0]["images"] == 2 and "COCO mAP@[.5:.95]" in cap.err
 
     # predict: text, JSON, drawn images
     img = data / "images" / "test" / "1.png"

@@ -325,6 +325,11 @@ def _check_split(ds, n):
             from torchvision.ops import box_iou
             iou = box_iou(b, b).fill_diagonal_(0)
             assert iou.max() <= 0.5 + 1e-6
+            # a digit drawn later (higher index) covers at most 30% of an earlier one's box
+            for j in range(len(b)):
+                for k in range(j + 1, len(b)):
+                    wh = (torch.minimum(b[j, 2:], b[k, 2:]) - torch.maximum(b[j, :2], b[k, :2])).clamp(min=0)
+                    assert wh.prod() <= 0.3 * (b[j, 2:] - b[j, :2]).prod() + 1e-3
 
 
 def test_digits_detect_deterministic_and_valid():

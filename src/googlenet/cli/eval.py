@@ -176,13 +176,16 @@ def _run_detection(args: argparse.Namespace, models: list[LoadedWeights], names:
                            strict=args.strict, root=args.data_root)
     print(f"data: {report.info['data']} {report.info['split']} split, {report.rows[0]['images']} "
           f"images at {report.info['size']} px", file=sys.stderr)
+    text = sys.stderr if args.json else sys.stdout  # with --json, stdout is the JSON only
     for line in report.summary_lines():
-        print(line)
-    print()
-    print(report.table_markdown())
+        print(line, file=text)
+    print(file=text)
+    print(report.table_markdown(), file=text)
     if args.out:
         written = report.save(args.out)
-        print(f"\nsaved: {', '.join(str(p) for p in written)}")
-    else:
+        print(f"\nsaved: {', '.join(str(p) for p in written)}", file=text)
+    elif not args.json:
         print("\n(--out DIR saves results.json/.md and the precision-recall plot)")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -4,7 +4,9 @@ Each 128 px RGB canvas holds 1-4 of scikit-learn's 1,797 real 8x8 handwritten di
 with scikit-learn, no download), upscaled (bilinear) to 12-56 px with a little aspect jitter, at
 random positions and ink contrasts, on a background of noise, random strokes and blobs (clutter
 that looks like ink, so "bright pixels" is not a detector). Digits may overlap, but no two digit
-boxes have IoU above ``MAX_IOU``, so each stays recognisable; one canvas in five is inverted
+boxes have IoU above ``MAX_IOU`` and no digit box is covered by more than ``MAX_COVER`` of its
+area by a digit drawn over it (a small digit on a large one has a small IoU yet hides it), so
+each stays recognisable; one canvas in five is inverted
 (dark ink on a light background). Boxes are tight around the digit's ink (upscaled intensity
 above ``INK`` of its maximum), XYXY in pixels, x1/y1 exclusive.
 
@@ -35,6 +37,7 @@ SPLIT_SIZES = {"train": 2000, "val": 250, "test": 500}
 DIGIT_SIZE = (12, 56)  # side of the upscaled 8x8 digit, pixels
 MAX_DIGITS = 4
 MAX_IOU = 0.5  # overlap cap between any two digit boxes on a canvas
+MAX_COVER = 0.3  # most of a digit box's area that a later digit's box may cover
 INK = 0.25  # fraction of a digit's peak intensity that counts as ink for its tight box
 _SEED = 20140917  # the paper's arXiv date; fixed, not --seed: the test set never changes
 # Per-channel mean/std of the training canvases (measured once with digits_detect_arrays).
@@ -87,10 +90,17 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / area) if area > 0 else 0.0
 
 
+def _cover(a: np.ndarray, b: np.ndarray) -> float:
+    """The fraction of box ``a``'s area inside box ``b``."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return float(iw * ih / max((a[2] - a[0]) * (a[3] - a[1]), 1e-6))
+
+
 def _place(rng: np.random.Generator, digit: np.ndarray,
            boxes: list[np.ndarray]) -> Optional[tuple[np.ndarray, int, int, np.ndarray]]:
     """A scaled digit's alpha (h, w), its top-left corner and tight ink box, or None if every
-    try overlaps an earlier digit by more than MAX_IOU."""
+    try overlaps an earlier digit by more than MAX_IOU or covers more than MAX_COVER of one."""
     for _ in range(20):
         h = int(rng.integers(DIGIT_SIZE[0], DIGIT_SIZE[1] + 1))
         w = int(np.clip(round(h * rng.uniform(0.7, 1.1)), DIGIT_SIZE[0], DIGIT_SIZE[1]))
@@ -99,7 +109,7 @@ def _place(rng: np.random.Generator, digit: np.ndarray,
         ys, xs = np.nonzero(alpha > INK * alpha.max())
         x, y = int(rng.integers(0, CANVAS - w + 1)), int(rng.integers(0, CANVAS - h + 1))
         box = np.array([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1], np.float32)
-        if all(_iou(box, b) <= MAX_IOU for b in boxes):
+        if all(_iou(box, b) <= MAX_IOU and _cover(b, box) <= MAX_COVER for b in boxes):
             return alpha, x, y, box
     return None
 

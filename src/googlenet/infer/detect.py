@@ -22,6 +22,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from ..errors import UserError
+from ..fileio import atomic_write
 from ..models.detection import from_model_outputs, to_image
 from ..models.graph import amp_autocast
 from ..weights.records import LoadedWeights
@@ -151,16 +152,20 @@ class DetectionReport:
                                                    for r in self.rows) + " |")
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """What results.json holds (and ``googlenet eval --json`` prints)."""
+        return {"info": self.info, "rows": self.rows, "class_names": self.class_names,
+                "per_class_ap50": self.per_class}
+
     def save(self, out: str | Path) -> list[Path]:
         from ..metrics.detection import precision_recall, save_pr_curve
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        doc = {"info": self.info, "rows": self.rows, "class_names": self.class_names,
-               "per_class_ap50": self.per_class}
         written = [out / "results.json", out / "results.md"]
-        written[0].write_text(json.dumps(doc, indent=2) + "\n")
-        written[1].write_text(self.table_markdown() + "\n")
+        for path, text in ((written[0], json.dumps(self.to_dict(), indent=2) + "\n"),
+                           (written[1], self.table_markdown() + "\n")):
+            atomic_write(path, lambda tmp, text=text: Path(tmp).write_text(text))
         if self.curves is not None:
             preds, targets = self.curves
             curves = precision_recall(preds, targets, len(self.class_names))
