@@ -75,13 +75,14 @@ def train_googlenet(work: Path, extra: list[str], name: str = "googlenet-detect"
     run = work / name
     cmd = [sys.executable, "-m", "googlenet", "train", "--task", "detect", "--out", str(run),
            "--no-progress", *extra]
-    print(f"[load {os.getloadavg()[0]:.1f}] {' '.join(cmd[1:])}", file=sys.stderr)
+    load = os.getloadavg()[0]
+    print(f"[load {load:.1f}] {' '.join(cmd[1:])}", file=sys.stderr)
     wall, cpu = _timed(cmd, env=_env(work / f"cache-{name}"))
     res = json.loads((run / "results.json").read_text())
     split = res["eval_split"]
     out = {"run": str(run), "map": res[f"{split}_map"], "map50": res[f"{split}_map50"],
            "map75": res[f"{split}_map75"], "wall_s": wall, "cpu_s": cpu,
-           "epochs": res["epochs"], "split": split, "load_before": os.getloadavg()[0]}
+           "epochs": res["epochs"], "split": split, "load_before": load}
     for key in ("proposal_recall50", "proposals_per_image"):  # R-CNN only
         if f"{split}_{key}" in res:
             out[key] = res[f"{split}_{key}"]

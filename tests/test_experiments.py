@@ -60,7 +60,9 @@ def test_reduction_arms_costs_and_trimmed_width():
     naive = model_cost(32, variant="bn", inception="naive")
     w = arms["reduction-naive-trimmed"].overrides["width"]
     trimmed = model_cost(32, variant="bn", inception="naive", width=w)
-    assert arms["reduction-naive"].overrides == {"inception": "naive"}
+    assert arms["reduction-naive"].overrides == {"inception": "naive", "average": "none"}
+    # one epoch: every arm keeps its final weights (a mean of the epoch would start at the init)
+    assert all(a.overrides["average"] == "none" for a in arms.values())
     assert naive["multiply_adds"] > 5 * reduced["multiply_adds"]
     assert naive["params"] > 10 * reduced["params"]
     assert 0.2 < w < 0.6
@@ -82,6 +84,8 @@ def test_aux_arms_weights_and_gradnorm_rows(tmp_path):
     assert cfgs["aux-off"].aux_logits is False
     assert [cfgs[n].aux_weight for n in ("baseline", "aux-w0.1", "aux-w1.0")] == [0.3, 0.1, 1.0]
     assert all(c.epochs == 2 and c.average_start_epoch == 1.0 for c in cfgs.values())
+    # a one-epoch run (--epochs 1) averages its second half, never from the random init
+    assert arm_config(arms["baseline"], 0, s, 1, {}, tmp_path / "one").average_start_epoch == 0.5
     # the task's hooks record the gradient norm of conv1 per step, into the epoch row
     task = GradNormTask()
     model = _model(arms["baseline"], s, tmp_path).train()

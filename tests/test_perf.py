@@ -153,6 +153,30 @@ def test_precision_export_loads_back_with_its_metadata(models, digits, tmp_path,
         assert 0 < again.rel <= EXPECT["bf16" if precision == "fp16" else precision][1]
 
 
+def test_precision_export_is_atomic(models, digits, tmp_path, monkeypatch):
+    """A precision export that fails after writing its files (here: the agreement check raises)
+    leaves the previous export untouched and no temp folder behind; one that succeeds replaces it."""
+    from googlenet.interop import export as E
+
+    x, _, _ = digits
+    old = tmp_path / "m.fp16.onnx"
+    old.write_bytes(b"previous export")
+    real = E.agreement
+
+    def boom(*a, **k):
+        raise RuntimeError("killed mid-export")
+
+    monkeypatch.setattr(E, "agreement", boom)
+    with pytest.raises(RuntimeError, match="killed mid-export"):
+        E.export_precision(models["paper"], "fp16", tmp_path / "m", example=x[:2], check_x=x)
+    assert old.read_bytes() == b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx"]
+    monkeypatch.setattr(E, "agreement", real)
+    written = E.export_precision(models["paper"], "fp16", tmp_path / "m", example=x[:2], check_x=x)
+    assert [p.name for _, p, _ in written] == ["m.fp16.onnx"] and old.read_bytes() != b"previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx", "m.fp16.onnx.json"]
+
+
 def test_precision_export_refuses_int8_without_calibration(models, digits, tmp_path):
     from googlenet.errors import UserError
     from googlenet.interop.export import export_precision

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="K",
                    help="training seeds: each arm is trained once per seed")
     p.add_argument("--epochs", type=int, default=None,
-                   help="epochs per arm (default: each experiment's own, 1-2; see the report)")
+                   help="epochs per arm (default: each experiment's own, 1-5; see the report)")
     p.add_argument("--out", default="experiments", metavar="DIR",
                    help="experiment directory (runs/, report.md, results.json, figures)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -99,6 +99,21 @@ def _explain(args: argparse.Namespace, model: torch.nn.Module, predictions: Sequ
     return explained
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Bad numbers and modes, before anything is loaded; --mode + --amp -> one fast mode."""
+    from ..infer import fast
+
+    if args.topk < 1:
+        raise UserError(f"--topk {args.topk}: must be at least 1")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: must be at least 1")
+    if args.mode not in fast.MODES:
+        raise UserError(f"--mode {args.mode}: choose one of {', '.join(fast.MODES)}")
+    args.mode = fast.with_amp(args.mode, args.amp)
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -106,16 +121,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.distributed import resolve_device
     from ..sources import load_weights
 
-    if args.topk < 1:
-        raise UserError(f"--topk {args.topk}: must be at least 1")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
-    if args.mode not in fast.MODES:
-        raise UserError(f"--mode {args.mode}: choose one of {', '.join(fast.MODES)}")
-    args.mode = fast.with_amp(args.mode, args.amp)
+    _check_args(args)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads {args.threads}: must be at least 1")
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
 

@@ -97,7 +97,8 @@ def arm_config(arm: Arm, seed: int, settings: dict[str, Any], epochs: int,
                user: dict[str, Any], out: Path) -> TrainConfig:
     """Short recipe -> the experiment's settings -> the user's --set -> the arm's own keys."""
     over: dict[str, Any] = dict(settings)
-    over.update(epochs=epochs, average_start_epoch=float(max(0, epochs - 1)), seed=seed)
+    # Polyak mean over the last epoch; over the last half of a one-epoch run (never from init)
+    over.update(epochs=epochs, average_start_epoch=float(max(epochs / 2, epochs - 1)), seed=seed)
     over.update(user)
     over.update(arm.overrides)
     over["out"] = str(out)

@@ -17,6 +17,7 @@ and the max |logit difference| and top-1 agreement with the eager model are prin
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..errors import UserError
+from ..fileio import fs_error
 from ..metrics.agreement import Agreement, agreement
 from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
@@ -403,38 +405,49 @@ def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
     with torch.inference_mode():
         ref = without_aux(model).cpu()(check_x.cpu())
     out = []
-    with tempfile.TemporaryDirectory(prefix="googlenet-export-") as tmp:
-        for runtime, suffix in PRECISION_FILES[precision]:
-            path = Path(str(prefix) + suffix)
-            path.parent.mkdir(parents=True, exist_ok=True)
+    for runtime, suffix in PRECISION_FILES[precision]:
+        path = Path(str(prefix) + suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Everything is written and checked in a temp folder beside the target (same file system),
+        # then renamed into place: a crash or a failed check leaves the old files untouched.
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".googlenet-export-") as tmp:
+            staged = Path(tmp) / path.name
             if runtime == "onnx":
                 fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", example=example, opset=opset)
                 if precision == "int8":
-                    quantize_onnx_int8(fp32, path, calibration, tmp)
+                    quantize_onnx_int8(fp32, staged, calibration, tmp)
                 else:
                     import onnx
                     from onnxruntime.transformers.float16 import convert_float_to_float16
 
                     # fp16 weights and activations; float32 input and output kept (keep_io_types)
                     onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True),
-                              str(path))
-                _set_onnx_metadata(path, meta)
-                fn = load_export("onnx", path)[0]
+                              str(staged))
+                _set_onnx_metadata(staged, meta)
+                fn = load_export("onnx", staged)[0]
             else:
                 ov_model = ovi.from_googlenet(model, example)
                 if precision == "int8":
                     ov_model = ovi.quantize(ov_model, calibration)
                 elif precision == "bf16":  # a runtime option the IR carries: compile_model applies it
                     ov_model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
-                ovi.save_ir(ov_model, path, meta)
-                fn = ovi.load_ir(path)[0]
+                ovi.save_ir(ov_model, staged, meta)
+                fn = ovi.load_ir(staged)[0]
             a = agreement(ref, fn(check_x))
             full = {**meta, "runtime": runtime, "agreement": {**a.to_dict(), "images": len(check_x)}}
             del fn  # the runtime lets go of the file before it is rewritten with the agreement
             if runtime == "onnx":
-                _set_onnx_metadata(path, full)
+                _set_onnx_metadata(staged, full)
             else:
-                ovi.save_ir(ov_model, path, full)
-            Path(str(path) + ".json").write_text(json.dumps(full, indent=1))
+                ovi.save_ir(ov_model, staged, full)
+            Path(str(staged) + ".json").write_text(json.dumps(full, indent=1))
+            # IR: the .bin before the .xml that names it; the sidecar JSON last
+            names = ([staged.with_suffix(".bin")] if runtime != "onnx" else []) + [staged]
+            for f in names + [Path(str(staged) + ".json")]:
+                dst = path.parent / f.name
+                try:
+                    os.replace(f, dst)
+                except OSError as e:
+                    raise fs_error(e, dst) from e
             out.append((runtime, path, a))
     return out

@@ -124,7 +124,7 @@ class DetectionTask:
             train=train, val=val, test=test,
             meta=WeightsMeta(model_config={}, class_names=list(train.classes),
                              preprocess=preprocess.to_dict(), task=self.name),
-            description=(f"data: {getattr(train, 'name', spec)} train {len(train)} / val "
+            description=(f"data: {getattr(val, 'name', None) or spec} train {len(train)} / val "
                          f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
                          + f" images, {len(train.classes)} classes, {size} px, arch {cfg.arch}"
                          + (f" (Selective Search + {cfg.rcnn_extra_proposals}'s top-200 boxes as "
