@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
+from ..models.graph import AMP_CHOICES
 from ..models.googlenet import HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS
 
 if sys.version_info >= (3, 11):
@@ -135,7 +136,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "optimizer": ("sgd", "adamw"),
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
-    "amp": ("none", "bf16", "fp16"),
+    "amp": AMP_CHOICES,
 }
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
 

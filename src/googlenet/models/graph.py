@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from .googlenet import GoogLeNet
 
-__all__ = ["AMP_CHOICES", "amp_autocast", "has_batchnorm", "native_bf16", "without_aux", "fold_batchnorm", "InferenceGraph",
-           "inference_graph"]
+__all__ = ["AMP_CHOICES", "amp_autocast", "has_batchnorm", "native_bf16", "without_aux",
+           "fold_batchnorm", "InferenceGraph", "inference_graph"]
 
 
 # The one spelling of mixed precision across commands (train/eval/predict --amp).
