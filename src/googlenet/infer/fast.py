@@ -57,10 +57,12 @@ from ..errors import UserError
 from ..metrics.agreement import TOLERANCES, Agreement, Tolerance, agreement, check_agreement
 from ..models.googlenet import GoogLeNet
 from ..models.graph import (
-    InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16, without_aux,
+    InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16,
+    without_aux,
 )
 
-__all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", "Agreement", "prepare",
+__all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", "Agreement",
+           "prepare",
            "applies", "fold_batchnorm", "inference_graph", "InferenceGraph", "agreement",
            "check_agreement", "has_batchnorm", "native_bf16", "calibration_batches"]
 
