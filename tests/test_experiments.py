@@ -142,7 +142,7 @@ def test_config_keys_validated():
 def test_norm_end_to_end_resume_and_report(folder, tmp_path):
     out = tmp_path / "exp"
     res = run_experiment("norm", out=out, seeds=[0], data=str(folder), user=dict(TINY),
-                         log=lambda s: None)
+                         keep_checkpoints=True, log=lambda s: None)
     runs = {p.name: p for p in (out / "runs").iterdir()}
     assert set(runs) == {"norm-lrn-seed0", "baseline-seed0", "norm-none-seed0"}
     # the report's numbers are the runs' own (results.json, metrics.csv)
@@ -171,6 +171,9 @@ def test_norm_end_to_end_resume_and_report(folder, tmp_path):
         assert (runs[n] / "results.json").stat().st_mtime_ns == t
         assert (runs[n] / "checkpoint-last.pt").stat().st_mtime_ns == ckpt_before[n]
     assert (runs["norm-none-seed0"] / "results.json").is_file()
+    # without keep_checkpoints the run finished now keeps its weights, not its checkpoints
+    assert not list(runs["norm-none-seed0"].glob("checkpoint-*.pt"))
+    assert (runs["norm-none-seed0"] / "model.safetensors").is_file()
     # other settings into the same directory: refused, naming the run
     with pytest.raises(UserError, match="other settings"):
         run_experiment("norm", out=out, seeds=[0], data=str(folder),
@@ -196,6 +199,9 @@ def test_all_end_to_end_via_cli(folder, tmp_path, capsys):
     saved = json.loads((out / "evals" / "crops" / "results.json").read_text())
     assert t3[2]["top1"]["values"] == [saved["rows"][2]["top1_acc"]]
     assert "baseline-seed0" in {p.name for p in (out / "runs").iterdir()}
+    # finished runs keep weights and metrics, not their ~125 MB checkpoints
+    assert not list((out / "runs").glob("*/checkpoint-*.pt"))
+    assert len(list((out / "runs").glob("*/model.safetensors"))) == len(res["setup"]["runs"])
     for er in res["experiments"].values():
         assert all(c["verdict"] in ("supported", "not supported", "not measurable on this data")
                    for c in er["claims"])

@@ -28,6 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="epochs per arm (default: each experiment's own, 1-5; see the report)")
     p.add_argument("--out", default="experiments", metavar="DIR",
                    help="experiment directory (runs/, report.md, results.json, figures)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each finished run's checkpoint-*.pt (about 125 MB each); by default "
+                        "a finished run keeps model.safetensors, metrics and results only")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a training config key for every arm (an arm's own keys win), e.g. "
                         "--set max_steps=20 --set image_size=64 --set device=cuda")
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     command = ("googlenet " + shlex.join(sys.argv[1:]) if typed
                else f"googlenet experiment {args.name}")
     result = run_experiment(args.name, out=args.out, seeds=args.seeds, epochs=args.epochs,
-                            data=args.data, user=user, command=command)
+                            data=args.data, user=user, command=command,
+                            keep_checkpoints=args.keep_checkpoints)
     print(f"\nreport: {args.out}/report.md  (data: {args.out}/results.json; figures: "
           f"{', '.join(f for e in result['experiments'].values() for f in e['figures'])})")
     for name, er in result["experiments"].items():

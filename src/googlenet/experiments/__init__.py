@@ -72,8 +72,10 @@ def _plan(names: list[str], user: dict[str, Any], epochs: Optional[int]
 def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = (0, 1, 2),
                    epochs: Optional[int] = None, data: Optional[str] = None,
                    user: Optional[dict[str, Any]] = None, command: str = "",
+                   keep_checkpoints: bool = False,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train every missing run of experiment ``name`` (or ``all``), evaluate, write the report.
+    A finished run keeps its weights and metrics; its checkpoints only with ``keep_checkpoints``.
     Returns the report's data (also ``DIR/results.json``)."""
     t0 = time.perf_counter()
     seeds = list(dict.fromkeys(seeds))
@@ -99,7 +101,7 @@ def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = 
                 if str(run) in done:
                     continue
                 cfg = arm_config(arm, seed, s, ep, user, run)
-                done[str(run)], _ = run_arm(cfg, run, log)
+                done[str(run)], _ = run_arm(cfg, run, log, keep_checkpoints)
         if n == "crops":
             _crops_eval(root, arms[0], seeds, s, ep, user, log)
     wall = time.perf_counter() - t0

@@ -4,6 +4,10 @@
 A run with ``results.json`` is finished and never redone; a run with a checkpoint continues from
 it (the engine's resume); a directory with neither (stopped before its first checkpoint) starts
 again. A run directory made with other settings is refused, so one DIR never mixes two recipes.
+Once a run has finished, its training checkpoints (about 125 MB each at full width) are deleted
+unless ``keep_checkpoints``: the report and the crops evaluation read only ``results.json``,
+``metrics.csv``, ``config.toml`` and ``model.safetensors``, and ``experiment all`` trains over a
+dozen runs per seed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..engine.config import TrainConfig
 from ..engine.trainer import fit, unwrap
 from ..errors import UserError
 from ..tasks.classification import ClassificationTask
-from ..weights.records import CHECKPOINT_LAST
+from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST
 from .arms import Arm
 
 if sys.version_info >= (3, 11):
@@ -131,7 +135,8 @@ def _check_same(run: Path, cfg: TrainConfig) -> None:
                         f"settings to continue this experiment, or another --out")
 
 
-def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None]) -> tuple[str, Path]:
+def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None],
+            keep_checkpoints: bool = False) -> tuple[str, Path]:
     """Train (or continue, or skip) one run; returns what was done: done / resumed / trained."""
     if (run / "results.json").is_file():
         _check_same(run, cfg)
@@ -141,9 +146,14 @@ def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None]) -> tuple[st
         run, ckpt = load_resume(run)
         log(f"  {run.name}: resuming from its checkpoint")
         fit(GradNormTask(), cfg, resume=ckpt, resume_dir=run)
-        return "resumed", run
-    if run.exists():  # stopped before its first checkpoint: nothing to keep
-        shutil.rmtree(run)
-    log(f"  {run.name}: training")
-    fit(GradNormTask(), cfg)
-    return "trained", run
+        how = "resumed"
+    else:
+        if run.exists():  # stopped before its first checkpoint: nothing to keep
+            shutil.rmtree(run)
+        log(f"  {run.name}: training")
+        fit(GradNormTask(), cfg)
+        how = "trained"
+    if not keep_checkpoints and (run / "results.json").is_file():
+        for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):
+            (run / name).unlink(missing_ok=True)
+    return how, run
