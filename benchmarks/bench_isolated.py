@@ -8,7 +8,8 @@ whole comparison run twice to show the run-to-run spread.
     python benchmarks/bench_isolated.py --tiny         # 64 px, batch 2, 1 repeat: a smoke check
 
 Weights: the trained, cached digits run of bench_inference.py for the torchvision variant (so
-agreement means something; ``--weights`` to use others, ``--random`` for none); the other variants
+agreement means something; ``--weights`` to use others, ``--random`` for none), its agreement with
+fp32 eager over all 540 digits test + val images (``--agreement-images``); the other variants
 random. Writes benchmarks/results/isolated-cpu.json (both runs' full results) and .md (per batch
 and precision: our best / the best peer in each run, and the spread).
 """
@@ -36,7 +37,7 @@ def bench(batch: int, repeats: int, args: argparse.Namespace, out: Path,
            "--image-size", str(args.image_size), "--out", str(out)]
     cmd += ["--weights", *weights] if weights else []
     cmd += ["--variants", *args.variants] if args.variants else []
-    cmd += args.extra
+    cmd += ["--agreement-images", str(args.agreement_images), *args.extra]
     print("  " + " ".join(cmd), file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
@@ -92,6 +93,8 @@ def main() -> int:
     p.add_argument("--random", action="store_true", help="random weights everywhere")
     p.add_argument("--tiny", action="store_true",
                    help="smoke check: 64 px, batch 2 and 1, 1 repeat, one run, few modes")
+    p.add_argument("--agreement-images", type=int, default=540,
+                   help="real images the trained model's modes are checked on (the issue: >= 500)")
     p.add_argument("--out", default=str(RESULTS / "isolated-cpu.json"))
     p.add_argument("extra", nargs="*", help="after --: more `googlenet bench` arguments")
     args = p.parse_args()

@@ -188,12 +188,15 @@ def test_detect_task_defaults_to_the_detect_recipe(capsys):
     assert "recipe detect" in out and "arch" in out
     cfg = config_lib.resolve("detect")
     assert cfg.arch == "fcos" and cfg.variant == "bn"
+    assert cfg.amp == "auto" and cfg.pretrain == "digits"  # bf16 only where native
     assert get_task("detect").best_metric == "val_map"
 
 
 # -- through the engine and the command line ----------------------------------------------------
 
-SMALL = ["--task", "detect", "--image-size", "64", "--batch-size", "2", "--no-progress",
+# fp32 (the recipe's amp auto would pick bf16 on CPUs that have it): the same numbers everywhere,
+# and bit-exact resume is an fp32 property.
+SMALL = ["--task", "detect", "--image-size", "64", "--batch-size", "2", "--no-progress", "--amp", "none",
          "--workers", "0", "--set", "tensorboard=false", "--set", "plots=false",
          "--set", "fpn_channels=64", "--set", "head_convs=1", "--set", "det_score_thresh=0.0"]
 
@@ -374,3 +377,44 @@ def test_init_from_classification_weights_loads_the_backbone_with_their_normalis
     cfg.variant = "paper"
     with pytest.raises(UserError, match="another backbone"):
         task.load_init(cfg, td)
+
+
+def test_digits_pretraining_starts_the_backbone_and_is_reused(tmp_path):
+    """The detect recipe's pretrain = digits: a digits classifier is trained in OUT/pretrain (its
+    checkpoints dropped once done), becomes --init, and is reused when the command runs again;
+    it is skipped for --init and for data other than digits-detect."""
+    from googlenet.engine.distributed import DistInfo
+    from googlenet.tasks.detection import pretrain_backbone
+
+    out, lines = tmp_path / "run", []
+    cfg = config_lib.resolve("detect", {"max_steps": 2, "out": str(out), "progress": False,
+                                        "tensorboard": False, "plots": False})
+    assert cfg.pretrain == "digits"
+    cfg = pretrain_backbone(cfg, log=lines.append)
+    pre = out / "pretrain"
+    assert cfg.init == str(pre) and (pre / "model.safetensors").is_file()
+    assert not list(pre.glob("checkpoint-*.pt"))
+    loaded = load_weights(pre)
+    assert loaded.task == "classify" and loaded.model.config["variant"] == cfg.variant
+    stamp = (pre / "model.safetensors").stat().st_mtime_ns
+    again = pretrain_backbone(config_lib.resolve("detect", {"max_steps": 2, "out": str(out)}),
+                              log=lines.append)
+    assert again.init == str(pre) and "reusing it" in lines[-1]
+    assert (pre / "model.safetensors").stat().st_mtime_ns == stamp
+    # the detector takes the classifier's trunk and normalisation
+    data = tiny_yolo(tmp_path / "data")
+    dcfg = config_lib.resolve("detect", {"data": str(data), "image_size": 64, "init": str(pre),
+                                         "fpn_channels": 64, "head_convs": 1})
+    task = get_task("detect")
+    td = task.setup_data(dcfg, DistInfo())
+    model = task.build_model(dcfg, td)
+    task.apply_init(model, task.load_init(dcfg, td), dcfg)
+    assert torch.equal(model.backbone.conv1.conv.weight, loaded.model.conv1.conv.weight)
+    # skipped: --init given, or another dataset
+    mine = config_lib.resolve("detect", {"init": "x.safetensors", "out": str(tmp_path / "b")})
+    assert pretrain_backbone(mine, log=lines.append).init == "x.safetensors"
+    other = pretrain_backbone(config_lib.resolve("detect", {"data": str(data),
+                                                            "out": str(tmp_path / "c")}),
+                              log=lines.append)
+    assert other.init is None and "digits-detect only" in lines[-1]
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

@@ -520,7 +520,7 @@ def test_one_device_default_and_one_amp_spelling():
         assert d.default in ("auto", __import__("argparse").SUPPRESS) and "auto" in d.help
     for command in ("train", "eval", "predict"):
         amp = _flags(command)["--amp"]
-        assert tuple(amp.choices) == ("none", "bf16", "fp16"), command
+        assert tuple(amp.choices) == ("none", "bf16", "fp16", "auto"), command
     from googlenet.cli import build_parser
 
     # eval/predict: a bare --amp is bf16 (eval's old switch), --amp fp16 as in train
@@ -530,13 +530,26 @@ def test_one_device_default_and_one_amp_spelling():
     assert p.parse_args(["RUN"]).amp == "none"
 
 
-def test_predict_amp_maps_to_the_fast_modes():
+def test_predict_amp_maps_to_the_fast_modes(monkeypatch):
     from googlenet.infer import fast
 
     assert fast.with_amp("eager", "none") == "eager"
     assert fast.with_amp("eager", "bf16") == fast.with_amp("channels_last", "bf16") == "bf16"
     assert fast.with_amp("ov", "bf16") == "ov_bf16"
     assert fast.with_amp("fold", "fp16") == "fp16"
+    # auto: bf16 only where the device has it natively, and never forced on a mode without one
+    from googlenet.models.graph import native_bf16, resolve_amp
+
+    want = "bf16" if native_bf16("cpu") else "none"
+    assert resolve_amp("auto", "cpu") == want and resolve_amp("fp16", "cpu") == "fp16"
+    assert fast.with_amp("eager", "auto") == ("bf16" if want == "bf16" else "eager")
+    assert fast.with_amp("int8", "auto") == "int8"
+    import googlenet.models.graph as graph
+
+    monkeypatch.setattr(graph, "native_bf16", lambda device="cpu": False)  # an AVX2-only CPU
+    assert resolve_amp("auto", "cpu") == "none" and fast.with_amp("ov", "auto") == "ov"
+    assert not graph.amp_autocast("auto", "cpu").fast_dtype == torch.bfloat16 or \
+        not graph.amp_autocast("auto", "cpu")._enabled
     with pytest.raises(UserError, match="--amp bf16 does not combine with --mode int8"):
         fast.with_amp("int8", "bf16")
     with pytest.raises(UserError, match="--mode eager"):

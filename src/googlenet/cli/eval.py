@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--amp", nargs="?", const="bf16", default="none", choices=AMP_CHOICES,
                    help="mixed precision of the forward pass, as `train --amp`: bf16 (also what "
-                        "a bare --amp means) or fp16 (GPUs without bf16)")
+                        "a bare --amp means), fp16 (GPUs without bf16) or auto (bf16 where native)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image instead of skipping and counting it")
     p.add_argument("--limit", type=int, default=None, metavar="N",

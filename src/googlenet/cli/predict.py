@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "compile, ov, ov_int8 (googlenet.infer.fast); precision is --amp")
     p.add_argument("--amp", nargs="?", const="bf16", default="none", choices=AMP_CHOICES,
                    help="mixed precision, as `train --amp`: bf16 (a bare --amp too) on the torch "
-                        "modes or OpenVINO (--mode ov); fp16 on CUDA")
+                        "modes or OpenVINO (--mode ov); fp16 on CUDA; auto: bf16 where native")
     p.add_argument("--calibration", default=None, metavar="DIR",
                    help=f"images to calibrate the int8 modes on; unset: the first "
                         f"{CALIBRATION_IMAGES} input images")
@@ -111,7 +111,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--threads {args.threads}: must be at least 1")
     if args.mode not in fast.MODES:
         raise UserError(f"--mode {args.mode}: choose one of {', '.join(fast.MODES)}")
-    args.mode = fast.with_amp(args.mode, args.amp)
+    device = args.device if args.device not in (None, "auto") else (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    args.mode = fast.with_amp(args.mode, args.amp, device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -58,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train without the auxiliary classifiers")
     g.add_argument("--init", default=argparse.SUPPRESS, metavar="WEIGHTS",
                    help="start from these weights (run dir, .safetensors, .pt)")
+    g.add_argument("--pretrain", choices=config_lib.CHOICES["pretrain"], default=argparse.SUPPRESS,
+                   help="--task detect on digits-detect without --init: digits first trains the "
+                        "variant's digits classifier in RUN_DIR/pretrain (~30 s on 2 cores) and "
+                        "starts the backbone from it (the detect recipe's choice)")
     g.add_argument("--epochs", type=int, default=argparse.SUPPRESS)
     g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="per process")
     g.add_argument("--lr", type=float, default=argparse.SUPPRESS)
@@ -79,8 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
     g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
                    help="mixed precision: bf16 (autocast to bfloat16; CPUs with AVX512-BF16/AMX, "
-                        "recent GPUs) or fp16 (autocast to float16 with torch.amp.GradScaler; "
-                        "GPUs without bf16)")
+                        "recent GPUs), fp16 (autocast to float16 with torch.amp.GradScaler; "
+                        "GPUs without bf16) or auto (bf16 where the device has it natively, else "
+                        "fp32: the detect recipe's)")
     g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS, help="torch.compile the model")
     g.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=argparse.SUPPRESS)
     g.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
@@ -173,5 +178,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = config_lib.resolve(recipe, over)
         check_writable_dir(cfg.out or "runs", "--out")  # before the data is read, not after
+        if cfg.task == "detect":
+            from ..engine.distributed import from_env
+            from ..tasks.detection import pretrain_backbone
+
+            main = from_env().is_main
+            cfg = pretrain_backbone(cfg, log=lambda s: print(s, flush=True) if main else None)
         fit(get_task(cfg.task), cfg)
     return 0

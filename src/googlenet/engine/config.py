@@ -54,6 +54,7 @@ class TrainConfig:
     dropout: Optional[float] = None  # None: the variant's (0.4 paper)
     aux_dropout: Optional[float] = None  # None: the variant's (0.7 paper)
     init: Optional[str] = None  # start from these weights (run dir / .safetensors / .pt)
+    pretrain: str = "none"  # detect, no init: "digits" first trains a digits classifier in OUT/pretrain
     # Ablations (`googlenet experiment`), not paper variants; the defaults are the paper's.
     width: float = 1.0  # multiplier on every Table 1 width and the stem's (rounded, >= 1)
     head: str = "gap"  # gap (§5: global average pooling) | fc (flatten + linear; fixed input size)
@@ -137,6 +138,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
     "amp": AMP_CHOICES,
+    "pretrain": ("none", "digits"),
 }
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
 

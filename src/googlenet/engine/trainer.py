@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from ..models.graph import amp_autocast, native_bf16
+from ..models.graph import amp_autocast, native_bf16, resolve_amp
 from ..weights.io import atomic_write, save_weights
 from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
@@ -327,9 +327,13 @@ class _Trainer:
                  + (f" x {info.world_size} processes" if info.enabled else "")
                  + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
-        if cfg.amp != "none":
-            self.log(f"mixed precision: {cfg.amp} autocast" + (
-                " with a GradScaler" if cfg.amp == "fp16" else "") + amp_note(cfg.amp, self.device))
+        amp = resolve_amp(cfg.amp, self.device)
+        auto = (f" (amp auto: {'' if amp == 'bf16' else 'no '}native bf16 on this "
+                f"{self.device.type})") if cfg.amp == "auto" else ""
+        if amp != "none" or auto:
+            self.log(f"mixed precision: {amp if amp != 'none' else 'none, fp32'}" + (
+                " autocast" if amp != "none" else "") + (" with a GradScaler" if amp == "fp16"
+                                                        else "") + amp_note(amp, self.device) + auto)
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state

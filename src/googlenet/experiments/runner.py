@@ -13,7 +13,6 @@ dozen runs per seed.
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,12 +21,12 @@ import torch
 import torch.nn as nn
 
 from ..engine import config as config_lib
-from ..engine.checkpoint import load_resume
 from ..engine.config import TrainConfig
-from ..engine.trainer import fit, unwrap
+from ..engine.runs import complete
+from ..engine.trainer import unwrap
 from ..errors import UserError
 from ..tasks.classification import ClassificationTask
-from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST
+from ..weights.records import CHECKPOINT_LAST
 from .arms import Arm
 
 if sys.version_info >= (3, 11):
@@ -138,22 +137,9 @@ def _check_same(run: Path, cfg: TrainConfig) -> None:
 def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None],
             keep_checkpoints: bool = False) -> tuple[str, Path]:
     """Train (or continue, or skip) one run; returns what was done: done / resumed / trained."""
-    if (run / "results.json").is_file():
+    if (run / "results.json").is_file() or (run / CHECKPOINT_LAST).is_file():
         _check_same(run, cfg)
-        return "done", run
-    if (run / CHECKPOINT_LAST).is_file():
-        _check_same(run, cfg)
-        run, ckpt = load_resume(run)
-        log(f"  {run.name}: resuming from its checkpoint")
-        fit(GradNormTask(), cfg, resume=ckpt, resume_dir=run)
-        how = "resumed"
-    else:
-        if run.exists():  # stopped before its first checkpoint: nothing to keep
-            shutil.rmtree(run)
-        log(f"  {run.name}: training")
-        fit(GradNormTask(), cfg)
-        how = "trained"
-    if not keep_checkpoints and (run / "results.json").is_file():
-        for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):
-            (run / name).unlink(missing_ok=True)
-    return how, run
+    if not (run / "results.json").is_file():
+        log(f"  {run.name}: " + ("resuming from its checkpoint"
+                                 if (run / CHECKPOINT_LAST).is_file() else "training"))
+    return complete(GradNormTask(), cfg, keep_checkpoints=keep_checkpoints), run

@@ -57,7 +57,7 @@ from ..errors import UserError
 from ..metrics.agreement import TOLERANCES, Agreement, Tolerance, agreement, check_agreement
 from ..models.googlenet import GoogLeNet
 from ..models.graph import (
-    InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16,
+    InferenceGraph, amp_autocast, fold_batchnorm, resolve_amp, has_batchnorm, inference_graph, native_bf16,
     without_aux,
 )
 
@@ -99,9 +99,14 @@ _WITH_AMP = {"bf16": {"eager": "bf16", "fold": "bf16", "channels_last": "bf16", 
              "fp16": {"eager": "fp16", "fold": "fp16", "channels_last": "fp16", "fp16": "fp16"}}
 
 
-def with_amp(mode: str, amp: str) -> str:
-    """The mode that runs ``mode`` under ``amp`` (none | bf16 | fp16), e.g. (eager, bf16) -> bf16,
-    (ov, bf16) -> ov_bf16; a UserError naming --amp where the pair has no such mode."""
+def with_amp(mode: str, amp: str, device: torch.device | str = "cpu") -> str:
+    """The mode that runs ``mode`` under ``amp`` (none | bf16 | fp16 | auto: bf16 where ``device``
+    has it natively), e.g. (eager, bf16) -> bf16, (ov, bf16) -> ov_bf16; a UserError naming --amp
+    where the pair has no such mode."""
+    if amp == "auto":
+        amp = resolve_amp(amp, device)
+        if mode not in _WITH_AMP.get(amp, {}):
+            return mode  # auto picks no precision a mode cannot take
     if amp in (None, "none"):
         return mode
     if amp not in _WITH_AMP:

@@ -13,20 +13,31 @@ import torch.nn as nn
 
 from .googlenet import GoogLeNet
 
-__all__ = ["AMP_CHOICES", "amp_autocast", "has_batchnorm", "native_bf16", "without_aux",
+__all__ = ["AMP_CHOICES", "amp_autocast", "resolve_amp", "has_batchnorm", "native_bf16", "without_aux",
            "fold_batchnorm", "InferenceGraph", "inference_graph"]
 
 
-# The one spelling of mixed precision across commands (train/eval/predict --amp).
-AMP_CHOICES = ("none", "bf16", "fp16")
+# The one spelling of mixed precision across commands (train/eval/predict --amp). "auto": bf16
+# where the device runs it natively (native_bf16), else none: never an emulated precision.
+AMP_CHOICES = ("none", "bf16", "fp16", "auto")
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def amp_autocast(amp: "str | bool | None", device: torch.device | str) -> torch.autocast:
-    """``torch.autocast`` for ``amp`` (none | bf16 | fp16; True means bf16, the CPU's mixed
-    precision) on ``device``; disabled for none."""
+def resolve_amp(amp: "str | bool | None", device: torch.device | str) -> str:
+    """``amp`` as it runs on ``device``: "auto" becomes bf16 or none; True means bf16."""
     if amp is True:
-        amp = "bf16"
+        return "bf16"
+    if amp in (None, False):
+        return "none"
+    if amp == "auto":
+        return "bf16" if native_bf16(device) else "none"
+    return str(amp)
+
+
+def amp_autocast(amp: "str | bool | None", device: torch.device | str) -> torch.autocast:
+    """``torch.autocast`` for ``amp`` (none | bf16 | fp16 | auto; True means bf16, the CPU's
+    mixed precision) on ``device``; disabled for none."""
+    amp = resolve_amp(amp, device)
     if amp in (None, False, "none"):
         return torch.autocast(torch.device(device).type, enabled=False)
     if amp not in _AMP_DTYPES:
