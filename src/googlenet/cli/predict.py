@@ -101,6 +101,7 @@ def _explain(args: argparse.Namespace, model: torch.nn.Module, predictions: Sequ
 
 def _check_args(args: argparse.Namespace) -> None:
     """Bad numbers and modes, before anything is loaded; --mode + --amp -> one fast mode."""
+    from ..engine.distributed import resolve_device
     from ..infer import fast
 
     if args.topk < 1:
@@ -111,9 +112,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--threads {args.threads}: must be at least 1")
     if args.mode not in fast.MODES:
         raise UserError(f"--mode {args.mode}: choose one of {', '.join(fast.MODES)}")
-    device = args.device if args.device not in (None, "auto") else (
-        "cuda" if torch.cuda.is_available() else "cpu")
-    args.mode = fast.with_amp(args.mode, args.amp, device)
+    args.mode = fast.with_amp(args.mode, args.amp, resolve_device(args.device))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -106,7 +106,7 @@ class TrainConfig:
 
     # -- system ------------------------------------------------------------------------------------
     device: str = "auto"  # auto (cuda when present) | cpu | cuda | cuda:N
-    amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 adds a GradScaler)
+    amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 adds a GradScaler) | auto (bf16 where native)
     channels_last: bool = True
     compile: bool = False  # torch.compile the model
     seed: int = 0

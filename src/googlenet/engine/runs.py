@@ -26,6 +26,7 @@ def complete(task: Task, cfg: TrainConfig, *, keep_checkpoints: bool = True) -> 
     Without ``keep_checkpoints`` a run finished here keeps its weights, metrics and results but
     not its checkpoints (over 100 MB each at full width; nothing reads them once it is done)."""
     run = Path(cfg.out)  # type: ignore[arg-type]
+    main = dist_lib.from_env().is_main
     if (run / "results.json").is_file():
         return "done"
     if (run / CHECKPOINT_LAST).is_file():
@@ -33,11 +34,11 @@ def complete(task: Task, cfg: TrainConfig, *, keep_checkpoints: bool = True) -> 
         fit(task, cfg, resume=ckpt, resume_dir=run)
         how = "resumed"
     else:
-        if run.exists() and dist_lib.from_env().is_main:
+        if run.exists() and main:
             shutil.rmtree(run)
         fit(task, cfg)
         how = "trained"
-    if not keep_checkpoints and (run / "results.json").is_file() and dist_lib.from_env().is_main:
+    if not keep_checkpoints and (run / "results.json").is_file() and main:
         for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):
             (run / name).unlink(missing_ok=True)
     return how

@@ -328,12 +328,12 @@ class _Trainer:
                  + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
         amp = resolve_amp(cfg.amp, self.device)
+        how = {"none": "none, fp32",
+               "fp16": "fp16 autocast with a GradScaler"}.get(amp, f"{amp} autocast")
         auto = (f" (amp auto: {'' if amp == 'bf16' else 'no '}native bf16 on this "
                 f"{self.device.type})") if cfg.amp == "auto" else ""
         if amp != "none" or auto:
-            self.log(f"mixed precision: {amp if amp != 'none' else 'none, fp32'}" + (
-                " autocast" if amp != "none" else "") + (" with a GradScaler" if amp == "fp16"
-                                                        else "") + amp_note(amp, self.device) + auto)
+            self.log(f"mixed precision: {how}{amp_note(amp, self.device)}{auto}")
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state

@@ -57,8 +57,8 @@ from ..errors import UserError
 from ..metrics.agreement import TOLERANCES, Agreement, Tolerance, agreement, check_agreement
 from ..models.googlenet import GoogLeNet
 from ..models.graph import (
-    InferenceGraph, amp_autocast, fold_batchnorm, resolve_amp, has_batchnorm, inference_graph, native_bf16,
-    without_aux,
+    InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16,
+    resolve_amp, without_aux,
 )
 
 __all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", "Agreement",

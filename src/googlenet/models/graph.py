@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from .googlenet import GoogLeNet
 
-__all__ = ["AMP_CHOICES", "amp_autocast", "resolve_amp", "has_batchnorm", "native_bf16", "without_aux",
-           "fold_batchnorm", "InferenceGraph", "inference_graph"]
+__all__ = ["AMP_CHOICES", "amp_autocast", "resolve_amp", "has_batchnorm", "native_bf16",
+           "without_aux", "fold_batchnorm", "InferenceGraph", "inference_graph"]
 
 
 # The one spelling of mixed precision across commands (train/eval/predict --amp). "auto": bf16
@@ -38,7 +38,7 @@ def amp_autocast(amp: "str | bool | None", device: torch.device | str) -> torch.
     """``torch.autocast`` for ``amp`` (none | bf16 | fp16 | auto; True means bf16, the CPU's
     mixed precision) on ``device``; disabled for none."""
     amp = resolve_amp(amp, device)
-    if amp in (None, False, "none"):
+    if amp == "none":
         return torch.autocast(torch.device(device).type, enabled=False)
     if amp not in _AMP_DTYPES:
         raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}")

@@ -84,12 +84,12 @@ PRETRAIN_KEYS = ("variant", "inception", "stem", "seed", "device", "amp", "threa
 
 def pretrain_backbone(cfg: TrainConfig, log: Any = print) -> TrainConfig:
     """``pretrain = "digits"`` (the detect recipe's): before a detector on the built-in
-    digits-detect is trained from scratch, train the classifier ``googlenet train --variant V``
+    digits-detect is trained without --init weights, train the classifier ``googlenet train --variant V``
     would (the short recipe's table for the variant: ~30 s for bn on a 2-core CPU) in
     ``OUT/pretrain`` (its weights and metrics; checkpoints are dropped once it is done) and start
     the backbone from it (``cfg.init``). Classifying the digits is what
     a from-scratch detector learns last (its class-agnostic AP50 leads its AP50 by ~5 points).
-    Running the command again continues the pretraining or reuses it (``engine.trainer.complete``).
+    Running the command again continues the pretraining or reuses it (``engine.runs.complete``).
     Returns ``cfg``, its ``out`` made concrete and ``init`` set where the pretraining applies."""
     from ..data.detection import DIGITS_DETECT
     from ..engine import config as config_lib
