@@ -21,6 +21,13 @@ less so: with 2 cores to itself, wall time is roughly CPU time / 2 for the train
                                                       # typed; others add --seed N)
     python benchmarks/train_digits.py --only bn --seeds 0 1 2 3 4 5 6 7 --json results.json
     python benchmarks/train_digits.py --repeats 3     # also the run-to-run spread per seed
+    python benchmarks/train_digits.py --isa avx2      # an AVX-512 machine running AVX2 kernels
+
+`--isa avx2` caps the kernels every run uses at AVX2 (ATEN_CPU_CAPABILITY for PyTorch's own
+kernels, ONEDNN_MAX_CPU_ISA for oneDNN's convolutions, MKL_ENABLE_INSTRUCTIONS for MKL's
+matrix products), so an AVX-512 machine computes what an AVX2-only CPU would, to check that a
+recipe's accuracy holds on both kinds of CPU without a second machine. The timings of such a run
+are not an AVX2 machine's (same cores, other kernels).
 """
 
 from __future__ import annotations
@@ -46,8 +53,13 @@ CASES = {
 }
 
 
+# Environment variables that cap the CPU kernels at an instruction set (see the docstring).
+ISA_CAPS = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                     "MKL_ENABLE_INSTRUCTIONS": "AVX2"}}
+
+
 def machine() -> dict[str, str]:
-    import torch
+    import torch  # after main() set any --isa caps: torch reads them on import
 
     from googlenet.infer.bench import cpu_model
 
@@ -113,8 +125,16 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="passed on to `googlenet train --set` (to try a recipe change before "
                         "writing it into the recipe), e.g. --set epochs=6")
+    p.add_argument("--isa", choices=sorted(ISA_CAPS),
+                   help="cap the CPU kernels of every run at this instruction set (emulates a "
+                        "CPU without AVX-512; the timings are not that CPU's)")
     args = p.parse_args()
+    if args.isa:
+        os.environ.update(ISA_CAPS[args.isa])  # inherited by every run's subprocess
     info = machine()
+    info["isa_cap"] = args.isa or "none"
+    if args.isa:
+        print(f"kernels capped at {args.isa}: {' '.join(f'{k}={v}' for k, v in ISA_CAPS[args.isa].items())}")
     print(f"machine: {info['cpu']}, {info['cores']} cores; CPU flags: {info['cpu_flags']} "
           f"(torch CPU capability {info['cpu_capability']}); torch {info['torch']} "
           f"({info['threads']} threads), python {info['python']}")
