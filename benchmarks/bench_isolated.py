@@ -10,7 +10,10 @@ whole comparison run twice to show the run-to-run spread.
 Weights: the trained, cached digits run of bench_inference.py for the torchvision variant (so
 agreement means something; ``--weights`` to use others, ``--random`` for none), its agreement with
 fp32 eager over all 540 digits test + val images (``--agreement-images``); the other variants
-random. Writes benchmarks/results/isolated-cpu.json (both runs' full results) and .md (per batch
+random. After each table, our best mode and the best peer of each precision class are timed
+again paired (``googlenet bench --paired-rounds``, default 5 rounds): both processes alive,
+taking turns, so the machine's drift cancels from their ratio. Writes
+benchmarks/results/isolated-cpu.json (both runs' full results) and .md (per batch
 and precision: our best / the best peer in each run, and the spread).
 """
 
@@ -43,6 +46,10 @@ def bench(batch: int, repeats: int, args: argparse.Namespace, out: Path,
     return json.loads(out.read_text())
 
 
+def args_rounds(runs: list[list[dict]]) -> int:
+    return runs[0][0]["settings"]["args"].get("paired_rounds", 0)
+
+
 def markdown(runs: list[list[dict]], command: str) -> str:
     from googlenet.infer.bench import format_table
 
@@ -56,8 +63,15 @@ def markdown(runs: list[list[dict]], command: str) -> str:
         f"Command: `{command}`. Every row timed alone in its own process; median and min-max "
         f"of the timed calls; {len(runs)} runs of the whole comparison.", "",
         "## Ours / best peer, per batch and precision", "",
-        "| batch | precision | ours | peer | " + " | ".join(f"run {i + 1}" for i in range(len(runs)))
-        + " | spread |", "|---|---|---|---|" + "---|" * (len(runs) + 1)]
+        "Separate: the two rows of the tables below, timed in their own processes one after the "
+        "other. Paired: the same two runners timed again with both processes alive, taking turns "
+        f"for {args_rounds(runs)} rounds (AB BA ...), the median of the rounds' ratios (rounds' "
+        "min-max in brackets); a drift of the machine's speed hits both sides of a round alike.",
+        "",
+        "| batch | precision | ours | peer | "
+        + " | ".join(f"run {i + 1} separate | run {i + 1} paired" for i in range(len(runs)))
+        + " | spread, separate | spread, paired |",
+        "|---|---|---|---|" + "---|---|" * len(runs) + "---|---|"]
     keyed: dict[tuple[int, str], list[dict]] = {}
     for run in runs:
         for doc in run:
@@ -65,9 +79,15 @@ def markdown(runs: list[list[dict]], command: str) -> str:
                 keyed.setdefault((q["batch"], q["precision"]), []).append(q)
     for (b, prec), qs in sorted(keyed.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
         ratios = [q["ratio"] for q in qs]
-        lines.append(f"| {b} | {prec} | {qs[0]['ours']} | {qs[0]['peer']} | "
-                     + " | ".join(f"{r:.2f}x" for r in ratios)
-                     + f" | {min(ratios):.2f}-{max(ratios):.2f} |")
+        paired = [q["paired"]["ratio"] for q in qs if "paired" in q]
+        cells = []
+        for q in qs:
+            h = q.get("paired")
+            cells += [f"{q['ratio']:.2f}x", f"{h['ratio']:.2f}x ({h['ratio_min']:.2f}-"
+                      f"{h['ratio_max']:.2f})" if h else "-"]
+        lines.append(f"| {b} | {prec} | {qs[0]['ours']} | {qs[0]['peer']} | " + " | ".join(cells)
+                     + f" | {min(ratios):.2f}-{max(ratios):.2f} | "
+                     + (f"{min(paired):.2f}-{max(paired):.2f} |" if paired else "- |"))
     for i, run in enumerate(runs):
         for doc in run:
             b = doc["settings"]["batch_sizes"][0]

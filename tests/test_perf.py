@@ -199,7 +199,8 @@ def test_bench_times_each_runner_in_its_own_process(capsys):
     status = cli.main(["bench", "--variants", "torchvision", "--modes", "fold", "--peers",
                        "--image-size", "32", "--batch-sizes", "2", "--repeats", "2",
                        "--warmup", "0", "--agreement-images-random", "2",
-                       "--calibration-images", "2", "--peak-seconds", "0.02", "--json"])
+                       "--calibration-images", "2", "--peak-seconds", "0.02",
+                       "--paired-rounds", "2", "--json"])
     out, err = capsys.readouterr()
     assert status == 0, err
     doc = json.loads(out)
@@ -219,6 +220,16 @@ def test_bench_times_each_runner_in_its_own_process(capsys):
     assert q["precision"] == "fp32" and q["peer"] == "torchvision (reference) eager"
     assert q["ratio"] == pytest.approx(doc["results"][1]["images_per_s"]
                                        / doc["results"][0]["images_per_s"])
+    # the paired timing: two more processes, alive together, taking turns (AB then BA)
+    h = q["paired"]
+    assert h["rounds"] == 2 and len(h["ratios"]) == 2 and len(set(h["pids"])) == 2
+    assert not set(h["pids"]) & {os.getpid(), *pids}
+    assert h["ratios"] == pytest.approx([o / p for o, p in zip(h["ours_images_per_s"],
+                                                                h["peer_images_per_s"])])
+    assert h["ratio_min"] <= h["ratio"] <= h["ratio_max"]
+    # the process waiting its turn used no core meanwhile (a spinning pool would show ~1.0)
+    assert 0 <= h["idle_cpu_max"] < 0.5, h
+    assert any(line.startswith("fp32 at batch 2, paired") for line in doc["summary"])
 
 
 @pytest.mark.slow

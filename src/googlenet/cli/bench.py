@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import torch
 from ..errors import UserError
 from ..infer import fast
 from ..infer.bench import (
-    DEFAULT_MODES, DEFAULT_PEERS, format_table, isolated_rows, load_images, machine_info,
-    matmul_peak, ratios_to_peers, realistic_random_init, results, summary, torchvision_reference,
+    DEFAULT_MODES, DEFAULT_PEERS, format_table, head_to_head, isolated_rows, load_images,
+    machine_info, matmul_peak, paired_line, ratios_to_peers, realistic_random_init, results,
+    summary, torchvision_reference,
 )
 from ..infer.bench_worker import PEERS
 from ..models.googlenet import VARIANTS, GoogLeNet
@@ -54,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time budget of each matmul-peak measurement")
     p.add_argument("--force-bf16", action="store_true",
                    help="time bf16 even where it is emulated (very slow without native bf16)")
+    p.add_argument("--paired-rounds", type=int, default=5,
+                   help="after the table, time our best mode and the best peer of each "
+                        "precision class again, paired: both processes alive, taking turns for "
+                        "this many rounds (0: skip); their ratio is the one drift cancels from")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--out", default=None, metavar="FILE.json", help="also write the results here")
 
@@ -65,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
     if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
         raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
+    if args.paired_rounds < 0:
+        raise UserError(f"--paired-rounds {args.paired_rounds}: must be 0 or more")
     if args.warmup < 0:
         raise UserError(f"--warmup {args.warmup}: must be 0 or more")
     if args.image_size < 32:
@@ -107,17 +115,19 @@ def run(args: argparse.Namespace) -> int:
         f"max |logit diff| {d:.2e} on 8 images")
 
     log("timing each runner in its own process (agreement with fp32 eager checked there):")
-    rows, skipped = isolated_rows(models, args.modes, args.peers,
-                                  inputs={"check": agree_x[:max(n_agree, max(batch_sizes))],
-                                          "calibration": calib_x},
-                                  device=device, image_size=args.image_size,
-                                  batch_sizes=batch_sizes, repeats=args.repeats,
-                                  warmup=args.warmup, threads=args.threads,
-                                  force_bf16=args.force_bf16,
-                                  n_random=args.agreement_images_random,
-                                  reference_source=(tv_source, models.get("torchvision", (None, "random"))[1]),
-                                  log=log)
-    res = results(rows, batch_sizes, peaks)
+    with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as work:
+        rows, skipped = isolated_rows(
+            models, args.modes, args.peers,
+            inputs={"check": agree_x[:max(n_agree, max(batch_sizes))], "calibration": calib_x},
+            device=device, image_size=args.image_size, batch_sizes=batch_sizes,
+            repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+            force_bf16=args.force_bf16, n_random=args.agreement_images_random,
+            reference_source=(tv_source, models.get("torchvision", (None, "random"))[1]),
+            workdir=Path(work), log=log)
+        res = results(rows, batch_sizes, peaks)
+        ratios = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
+        if args.paired_rounds:
+            _paired(rows, ratios, Path(work), args, log)
     doc = {"machine": info, "peak": peaks, "reference_check_max_abs_diff": d,
            "settings": {"batch_sizes": batch_sizes, "image_size": args.image_size,
                         "repeats": args.repeats, "data": args.data or "digits",
@@ -126,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                         "calibration_images": len(calib_x),
                         "weights": args.weights,
                         "args": {k: v for k, v in vars(args).items() if not k.startswith("_")}},
-           "results": res, "skipped": skipped}
+           "results": res, "skipped": skipped, "ratios_to_peers": ratios}
     _report(args, doc, rows, batch_sizes, log)
     return 0
 
@@ -166,6 +176,28 @@ def _models(args: argparse.Namespace, log) -> tuple[dict[str, tuple[GoogLeNet, s
     return models, pre, trained
 
 
+def _paired(rows, ratios: list[dict[str, Any]], work: Path, args: argparse.Namespace,
+            log) -> None:
+    """Each (our best, best peer) pair of ``ratios`` timed again, paired (``head_to_head``):
+    one pair of processes per pair of runners, for every batch size it is the pair of."""
+    by_key = {(r.variant, r.mode): r for r in rows}
+    pairs: dict[tuple, list[dict[str, Any]]] = {}
+    for q in ratios:
+        pairs.setdefault((q["ours_key"], q["peer_key"]), []).append(q)
+    log(f"paired: our best and the best peer of each precision, alive together, taking turns "
+        f"({args.paired_rounds} rounds of {args.repeats} calls per batch size)")
+    for (ours, peer), qs in pairs.items():
+        try:
+            got = head_to_head(by_key[ours], by_key[peer], work, [q["batch"] for q in qs],
+                               rounds=args.paired_rounds, repeats=args.repeats)
+        except RuntimeError as e:
+            log(f"  {' '.join(ours)} vs {' '.join(peer)}: not paired: {e}")
+            continue
+        for q in qs:
+            q["paired"] = got[q["batch"]]
+            log("  " + paired_line(q))
+
+
 def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, log) -> None:
     """Print the tables and summary, add the summary, ratios and load warning to ``doc``,
     write --out, print --json."""
@@ -177,7 +209,11 @@ def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, lo
         for line in summary(res, b):
             print(line, file=sys.stderr if args.json else sys.stdout)
     doc["summary"] = [line for b in batch_sizes for line in summary(res, b)]
-    doc["ratios_to_peers"] = [q for b in batch_sizes for q in ratios_to_peers(res, b)]
+    for q in doc["ratios_to_peers"]:
+        if "paired" in q:
+            line = paired_line(q)
+            print(line, file=sys.stderr if args.json else sys.stdout)
+            doc["summary"].append(line)
     busy = max((r.process["load_before"][0] for r in rows), default=0.0)
     if busy > info["cpus_available"] - 0.5:
         # torch's OpenMP threads spin at barriers: on an oversubscribed machine they lose far

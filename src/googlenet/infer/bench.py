@@ -261,6 +261,7 @@ class Row:
     timings: dict[int, list[float]] = field(default_factory=dict)  # batch -> seconds per call
     peer: bool = False  # torchvision's model in another runtime (what a user would pick)
     process: dict[str, Any] = field(default_factory=dict)  # pid, threads, load before/after
+    job: dict[str, Any] = field(default_factory=dict, repr=False)  # what built it (head_to_head)
 
     def images_per_s(self, batch: int, stat: Callable[[list[float]], float] = statistics.median
                      ) -> float:
@@ -308,6 +309,7 @@ def isolated_rows(models: dict[str, tuple[GoogLeNet, str]], modes: Sequence[str]
                   image_size: int, batch_sizes: Sequence[int], repeats: int, warmup: int,
                   threads: Optional[int], force_bf16: bool, n_random: int,
                   reference_source: Optional[tuple[GoogLeNet, str]] = None,
+                  workdir: Optional[Path] = None,
                   log: Callable[[str], None] = print) -> tuple[list[Row], list[dict[str, str]]]:
     """Time the reference, each peer and each (variant, mode), one process each.
 
@@ -315,12 +317,16 @@ def isolated_rows(models: dict[str, tuple[GoogLeNet, str]], modes: Sequence[str]
     Agreement is against each variant's fp32 eager logits (computed here once; torchvision's
     model against our torchvision variant's, which hold the same weights), on the first
     ``n_random`` images for random weights. ``reference_source``: the torchvision-variant model
-    (and its weights label) whose weights torchvision's model takes, where ``models`` has none."""
+    (and its weights label) whose weights torchvision's model takes, where ``models`` has none.
+    ``workdir``: where the jobs' files go (a temporary directory if unset); a caller that keeps
+    it can run the rows' ``job`` again (``head_to_head``)."""
+    import contextlib
     import tempfile
 
     rows: list[Row] = []
     skipped: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as tmp:
+    with (contextlib.nullcontext(str(workdir)) if workdir is not None
+          else tempfile.TemporaryDirectory(prefix="googlenet-bench-")) as tmp:
         work = Path(tmp)
         jobs: list[tuple[str, str, dict[str, Any], str, int]] = []  # (variant, mode, runner, weights, flops)
         sources = dict(models)
@@ -361,12 +367,104 @@ def isolated_rows(models: dict[str, tuple[GoogLeNet, str]], modes: Sequence[str]
             row = Row(label, mode, res["precision"], weights, flops, setup_s=res["setup_s"],
                       agreement=res.get("agreement"), notes=res["notes"],
                       timings={int(b): v for b, v in res["timings"].items()},
-                      peer=runner["kind"] == "peer",
+                      peer=runner["kind"] == "peer", job=job,
                       process={k: res[k] for k in ("pid", "threads", "load_before", "load_after")})
             rows.append(row)
             log(f"  {label:24s} {mode:14s} pid {res['pid']}, {time.perf_counter() - t:5.1f} s, "
                 + ", ".join(f"batch {b}: {row.images_per_s(b):.1f} img/s" for b in batch_sizes))
     return rows, skipped
+
+
+class _Served:
+    """A ``bench_worker --serve`` process: one runner, built once, timing blocks on request."""
+
+    def __init__(self, job: dict[str, Any], job_file: Path, timeout_s: float) -> None:
+        job_file.write_text(json.dumps(job))
+        self.timeout_s = timeout_s
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "googlenet.infer.bench_worker", "--serve", str(job_file)],
+            env=worker_env(job.get("threads")), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, bufsize=1)
+        self.hello = self._read()
+        if not self.hello.get("ready"):
+            self.close()
+            why = self.hello.get("skipped") or self.hello.get("error") or "no answer"
+            raise RuntimeError(f"the runner did not start: {why}")
+
+    def _read(self) -> dict[str, Any]:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=self.timeout_s)
+            return {"error": f"worker exited with status {self.proc.returncode}"}
+        return json.loads(line)
+
+    def block(self, batch: int, repeats: int, warmup: int) -> dict[str, Any]:
+        self.proc.stdin.write(json.dumps({"batch": batch, "repeats": repeats,
+                                          "warmup": warmup}) + "\n")
+        self.proc.stdin.flush()
+        out = self._read()
+        if "times" not in out:
+            raise RuntimeError(f"pid {self.proc.pid}: {out.get('error', out)}")
+        return out
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def head_to_head(ours: Row, peer: Row, workdir: Path, batch_sizes: Sequence[int], *,
+                 rounds: int, repeats: int, warmup: int = 1, settle_s: float = 0.3,
+                 timeout_s: float = 3600) -> dict[int, dict[str, Any]]:
+    """Our row against a peer's, paired: both runners live in their own processes at once and
+    take turns timing blocks of ``repeats`` calls, ``rounds`` times per batch size, in the
+    order AB BA AB ... (so neither always goes first). A drift of the machine's speed (other
+    tenants, clocks) then hits both sides of each round alike, which separate runs minutes
+    apart cannot promise; the ratio is the median over rounds of ours / peer (block medians).
+
+    Isolation while paired: before each block the other process has been idle for
+    ``settle_s`` (its threads park: onnxruntime's and OpenMP's spin only briefly after a call),
+    and its CPU time across the block is measured; ``idle_cpu_max`` is the largest share of
+    the block's wall time the idle process used (a few per cent would mean it competed)."""
+    out: dict[int, dict[str, Any]] = {}
+    a = _Served(ours.job, workdir / f"h2h-ours-{os.getpid()}.job.json", timeout_s)
+    try:
+        b = _Served(peer.job, workdir / f"h2h-peer-{os.getpid()}.job.json", timeout_s)
+    except BaseException:
+        a.close()
+        raise
+    try:
+        for batch in batch_sizes:
+            ips: dict[str, list[float]] = {"ours": [], "peer": []}
+            idle_share: list[float] = []  # an idle process's CPU seconds / wall seconds
+            last: dict[str, tuple[float, float]] = {}  # name -> (its CPU s, our clock) at end
+            for r in range(rounds):
+                order = [("ours", a), ("peer", b)] if r % 2 == 0 else [("peer", b), ("ours", a)]
+                for name, served in order:
+                    time.sleep(settle_s)
+                    t0 = time.perf_counter()
+                    res = served.block(batch, repeats, warmup)
+                    ips[name].append(batch / statistics.median(res["times"]))
+                    if name in last:  # CPU it used while idle (the other's block, the pauses)
+                        cpu_end, t_end = last[name]
+                        idle_share.append((res["cpu_at_request"] - cpu_end) / max(t0 - t_end, 1e-9))
+                    last[name] = (res["cpu_at_end"], time.perf_counter())
+            ratios = [o / p for o, p in zip(ips["ours"], ips["peer"])]
+            out[batch] = {"rounds": rounds, "repeats": repeats,
+                          "ours_images_per_s": ips["ours"], "peer_images_per_s": ips["peer"],
+                          "ratios": ratios, "ratio": statistics.median(ratios),
+                          "ratio_min": min(ratios), "ratio_max": max(ratios),
+                          "idle_cpu_max": max(idle_share, default=0.0),
+                          "pids": [a.proc.pid, b.proc.pid]}
+    finally:
+        a.close()
+        b.close()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,10 +534,20 @@ def ratios_to_peers(res: Sequence[dict[str, Any]], batch: int) -> list[dict[str,
         a = max(mine, key=lambda r: r["images_per_s"])
         b = max(theirs, key=lambda r: r["images_per_s"])
         out.append({"batch": batch, "precision": prec, "ours": f"{a['variant']} {a['mode']}",
+                    "ours_key": (a["variant"], a["mode"]), "peer_key": (b["variant"], b["mode"]),
                     "ours_images_per_s": a["images_per_s"], "peer": f"{b['variant']} {b['mode']}",
                     "peer_images_per_s": b["images_per_s"],
                     "ratio": a["images_per_s"] / b["images_per_s"]})
     return out
+
+
+def paired_line(q: dict[str, Any]) -> str:
+    """One line for a ratio's paired timing (``head_to_head``)."""
+    h = q["paired"]
+    return (f"{q['precision']} at batch {q['batch']}, paired ({h['rounds']} rounds, processes "
+            f"alive together, taking turns): ours ({q['ours']}) / best peer ({q['peer']}) = "
+            f"{h['ratio']:.2f}x (rounds {h['ratio_min']:.2f}-{h['ratio_max']:.2f}); the idle "
+            f"process used at most {h['idle_cpu_max']:.1%} of a core meanwhile")
 
 
 def summary(res: Sequence[dict[str, Any]], batch: int) -> list[str]:

@@ -17,6 +17,9 @@ peers a user would pick without this package (``{"kind": "peer", "mode"}``), all
     ov_bf16  the same with INFERENCE_PRECISION_HINT bf16 (native bf16 CPUs only)
     ov_int8  nncf.quantize of that OpenVINO model on the same calibration images as ours
 
+``python -m googlenet.infer.bench_worker --serve JOB`` builds the runner once and times blocks on
+request (``serve``): the paired comparison of two finalists.
+
 ``python -m googlenet.infer.bench_worker --probe`` prints the runtimes' versions and OpenVINO's
 CPU capabilities as JSON (so that the parent never imports them).
 """
@@ -150,9 +153,8 @@ def _time(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, batc
     return times
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    from ..metrics.agreement import agreement
-
+def _setup(job: dict[str, Any]) -> tuple[dict[str, Any], Any, dict[str, torch.Tensor]]:
+    """(the result so far, the runner or None where it does not apply, the job's tensors)."""
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
     job["threads"] = torch.get_num_threads()
@@ -165,8 +167,17 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     out.update(precision=precision, notes=notes)
     if isinstance(fn, str):
         out["skipped"] = fn
-        return out
+        return out, None, data
     out["setup_s"] = time.perf_counter() - t0
+    return out, fn, data
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    from ..metrics.agreement import agreement
+
+    out, fn, data = _setup(job)
+    if fn is None:
+        return out
     device = torch.device(job.get("device", "cpu"))
     with torch.inference_mode():  # agreement with fp32 eager, also the first call of each shape
         logits = torch.cat([fn(b.to(device)).float().cpu() for b in data["check"].split(32)])
@@ -178,13 +189,60 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _cpu_seconds() -> float:
+    return time.process_time()  # all threads, user + system, nanosecond clock
+
+
+def serve(job: dict[str, Any]) -> int:
+    """Build the runner once, then time blocks on request, for a paired comparison
+    (``infer.bench.head_to_head``): the parent alternates two such processes, so slow drifts
+    of the machine hit both sides alike.
+
+    Protocol, one JSON object per line: this process answers on its original stdout (which
+    library output can no longer reach: fd 1 is pointed at stderr) and reads stdin. First
+    ``{"ready": ...}`` (or ``{"skipped"|"error": ...}``, then exit); then for each
+    ``{"batch": B, "repeats": N, "warmup": W}`` the block's timings with this process's CPU
+    seconds when the request arrived and when the block ended (the parent checks with them that
+    an idle process used no CPU while the other was timed); ``{"quit": true}`` or EOF ends it."""
+    answer = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+    def say(msg: dict[str, Any]) -> None:
+        answer.write(json.dumps(msg) + "\n")
+        answer.flush()
+
+    try:
+        out, fn, data = _setup(job)
+    except Exception as e:  # noqa: BLE001  reported to the parent
+        say({"error": f"{type(e).__name__}: {e}"[:300]})
+        return 0
+    if fn is None:
+        say(out)
+        return 0
+    device = torch.device(job.get("device", "cpu"))
+    say({"ready": True, **out})
+    for line in sys.stdin:
+        req = json.loads(line)
+        if req.get("quit"):
+            break
+        cpu_at_request = _cpu_seconds()
+        times = _time(fn, data["check"], int(req["batch"]), int(req["repeats"]),
+                      int(req.get("warmup", 1)), device)
+        say({"times": times, "cpu_at_request": cpu_at_request, "cpu_at_end": _cpu_seconds(),
+             "load": os.getloadavg()[0]})
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--probe"]:
         print(json.dumps(probe()))
         return 0
+    if len(argv) == 2 and argv[0] == "--serve":
+        return serve(json.loads(Path(argv[1]).read_text()))
     if len(argv) != 2:
-        print("usage: python -m googlenet.infer.bench_worker JOB.json OUT.json | --probe",
+        print("usage: python -m googlenet.infer.bench_worker JOB.json OUT.json | --serve JOB.json"
+              " | --probe",
               file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text())
