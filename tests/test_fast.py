@@ -122,10 +122,11 @@ def test_bench_command_runs_and_reports(capsys):
                        "--peers", "--warmup", "1",  # no peers: test_perf times those
                        "--image-size", "32", "--batch-sizes", "2", "--repeats", "1",
                        "--agreement-images-random", "4", "--calibration-images", "2",
-                       "--peak-seconds", "0.05", "--json"])
+                       "--peak-seconds", "0.05", "--paired-rounds", "0", "--json"])
     out, err = capsys.readouterr()
     assert status == 0, err
     doc = json.loads(out)
+    assert all("paired" not in q for q in doc["ratios_to_peers"])  # test_perf pairs
     rows = [(r["variant"], r["mode"]) for r in doc["results"]]
     assert rows == [("torchvision (reference)", "eager"), ("torchvision", "eager"),
                     ("torchvision", "fold"), ("paper", "eager")]

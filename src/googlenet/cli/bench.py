@@ -16,10 +16,10 @@ import torch
 from ..errors import UserError
 from ..infer import fast
 from ..infer.bench import (
-    DEFAULT_MODES, DEFAULT_PEERS, format_table, head_to_head, isolated_rows, load_images,
-    machine_info, matmul_peak, paired_line, ratios_to_peers, realistic_random_init, results,
-    summary, torchvision_reference,
+    DEFAULT_MODES, DEFAULT_PEERS, format_table, isolated_rows, load_images, machine_info,
+    matmul_peak, ratios_to_peers, realistic_random_init, results, summary, torchvision_reference,
 )
+from ..infer.paired import head_to_head, paired_line
 from ..infer.bench_worker import PEERS
 from ..models.googlenet import VARIANTS, GoogLeNet
 

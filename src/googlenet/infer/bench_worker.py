@@ -195,7 +195,7 @@ def _cpu_seconds() -> float:
 
 def serve(job: dict[str, Any]) -> int:
     """Build the runner once, then time blocks on request, for a paired comparison
-    (``infer.bench.head_to_head``): the parent alternates two such processes, so slow drifts
+    (``infer.paired.head_to_head``): the parent alternates two such processes, so slow drifts
     of the machine hit both sides alike.
 
     Protocol, one JSON object per line: this process answers on its original stdout (which
