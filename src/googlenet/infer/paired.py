@@ -76,9 +76,12 @@ def head_to_head(ours: Row, peer: Row, workdir: Path, batch_sizes: Sequence[int]
     apart cannot promise; the ratio is the median over rounds of ours / peer (block medians).
 
     Isolation while paired: before each block the other process has been idle for
-    ``settle_s`` (its threads park: onnxruntime's and OpenMP's spin only briefly after a call),
-    and its CPU time across the block is measured; ``idle_cpu_max`` is the largest share of
-    the block's wall time the idle process used (a few per cent would mean it competed)."""
+    ``settle_s`` (its threads park: onnxruntime's and OpenMP's spin only briefly after a call).
+    Each process's CPU time over its idle window (from the end of its block to its next
+    request: the pauses and the other's block) is measured; ``idle_cpu_max`` is the largest
+    share of such a window's wall time, in cores. It includes a runtime's spin-down right after
+    its own block (onnxruntime: ~0.12 at 224 px here); a waiting process that competed with the
+    other's block would show most of a core or more."""
     out: dict[int, dict[str, Any]] = {}
     a = _Served(ours.job, workdir / f"h2h-ours-{os.getpid()}.job.json", timeout_s)
     try:
