@@ -627,6 +627,11 @@ def test_bench_threads_zero(capsys):
     assert "--threads 0: must be at least 1" in _one_line(capsys.readouterr().err)
 
 
+def test_bench_negative_paired_rounds(capsys):
+    assert main(["bench", "--paired-rounds", "-1", "--device", "cpu"]) == 2
+    assert "--paired-rounds -1: must be 0 or more" in _one_line(capsys.readouterr().err)
+
+
 def test_device_defaults_to_auto_everywhere():
     for command in ("train", "eval", "predict", "bench"):
         p = cli.build_parser(command)
