@@ -33,10 +33,13 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
+    launched: bool = False  # started by torchrun (a process group even for a single process)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """Whether this process joins a process group: several processes, or torchrun's one
+        (one process on one GPU still runs NCCL and DDP, as on many)."""
+        return self.world_size > 1 or self.launched
 
     @property
     def is_main(self) -> bool:
@@ -47,10 +50,11 @@ def from_env() -> DistInfo:
     """The process's place in a torchrun job (or rank 0 of 1 without torchrun)."""
     env = os.environ
     world = int(env.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    launched = "TORCHELASTIC_RUN_ID" in env and "MASTER_ADDR" in env and "RANK" in env
+    if world <= 1 and not launched:
         return DistInfo()
     return DistInfo(rank=int(env["RANK"]), world_size=world, local_rank=int(env.get("LOCAL_RANK", 0)),
-                    local_world_size=int(env.get("LOCAL_WORLD_SIZE", world)))
+                    local_world_size=int(env.get("LOCAL_WORLD_SIZE", world)), launched=launched)
 
 
 def restart_count() -> int:
@@ -91,23 +95,47 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 def resolve_device(spec: str, info: Optional[DistInfo] = None) -> torch.device:
-    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N`` -> a device that exists here.
-    Under torchrun on GPUs each process takes the GPU of its local rank (and makes it current)."""
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` -> a device that exists here, always with its
+    index on a GPU; every command resolves its ``--device`` here, and nowhere else.
+
+    - ``auto``: CUDA when present, else the CPU.
+    - ``cuda``: the current CUDA device (``torch.cuda.current_device()``, 0 unless
+      ``CUDA_VISIBLE_DEVICES`` or an earlier ``set_device`` says otherwise); ``cuda:N``: that one.
+    - under torchrun (``info``, read from the environment when not given, has more than one
+      process): the GPU of the process's local rank.
+
+    A CUDA device is also made current (``torch.cuda.set_device``), so code that allocates on
+    "the" GPU (cuDNN, nvJPEG, NCCL) uses this one."""
+    info = from_env() if info is None else info
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(spec)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         raise UserError(f"device {spec!r} is not a device; use auto, cpu, cuda or cuda:N",
                         key="device") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device {spec!r}: CUDA is not available on this machine; use cpu",
-                            key="device")
-        if info is not None:
-            if info.enabled:
-                device = torch.device("cuda", info.local_rank)
-            torch.cuda.set_device(device)
-    elif device.type != "cpu":
+    if device.type == "cpu":
+        return torch.device("cpu")
+    if device.type != "cuda":
         raise UserError(f"device {spec!r}: only cpu and cuda are supported", key="device")
+    if not torch.cuda.is_available():
+        raise UserError(f"device {spec!r}: CUDA is not available on this machine; use cpu",
+                        key="device")
+    count = torch.cuda.device_count()
+    if info.enabled:
+        if device.index is not None and info.local_world_size > 1:
+            raise UserError(f"device {spec!r}: under torchrun each process takes the GPU of its "
+                            f"local rank; pass --device cuda (or auto)", key="device")
+        index = info.local_rank if device.index is None else device.index
+        if index >= count:
+            raise UserError(f"local rank {info.local_rank} has no GPU: this machine has {count} "
+                            f"CUDA device(s); start at most {count} processes per machine "
+                            f"(torchrun --nproc_per_node {count})", key="device")
+    else:
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= count:
+            raise UserError(f"device {spec!r}: this machine has {count} CUDA device(s) "
+                            f"(cuda:0 to cuda:{count - 1})", key="device")
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)
     return device

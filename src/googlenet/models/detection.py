@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 
 from .googlenet import MIN_INPUT_SIZE, GoogLeNet
+from .precision import MixedPrecisionPlan
 
 __all__ = ["ARCHS", "GoogLeNetFPN", "GoogLeNetDetector", "intermediates", "FEATURE_INDICES",
            "to_image", "to_model_targets", "from_model_outputs", "RegionClassifier", "rcnn_detect"]
@@ -140,6 +141,11 @@ class GoogLeNetDetector(nn.Module):
         # one each way, so every arch speaks torchvision's 1..C and never predicts 0.
         self.label_shift = 0 if arch == "fasterrcnn" else 1
         self.detector = builder(backbone, num_classes + 1 - self.label_shift, self.config, common)
+        # Mixed precision (models/precision.py): the trunk + FPN and the heads run under the
+        # caller's autocast; anchors, box coding, matching, losses and postprocessing in float32.
+        self.precision = MixedPrecisionPlan()
+        for m in _autocast_islands(self.detector):
+            self.precision.island(m)
 
     @property
     def backbone(self) -> GoogLeNet:
@@ -151,10 +157,23 @@ class GoogLeNetDetector(nn.Module):
         k = self.label_shift
         if targets is not None and k:
             targets = [{**t, "labels": t["labels"] - k} for t in targets]
-        out = self.detector(images, targets)
+        with self.precision.float32(images[0].device.type if len(images) else "cpu"):
+            out = self.detector(images, targets)
         if isinstance(out, list) and k:  # eval: detections
             out = [{**o, "labels": o["labels"] + k} for o in out]
         return out
+
+
+def _autocast_islands(detector: nn.Module) -> list[nn.Module]:
+    """The parts of a torchvision detector that run under autocast: the backbone (trunk + FPN)
+    and the heads' convolutions and linear layers. Everything else (transform, anchors, box
+    coder, matching, losses, RoI pooling's box arithmetic, postprocessing, NMS) stays float32."""
+    parts = [detector.backbone]
+    if hasattr(detector, "head"):  # FCOS, RetinaNet
+        parts.append(detector.head)
+    else:  # Faster R-CNN: the RPN's conv head, the box head's MLP and its predictor
+        parts += [detector.rpn.head, detector.roi_heads.box_head, detector.roi_heads.box_predictor]
+    return parts
 
 
 def _fcos(backbone: GoogLeNetFPN, n: int, cfg: dict[str, Any], common: dict[str, Any]) -> nn.Module:
