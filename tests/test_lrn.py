@@ -214,3 +214,103 @@ def test_swapped_into_googlenet(fmt):
     assert grads[0].abs().max() > 0
     assert _rel(grads[1], grads[0]) <= 1e-4
 
+
+
+# -- the GPU path (models/lrn_gpu.py) and the compiled form ------------------------------------
+
+_TRITON_CHECK = r'''
+import os, sys
+os.environ["TRITON_INTERPRET"] = "1"  # Triton's interpreter: the kernels run on CPU tensors
+import torch, torch.nn.functional as F
+from googlenet.models.lrn_gpu import lrn_triton
+torch.manual_seed(0)
+worst = 0.0
+cases = [((2, 7, 5, 6), "nchw"), ((2, 7, 5, 6), "cl"), ((1, 70, 3, 3), "cl"), ((2, 3, 4), "nchw"),
+         ((2, 1, 3, 3), "nchw"), ((2, 6, 4, 4), "strided")]
+for shape, fmt in cases:
+    for size, (alpha, beta, k, scale) in ((5, (1e-4, 0.75, 1.0, 100.0)), (4, (0.3, 0.6, 2.0, 1.0)),
+                                          (1, (0.2, 1.0, 0.5, 1.0))):
+        base = torch.randn(shape, dtype=torch.float64) * scale
+        if fmt == "cl":
+            base = base.contiguous(memory_format=torch.channels_last)
+        if fmt == "strided":  # a spatial slice: dims that do not collapse into one stride
+            base = torch.randn(2, 6, 4, 8, dtype=torch.float64)[..., ::2] * scale
+        x = base.float().requires_grad_(True)
+        y = lrn_triton(x, size, alpha, beta, k)
+        g = torch.randn_like(y)
+        (gx,) = torch.autograd.grad(y, x, g)
+        xr = base.clone().requires_grad_(True)
+        yr = F.local_response_norm(xr, size, alpha, beta, k)
+        (gr,) = torch.autograd.grad(yr, xr, g.double())
+        rel = max(((y.double() - yr).abs().max() / yr.abs().max()).item(),
+                  ((gx.double() - gr).abs().max() / gr.abs().max()).item())
+        assert y.dtype == torch.float32 and gx.shape == x.shape
+        if fmt != "strided":
+            assert y.stride() == x.stride(), (shape, fmt, y.stride(), x.stride())
+        worst = max(worst, rel)
+# bf16 in, bf16 out, computed in float32: within bf16 rounding of the float64 result
+xb = (torch.randn(2, 9, 3, 3) * 30).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+yb = lrn_triton(xb, 5, 1e-4, 0.75, 1.0)
+ref = F.local_response_norm(xb.double(), 5, 1e-4, 0.75, 1.0)
+assert yb.dtype == torch.bfloat16 and ((yb.double() - ref).abs() / ref.abs().clamp_min(1e-3)).max() < 1e-2
+print("worst", worst)
+'''
+
+
+def test_triton_kernels_match_torch_in_the_interpreter(tmp_path):
+    """The CUDA path's Triton kernels (forward and backward, every layout, window sizes odd and
+    even, Caffe's parameters and others) equal torch's to float32 rounding. CI has no GPU:
+    Triton's interpreter runs the same kernels on CPU tensors, in a subprocess (it is switched
+    on by an environment variable read at import)."""
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-c", _TRITON_CHECK], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    worst = float(proc.stdout.split("worst")[-1])
+    assert worst < 2e-6, worst
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("size", [1, 4, 5])
+def test_compiled_form_is_the_same_function(size, fmt):
+    """What torch.compile traces (shifted channel slices) equals torch's LRN, values and input
+    gradients, and the dispatcher picks it while compiling (but not while exporting)."""
+    x = _input((2, 7, 5, 4), fmt, torch.float64, scale=3.0)
+    g = torch.randn(2, 7, 5, 4, dtype=torch.float64)
+    y = lrn_mod._lrn_shifted(x, size, 0.3, 0.75, 1.0)
+    (gx,) = torch.autograd.grad(y, x, g)
+    xr = x.detach().clone().requires_grad_()
+    yr = torch.nn.functional.local_response_norm(xr, size, 0.3, 0.75, 1.0)
+    (gr,) = torch.autograd.grad(yr, xr, g)
+    assert _rel(y, yr) < 1e-12 and _rel(gx, gr) < 1e-12
+
+
+def test_dispatch_while_compiling_and_exporting(monkeypatch):
+    calls = []
+    monkeypatch.setattr(lrn_mod, "_lrn_shifted", lambda *a: calls.append("shifted") or a[0])
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    local_response_norm(torch.randn(1, 3, 2, 2), 5)
+    assert calls == ["shifted"]
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    local_response_norm(torch.randn(1, 3, 2, 2), 5)  # exporting: torch's own composite
+    assert calls == ["shifted"]
+
+
+def test_compiles_with_the_fused_form():
+    """torch.compile of a conv + LRN (CPU inductor here; Triton on a GPU): the same outputs and
+    input gradients as eager."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), LocalResponseNorm(5, 1e-2, 0.75, 1.0))
+    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    ref = model(x)
+    (gref,) = torch.autograd.grad(ref.sum(), x)
+    out = torch.compile(model)(x)
+    (gout,) = torch.autograd.grad(out.sum(), x)
+    assert _rel(out, ref) < 1e-5 and _rel(gout, gref) < 1e-5

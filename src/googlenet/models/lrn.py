@@ -38,10 +38,13 @@ computed in float32 and the result rounded once (torch's computes in the low pre
 output keeps the input's dtype (bf16 after an autocast conv), whereas torch's returns float32
 there (its avg_pool3d is on autocast's float32 list); the values differ by that one rounding.
 
-Fallbacks to ``torch.nn.functional.local_response_norm`` (so tracing, exporting and compiling
-keep working): under TorchScript, torch.jit.trace, ONNX export, torch.compile and torch.export;
-for non-CPU, non-floating-point or empty input. FX symbolic tracing records a call to
-``local_response_norm`` (``torch.fx.wrap``), which runs the fast path.
+Other devices and modes: CUDA tensors run two fused Triton kernels (models/lrn_gpu.py, the
+same function and gradient); under torch.compile the LRN is written as shifted channel slices,
+which the compiler fuses. ``torch.nn.functional.local_response_norm`` runs under TorchScript,
+torch.jit.trace, ONNX export and torch.export (so exported graphs hold torch's composite, which
+googlenet.interop.onnx_lrn turns back into ONNX's LRN), for non-floating-point or empty input, and
+on CUDA without Triton. FX symbolic tracing records a call to ``local_response_norm``
+(``torch.fx.wrap``), which runs the fast path.
 """
 
 from __future__ import annotations
@@ -227,30 +230,69 @@ class _LRNFunction(torch.autograd.Function):
 
 
 def _use_reference() -> bool:
-    """True where the autograd.Function should not be used, so that tracing and exporting see
-    torch's own composite (traceable, exportable, and fused by the compiler anyway):
-    torch.jit.trace, the TorchScript-based ONNX export, and torch.compile / torch.export (for
-    which ``torch.compiler.is_compiling()`` is true; the dynamo-based ONNX exporter goes through
-    torch.export). TorchScript is handled in ``LocalResponseNorm.forward`` and FX symbolic
-    tracing by ``torch.fx.wrap`` below (the graph calls ``local_response_norm``)."""
-    return (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-            or torch.compiler.is_compiling())
+    """True where the autograd.Functions should not be used, so that tracing and exporting see
+    torch's own composite (traceable, exportable, and rewritten into ONNX's LRN op by
+    googlenet.interop.onnx_lrn): torch.jit.trace, the TorchScript-based ONNX export, and
+    torch.export (which the dynamo-based ONNX exporter goes through). TorchScript is handled in
+    ``LocalResponseNorm.forward`` and FX symbolic tracing by ``torch.fx.wrap`` below (the graph
+    calls ``local_response_norm``)."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or exporting
+
+
+def _lrn_shifted(x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
+    """The same function as size shifted channel slices of the zero-padded squares: what
+    torch.compile gets, since its compiler fuses this (forward and the backward it derives) into
+    one kernel each, where torch's avg_pool3d form stays several."""
+    before, after = size // 2, (size - 1) // 2
+    c = x.shape[1]
+    sq = (x * x).flatten(2)  # (N, C, S)
+    sq = F.pad(sq, (0, 0, before, after))  # (N, C + size - 1, S)
+    win = sq[:, 0:c]
+    for d in range(1, size):
+        win = win + sq[:, d:d + c]
+    return x * (k + (alpha / size) * win.view_as(x)).pow(-beta)
+
+
+_GPU_KERNEL: "object | None | bool" = False  # models.lrn_gpu.lrn_triton once looked up
+
+
+def _gpu_kernel():
+    """The Triton LRN (models/lrn_gpu.py), or None where Triton is not installed."""
+    global _GPU_KERNEL
+    if _GPU_KERNEL is False:
+        try:
+            from .lrn_gpu import lrn_triton
+        except ImportError:  # no Triton (CPU-only builds of torch, some platforms)
+            lrn_triton = None
+        _GPU_KERNEL = lrn_triton
+    return _GPU_KERNEL
 
 
 def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0) -> Tensor:
     """Functional form: same result as ``torch.nn.functional.local_response_norm``.
 
-    The fast path covers floating-point CPU tensors; anything else runs torch's."""
+    Floating-point CPU tensors take the sliced CPU path above, CUDA tensors the fused Triton
+    kernels (models/lrn_gpu.py), torch.compile a form its compiler fuses; anything else (and
+    tracing and exporting) runs torch's."""
     if _use_reference():
         return F.local_response_norm(x, size, alpha, beta, k)
     if x.dim() < 3:
         raise ValueError(f"Expected 3D or higher dimensionality input (got {x.dim()} dimensions)")
     if int(size) < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
-    if x.numel() == 0 or not x.is_floating_point() or x.device.type != "cpu":
+    if x.numel() == 0 or not x.is_floating_point():
         return F.local_response_norm(x, size, alpha, beta, k)
-    return _LRNFunction.apply(x, int(size), float(alpha), float(beta), float(k))
+    if torch.compiler.is_compiling():
+        return _lrn_shifted(x, int(size), float(alpha), float(beta), float(k))
+    if x.device.type == "cpu":
+        return _LRNFunction.apply(x, int(size), float(alpha), float(beta), float(k))
+    if x.device.type == "cuda" and x.dtype in (torch.float16, torch.bfloat16, torch.float32):
+        kernel = _gpu_kernel()
+        if kernel is not None:
+            return kernel(x, size, alpha, beta, k)
+    return F.local_response_norm(x, size, alpha, beta, k)
 
 
 # FX symbolic tracing records a call to local_response_norm instead of tracing into it.
