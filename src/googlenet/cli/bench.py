@@ -16,8 +16,9 @@ import torch
 from ..errors import UserError
 from ..infer import fast
 from ..infer.bench import (
-    DEFAULT_MODES, DEFAULT_PEERS, format_table, isolated_rows, load_images, machine_info,
-    matmul_peak, ratios_to_peers, realistic_random_init, results, summary, torchvision_reference,
+    DEFAULT_MODES, DEFAULT_PEERS, GPU_MODES, GPU_PEERS, format_table, isolated_rows, load_images,
+    machine_info, matmul_peak, ratios_to_peers, realistic_random_init, results, summary,
+    torchvision_reference,
 )
 from ..infer.paired import head_to_head, paired_line
 from ..infer.bench_worker import PEERS
@@ -30,13 +31,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "variants without get random weights")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="our variants to time")
-    p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=list(DEFAULT_MODES),
-                   help="modes to time (add 'compile' for torch.compile; minutes to compile)")
-    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=list(DEFAULT_PEERS),
-                   help="torchvision's model in these runtimes (eager, the reference, always)")
+    p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=None,
+                   help=f"modes to time; unset: {' '.join(DEFAULT_MODES)} on the CPU, "
+                        f"{' '.join(GPU_MODES)} on a GPU (add 'compile' on the CPU for "
+                        f"torch.compile; minutes to compile)")
+    p.add_argument("--peers", nargs="*", choices=list(PEERS), default=None,
+                   help=f"torchvision's model in these runtimes (eager, the reference, always); "
+                        f"unset: {' '.join(DEFAULT_PEERS)} on the CPU, {' '.join(GPU_PEERS)} on "
+                        f"a GPU")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per batch size first")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
-                   help="unset: 1 32 on the CPU, 256 on a GPU")
+                   help="unset: 1 32 on the CPU, 1 256 on a GPU")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--repeats", type=int, default=7,
                    help="timed calls per row and batch size (median and min-max reported)")
@@ -68,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.distributed import resolve_device
 
     device = resolve_device(args.device)
-    batch_sizes = args.batch_sizes or ([256] if device.type == "cuda" else [1, 32])
+    gpu = device.type == "cuda"
+    batch_sizes = args.batch_sizes or ([1, 256] if gpu else [1, 32])
+    args.modes = args.modes or list(GPU_MODES if gpu else DEFAULT_MODES)
+    args.peers = list(GPU_PEERS if gpu else DEFAULT_PEERS) if args.peers is None else args.peers
     if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
         raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
     if args.paired_rounds < 0:

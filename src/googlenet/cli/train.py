@@ -81,6 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=int, default=argparse.SUPPRESS, help="stop after N steps in total")
     g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
+    g.add_argument("--loader", choices=config_lib.CHOICES["loader"], default=argparse.SUPPRESS,
+                   help="image folders: gpu reads files in the workers and decodes (nvJPEG) and "
+                        "augments JPEGs on the device; cpu does it all in the workers; auto is "
+                        "gpu for JPEG folders on a GPU")
     g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
                    help="mixed precision: bf16 (autocast to bfloat16; CPUs with AVX512-BF16/AMX, "
                         "recent GPUs), fp16 (autocast to float16 with torch.amp.GradScaler; "

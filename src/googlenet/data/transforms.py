@@ -11,7 +11,7 @@ from torchvision.transforms import v2 as T
 
 from .preprocess import _INTERP, Preprocess
 
-__all__ = ["PCALighting", "train_transform"]
+__all__ = ["PCALighting", "train_transform", "augment_params"]
 
 
 class PCALighting(nn.Module):
@@ -61,3 +61,13 @@ def train_transform(cfg: Any, preprocess: Preprocess) -> T.Compose:
         steps.append(PCALighting(cfg.pca_lighting))
     steps.append(T.Normalize(preprocess.mean, preprocess.std))
     return T.Compose(steps)
+
+
+def augment_params(cfg: Any, size: int) -> "AugmentParams":
+    """The same augmentation settings for the GPU pipeline (data/gpu_pipeline.py)."""
+    from .gpu_pipeline import AugmentParams
+
+    return AugmentParams(size=size, crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio),
+                         interpolations=tuple(cfg.interpolations), hflip=cfg.hflip,
+                         brightness=cfg.brightness, contrast=cfg.contrast,
+                         saturation=cfg.saturation, hue=cfg.hue, pca_lighting=cfg.pca_lighting)

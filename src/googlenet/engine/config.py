@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
+from ..data.gpu_pipeline import LOADERS
 from ..models.graph import AMP_CHOICES
 from ..models.googlenet import HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS
 
@@ -109,6 +110,9 @@ class TrainConfig:
     amp: str = "none"  # none | bf16 | fp16 (autocast; fp16 adds a GradScaler) | auto (bf16 where native)
     channels_last: bool = True
     compile: bool = False  # torch.compile the model
+    # Image folders: gpu = JPEGs decoded (nvJPEG) and augmented on the device, the workers only
+    # read files | cpu = all in the loader workers | auto = gpu for JPEG folders on a GPU
+    loader: str = "auto"
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
     threads: int = 0  # torch intra-op threads per process; 0: torch's default (split over ranks)
@@ -138,6 +142,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "lr_schedule": ("step", "cosine", "linear"),
     "average": ("mean", "ema", "none"),
     "amp": AMP_CHOICES,
+    "loader": LOADERS,
     "pretrain": ("none", "digits"),
 }
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")

@@ -29,6 +29,7 @@ class TaskData:
     meta: WeightsMeta  # class names, preprocessing, task (the engine adds the model config)
     description: str  # one log line: name, sizes, classes, input size
     collate: Optional[Callable[[list[Any]], Any]] = None
+    train_collate: Optional[Callable[[list[Any]], Any]] = None  # the training loader's, if not collate
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) not used
     in_memory: bool = False  # data-loader workers would cost more than they save
 

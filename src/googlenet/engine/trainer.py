@@ -37,6 +37,7 @@ from .checkpoint import CheckpointWriter, RunLock, remove_stale_temps
 from .config import TrainConfig, to_toml
 from .logging import RunLog, Scalars, hms, plot_curves, write_metrics
 from .optim import make_averaged, make_optimizer, make_scheduler
+from .prefetch import prefetched
 from .sampling import SeededDataset, SeededSampler, seed_rng, step_seed
 from .state import RunState, rng_state, set_rng_state
 from .task import Task, TaskData
@@ -177,7 +178,8 @@ class _Trainer:
         self.sampler = SeededSampler(base, cfg.seed)
         self.workers = loader_workers(cfg, data.in_memory)
         kw: dict[str, Any] = dict(num_workers=self.workers, pin_memory=device.type == "cuda",
-                                  persistent_workers=self.workers > 0, collate_fn=data.collate)
+                                  persistent_workers=self.workers > 0,
+                                  collate_fn=data.train_collate or data.collate)
         if self.workers > 0:
             kw["prefetch_factor"] = 4
         self.train_loader = torch.utils.data.DataLoader(
@@ -391,7 +393,8 @@ class _Trainer:
         avg_start = int(round(cfg.average_start_epoch * self.steps_per_epoch))
         t_start = time.perf_counter()
         self._speed = (t_start, st.sums.get("images", 0.0), st.epoch_step, None)
-        for batch in self.train_loader:
+        prepare = getattr(self.task, "prepare_batch", None)  # optional: batch -> device, ahead
+        for batch in prefetched(self.train_loader, prepare, self.device):
             loss = self._step(batch)
             if self.averaged is not None and st.step > avg_start:
                 self.averaged.update_parameters(unwrap(self.model))

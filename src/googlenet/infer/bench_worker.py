@@ -12,6 +12,8 @@ peers a user would pick without this package (``{"kind": "peer", "mode"}``), all
 
     eager    torchvision's model, eager fp32 (the reference row)
     compile  torch.compile(model), inductor's defaults
+    eager_bf16, compile_bf16   the same in channels_last under bf16 autocast (as a GPU user
+             runs it; CPUs with native bf16 too)
     ort      onnxruntime on torch.onnx's export of it, fp32
     ov       OpenVINO: openvino.convert_model(model), INFERENCE_PRECISION_HINT f32
     ov_bf16  the same with INFERENCE_PRECISION_HINT bf16 (native bf16 CPUs only)
@@ -37,8 +39,10 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn as nn
 
-PEERS: dict[str, str] = {"eager": "fp32", "compile": "fp32", "ort": "fp32", "ov": "fp32",
-                         "ov_bf16": "bf16", "ov_int8": "int8"}
+PEERS: dict[str, str] = {"eager": "fp32", "compile": "fp32", "eager_bf16": "bf16",
+                         "compile_bf16": "bf16", "ort": "fp32", "ov": "fp32", "ov_bf16": "bf16",
+                         "ov_int8": "int8"}
+TORCH_PEERS = ("eager", "compile", "eager_bf16", "compile_bf16")  # the others: CPU runtimes
 
 
 def probe() -> dict[str, Any]:
@@ -58,15 +62,31 @@ def probe() -> dict[str, Any]:
 
 
 def _peer(mode: str, tv: nn.Module, calibration: torch.Tensor, *, image_size: int,
-          threads: int, notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor] | str:
+          threads: int, device: torch.device,
+          notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor] | str:
     """A peer runner on torchvision's model, or the reason it does not apply here."""
     example = torch.zeros(2, 3, image_size, image_size)
-    if mode == "eager":
-        return tv
-    if mode == "compile":
-        compiled = torch.compile(tv)
-        notes.append("torch.compile(model), default settings")
-        return compiled
+    if mode in TORCH_PEERS:
+        tv = tv.to(device)
+        if mode.endswith("_bf16"):
+            from ..models.graph import native_bf16
+
+            if not native_bf16(device):
+                return f"no native bf16 on this {device.type}"
+            tv = tv.to(memory_format=torch.channels_last)
+        net = torch.compile(tv) if mode.startswith("compile") else tv
+        if mode.startswith("compile"):
+            notes.append("torch.compile(model), default settings")
+        if not mode.endswith("_bf16"):
+            return net
+
+        def bf16(x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                return net(x.contiguous(memory_format=torch.channels_last))
+
+        return bf16
+    if device.type != "cpu":
+        return f"{mode} is a CPU runtime"
     if mode == "ort":
         import tempfile
 
@@ -113,7 +133,8 @@ def _build(job: dict[str, Any], data: dict[str, torch.Tensor], notes: list[str]
     r = job["runner"]
     if r["kind"] == "peer":
         fn = _peer(r["mode"], torchvision_reference(model), data["calibration"],
-                   image_size=job["image_size"], threads=job["threads"], notes=notes)
+                   image_size=job["image_size"], threads=job["threads"],
+                   device=torch.device(job.get("device", "cpu")), notes=notes)
         return fn, PEERS[r["mode"]]
     mode, device = r["mode"], torch.device(job.get("device", "cpu"))
     why = fast.applies(model, mode, device)

@@ -47,7 +47,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -86,6 +86,8 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("ort", "fp32", ("cpu",), False, "onnxruntime, fp32"),
     Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
     Mode("compile", "fp32", ("cpu", "cuda"), False, "torch.compile (inductor, frozen) + BN folded + channels_last, fp32"),
+    Mode("cuda_graph", "fp32", ("cuda",), False, "BN folded + channels_last, replayed as a CUDA graph (tf32 convs)"),
+    Mode("cuda_graph_bf16", "bf16", ("cuda",), False, "BN folded + channels_last + bf16 autocast, replayed as a CUDA graph"),
     Mode("ov", "fp32", ("cpu",), False, "OpenVINO CPU plugin, fp32"),
     Mode("ov_bf16", "bf16", ("cpu",), False, "OpenVINO CPU plugin, bf16 (native bf16 CPUs only)"),
     Mode("ov_int8", "int8", ("cpu",), True, "OpenVINO + NNCF int8 post-training quantization"),
@@ -95,7 +97,8 @@ CPU_ONLY_RUNTIMES = ("ort", "ort_int8", *OV_MODES)
 # --amp (the one spelling of mixed precision across commands) applied to a --mode: the fp32 torch
 # modes become the autocast mode, OpenVINO's fp32 mode its bf16 one.
 _WITH_AMP = {"bf16": {"eager": "bf16", "fold": "bf16", "channels_last": "bf16", "bf16": "bf16",
-                      "ov": "ov_bf16", "ov_bf16": "ov_bf16"},
+                      "ov": "ov_bf16", "ov_bf16": "ov_bf16", "cuda_graph": "cuda_graph_bf16",
+                      "cuda_graph_bf16": "cuda_graph_bf16"},
              "fp16": {"eager": "fp16", "fold": "fp16", "channels_last": "fp16", "fp16": "fp16"}}
 
 
@@ -223,6 +226,9 @@ def prepare(model: GoogLeNet, mode: str, *, device: torch.device | str = "cpu",
                           notes=notes)
     elif mode == "compile":
         fn = _compiled(base, device, image_size=image_size, notes=notes)
+    elif mode in ("cuda_graph", "cuda_graph_bf16"):
+        fn = _cuda_graph(base, device, amp="bf16" if mode == "cuda_graph_bf16" else "none",
+                         notes=notes)
     elif mode in OV_MODES:
         fn = _openvino(base, mode, image_size=image_size, threads=threads, hint=ov_hint,
                        onnx_path=onnx_path,
@@ -331,6 +337,49 @@ def _compiled(model: GoogLeNet, device: torch.device, *, image_size: int,
         return compiled(x).float()
 
     notes.append("compiles once per input shape (the first call of each batch size is slow)")
+    return run
+
+
+def _cuda_graph(model: GoogLeNet, device: torch.device, *, amp: str,
+                notes: list[str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Small batches on a GPU are bound by kernel launches (~100 of them per image; batch 1 took
+    3.3 ms eager on an H200, benchmarks/results/gpu.md): the eval forward is captured once per
+    input shape as a CUDA graph and replayed, one launch for the whole network."""
+    if has_batchnorm(model):
+        fold_batchnorm(model)
+    model = model.to(memory_format=torch.channels_last)
+    dtype = torch.bfloat16 if amp == "bf16" else None
+    graphs: dict[tuple[int, ...], tuple[Any, torch.Tensor, torch.Tensor]] = {}
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        # autocast's cache of cast weights must be off while capturing (torch.cuda.graph's docs)
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None,
+                            cache_enabled=False):
+            return model(x).float()
+
+    def capture(shape: tuple[int, ...]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        static_in = torch.zeros(shape, device=device).contiguous(memory_format=torch.channels_last)
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up off the capture: cuDNN picks its algorithms
+            for _ in range(3):
+                forward(static_in)
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = forward(static_in)
+        return graph, static_in, static_out
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        if key not in graphs:
+            graphs[key] = capture(key)
+        graph, static_in, static_out = graphs[key]
+        static_in.copy_(x, non_blocking=True)
+        graph.replay()
+        return static_out.clone()
+
+    notes.append("captures one CUDA graph per input shape (the first call of each is slow)")
     return run
 
 

@@ -12,9 +12,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.datasets import ArrayImageDataset, default_eval_split, default_image_size, \
-    default_preprocess, open_dataset
-from ..data.transforms import train_transform
+from ..data.datasets import ArrayImageDataset, FolderImageDataset, default_eval_split, \
+    default_image_size, default_preprocess, open_dataset
+from ..data.gpu_pipeline import EncodedImages, GpuAugment, encoded_collate, is_jpeg_folder
+from ..data.transforms import augment_params, train_transform
 from ..engine import distributed as dist_lib
 from ..engine.config import TrainConfig
 from ..engine.distributed import DistInfo
@@ -102,11 +103,25 @@ def check_compatible(meta: WeightsMeta, cfg: TrainConfig, classes: list[str], so
                         f"has {len(classes)} classes")
 
 
+def _loader(cfg: TrainConfig, train: Any, device: torch.device) -> str:
+    """``cfg.loader`` made concrete: auto is the GPU pipeline for JPEG folders on a GPU."""
+    folder = isinstance(train, FolderImageDataset)
+    if cfg.loader == "gpu" and not folder:
+        raise UserError(f"loader gpu decodes image files; {train.name} is held in memory (use "
+                        f"--loader cpu or auto)", key="loader")
+    if cfg.loader == "auto":
+        return "gpu" if folder and device.type == "cuda" and is_jpeg_folder(train.files) else "cpu"
+    return cfg.loader
+
+
 class ClassificationTask:
     """The ``Task`` (googlenet.engine.task) of ``googlenet train`` for image classification."""
 
     name = "classify"
     best_metric = "val_top1"
+
+    def __init__(self) -> None:
+        self._augment: Optional[GpuAugment] = None  # loader gpu: decode + augment on the device
 
     def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
         size = cfg.image_size or default_image_size(cfg.data)
@@ -114,6 +129,16 @@ class ClassificationTask:
         kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction,
                   root=cfg.data_root)
         train = open_dataset(cfg.data, "train", transform=train_transform(cfg, preprocess), **kw)
+        loader = _loader(cfg, train, dist_lib.resolve_device(cfg.device, dist))
+        collate, how = None, ""
+        if loader == "gpu":
+            params = augment_params(cfg, size)
+            self._augment = GpuAugment(params, preprocess.mean, preprocess.std, files=train.files,
+                                       channels_last=cfg.channels_last)
+            train = EncodedImages(train, params)
+            collate = encoded_collate
+            how = ("; loader gpu: the workers read the files, JPEGs are decoded (nvJPEG on a GPU) "
+                   "and augmented on the device")
         val = open_dataset(cfg.data, "val", transform=preprocess.eval_transform(), **kw)
         if val.classes != train.classes:
             raise UserError(f"{cfg.data}: train and val have different classes")
@@ -125,7 +150,8 @@ class ClassificationTask:
             meta=WeightsMeta(model_config={}, class_names=list(train.classes),
                              preprocess=preprocess.to_dict(), task=self.name),
             description=(f"data: {train.name} train {len(train)} / val {len(val)} images, "
-                         f"{len(train.classes)} classes, {size}x{size} px"),
+                         f"{len(train.classes)} classes, {size}x{size} px{how}"),
+            train_collate=collate,
             skipped=sorted(set(train.skipped) | set(val.skipped)),
             in_memory=isinstance(train, ArrayImageDataset))
 
@@ -154,6 +180,14 @@ class ClassificationTask:
             raise UserError(f"{cfg.init}: weights do not fit this model (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]}); check aux_logits and the variant")
         return f"initialised from {cfg.init}" + (" (aux heads fresh)" if missing else "")
+
+    def prepare_batch(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """A loader batch -> (images, labels) on ``device`` (the engine runs this one batch ahead,
+        on a side stream on a GPU): decoded and augmented there with loader gpu, else copied."""
+        if self._augment is not None:
+            return self._augment(batch, device)
+        images, target = batch
+        return images.to(device, non_blocking=True), target.to(device, non_blocking=True)
 
     def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
                    device: torch.device) -> StepResult:
