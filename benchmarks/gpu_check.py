@@ -11,6 +11,7 @@ torchrun for the multi-process step) in a fresh work folder, so each is timed al
     train-fp16      googlenet train --variant bn --amp fp16 (GradScaler)
     train-compile   googlenet train --variant bn --compile
     detect          googlenet train --task detect          (the default recipe, all epochs)
+    detect-fp32     googlenet train --task detect --amp none  (its fp32 reference)
     detect-fp16     googlenet train --task detect --amp fp16 --epochs 3 --pretrain none
     eval            googlenet eval RUN  (train's run) ; eval-detect: the detection run
     predict         googlenet predict IMAGES --weights RUN ; predict-detect: the detection run
@@ -34,6 +35,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +55,7 @@ class Step:
     timeout: int = 300
     raw: bool = False  # argv is a whole command, not googlenet's arguments
     needs: Optional[str] = None  # a step whose success this one needs
+    lane: int = 0  # 0: classification, 1: detection, 2: the fp32 detection reference (--lanes)
 
 
 @dataclass
@@ -72,8 +75,8 @@ class Ctx:
         self.work = work
         self.runs: dict[str, Path] = {}
 
-    def newest_run(self) -> Optional[Path]:
-        runs = sorted((self.work / "runs").glob("*"), key=lambda p: p.stat().st_mtime)
+    def newest_run(self, cwd: Optional[Path] = None) -> Optional[Path]:
+        runs = sorted(((cwd or self.work) / "runs").glob("*"), key=lambda p: p.stat().st_mtime)
         return runs[-1] if runs else None
 
 
@@ -86,7 +89,7 @@ def _results(run: Optional[Path]) -> dict[str, Any]:
 
 def _classify_metric(key: str) -> Callable[[Ctx, str], str]:
     def metric(ctx: Ctx, out: str) -> str:
-        run = ctx.runs.get(key) or ctx.newest_run()
+        run = ctx.runs.get(key) or ctx.newest_run(ctx.work / key)
         ctx.runs[key] = run  # type: ignore[assignment]
         r = _results(run)
         if "test_top1" not in r:
@@ -98,7 +101,7 @@ def _classify_metric(key: str) -> Callable[[Ctx, str], str]:
 
 def _detect_metric(key: str) -> Callable[[Ctx, str], str]:
     def metric(ctx: Ctx, out: str) -> str:
-        run = ctx.runs.get(key) or ctx.newest_run()
+        run = ctx.runs.get(key) or ctx.newest_run(ctx.work / key)
         ctx.runs[key] = run  # type: ignore[assignment]
         r = _results(run)
         if "test_map50" not in r:
@@ -137,6 +140,13 @@ def _grep(pattern: str, what: str) -> Callable[[Ctx, str], str]:
     return metric
 
 
+def _count(pattern: str, what: str) -> Callable[[Ctx, str], str]:
+    def metric(ctx: Ctx, out: str) -> str:
+        found = [int(x) for x in re.findall(pattern, out)]
+        return f"{sum(found)} {what.format(n=len(found))}"
+    return metric
+
+
 def _eval_json(r: Any) -> str:
     """`googlenet eval --json`: classification rows carry top1_acc, detection rows map50/map."""
     row = r["rows"][0]
@@ -165,35 +175,39 @@ def steps(ctx: Ctx) -> list[Step]:
         Step("train", ["train"], _classify_metric("train"), 240),
         Step("train-fp16", ["train", "--variant", "bn", "--amp", "fp16", "--out", str(w / "fp16"),
                             *quiet], _classify_metric("train-fp16"), 240),
-        Step("train-compile", ["train", "--variant", "bn", "--compile", "--out",
-                               str(w / "compiled"), *quiet], _classify_metric("train-compile"), 420),
-        Step("detect", ["train", "--task", "detect"], _detect_metric("detect"), 600),
-        Step("detect-fp16", ["train", "--task", "detect", "--amp", "fp16", "--epochs", "3",
-                             "--pretrain", "none", "--out", str(w / "detect-fp16"), *quiet],
-             _detect_metric("detect-fp16"), 300),
         Step("eval", ["eval", "{train}", "--json", *quiet], _json_metric(_eval_json), 120,
              needs="train"),
-        Step("eval-detect", ["eval", "{detect}", "--json", *quiet], _json_metric(_eval_json), 180,
-             needs="detect"),
         Step("predict", ["predict", images, "--weights", "{train}", "--json", *quiet],
              _json_metric(_predict_json), 120, needs="train"),
-        Step("predict-detect", ["predict", images, "--weights", "{detect}", "--out",
-                                str(w / "drawn"), *quiet],
-             _grep(r"(\d+ detections?[^\n]*)", "detections"), 120, needs="detect"),
         Step("export", ["export", "--weights", "{train}", "--format", "onnx", "-o",
                         str(w / "export" / "model")],
-             _grep(r"((?:ok|MISMATCH)[^\n]*)", "check"), 240, needs="train"),
-        Step("bench", ["bench", "--device", "cuda", "--variants", "bn", "paper", "--modes",
-                       "eager", "bf16", "--peers", "eager", "--batch-sizes", "1", "256",
-                       "--repeats", "5", "--warmup", "3", "--paired-rounds", "0", "--json"],
-             _json_metric(_bench_json), 300),
-        Step("experiment", ["experiment", "reduction", "--epochs", "1", "--out",
-                            str(w / "experiment")],
-             _grep(r"(wrote [^\n]*report[^\n]*)", "report"), 300),
+             _grep(r"(max \|logit diff\|[^\n]*)", "onnx"), 240, needs="train"),
         Step("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node", "1", "-m", "googlenet", "train", "--variant", "bn",
                           "--out", str(w / "torchrun"), *quiet],
              _classify_metric("torchrun"), 300, raw=True),
+        Step("bench", ["bench", "--device", "cuda", "--variants", "bn", "--modes", "eager",
+                       "cuda_graph_bf16", "--peers", "eager", "eager_bf16", "--batch-sizes", "1",
+                       "256", "--repeats", "5", "--warmup", "3", "--paired-rounds", "0", "--json"],
+             _json_metric(_bench_json), 300),
+        Step("experiment", ["experiment", "reduction", "--epochs", "1", "--seeds", "0", "--out",
+                            str(w / "experiment")],
+             _grep(r"(wrote [^\n]*report[^\n]*)", "report"), 300),
+        Step("train-compile", ["train", "--variant", "bn", "--compile", "--out",
+                               str(w / "compiled"), *quiet], _classify_metric("train-compile"), 420),
+        Step("detect", ["train", "--task", "detect"], _detect_metric("detect"), 600, lane=1),
+        Step("eval-detect", ["eval", "{detect}", "--json", *quiet], _json_metric(_eval_json), 180,
+             needs="detect", lane=1),
+        Step("predict-detect", ["predict", images, "--weights", "{detect}", "--out",
+                                str(w / "drawn"), *quiet],
+             _count(r": (\d+) object\(s\)", "objects found in {n} images"), 120, needs="detect",
+             lane=1),
+        Step("detect-fp16", ["train", "--task", "detect", "--amp", "fp16", "--epochs", "3",
+                             "--pretrain", "none", "--out", str(w / "detect-fp16"), *quiet],
+             _detect_metric("detect-fp16"), 300, lane=1),
+        Step("detect-fp32", ["train", "--task", "detect", "--amp", "none", "--out",
+                             str(w / "detect-fp32"), *quiet], _detect_metric("detect-fp32"), 600,
+             lane=2),
     ]
 
 
@@ -209,9 +223,11 @@ def run_step(step: Step, ctx: Ctx) -> Result:
     cmd = argv if step.raw else [sys.executable, "-m", "googlenet", *argv]
     shown = " ".join(["googlenet", *argv] if not step.raw else
                      ["torchrun", *argv[argv.index("--standalone"):]]).replace(str(ctx.work) + "/", "")
+    cwd = ctx.work / step.name  # each command's own folder: default run directories apart
+    cwd.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=ctx.work, env=_env(), capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True,
                               timeout=step.timeout)
         code, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
@@ -220,7 +236,7 @@ def run_step(step: Step, ctx: Ctx) -> Result:
             + ((e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or ""))
     wall = time.perf_counter() - t0
     if step.name in ("train", "detect") and code == 0:
-        ctx.runs[step.name] = ctx.newest_run()  # type: ignore[assignment]
+        ctx.runs[step.name] = ctx.newest_run(cwd)  # type: ignore[assignment]
     try:
         metric = step.metric(ctx, out) if code == 0 else "-"
     except Exception as e:  # noqa: BLE001  a report of a report: never lose the table
@@ -245,10 +261,14 @@ def machine() -> dict[str, str]:
             "python": platform.python_version(), "cpu_cores": str(os.cpu_count())}
 
 
-def write_report(results: list[Result], info: dict[str, str], path: Path, total: float) -> None:
+def write_report(results: list[Result], info: dict[str, str], path: Path, total: float,
+                 lanes: int) -> None:
+    how = ("each command alone" if lanes == 1 else
+           f"{lanes} lanes side by side on the one GPU (classification | detection | fp32 "
+           f"detection), so wall times include sharing it")
     lines = ["# GPU check: the commands users run, on a GPU", "",
-             "Written by `python benchmarks/gpu_check.py` (one process per command, each in a "
-             "fresh work folder, timed alone).", "",
+             f"Written by `python benchmarks/gpu_check.py --lanes {lanes}` (one process per "
+             f"command, in a fresh work folder; {how}).", "",
              "| " + " | ".join(f"{k}: {v}" for k, v in info.items()) + " |", "",
              "| step | command | exit | wall (s) | figure |", "|---|---|---|---|---|"]
     for r in results:
@@ -281,6 +301,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
     ap.add_argument("--work", help="work folder (default: a new temporary one)")
     ap.add_argument("--out", default=str(RESULTS / "gpu-check.md"), help="the report")
+    ap.add_argument("--lanes", type=int, choices=(1, 2, 3), default=3,
+                    help="3: the detection commands, the fp32 detection run and the others side "
+                         "by side on the GPU (the whole check in under 8 minutes on an H200); "
+                         "1: every command alone, one after another")
     args = ap.parse_args(argv)
     import torch
 
@@ -297,20 +321,33 @@ def main(argv: Optional[list[str]] = None) -> int:
     info = machine()
     print(f"gpu_check: {info['gpu']}, torch {info['torch']}, work folder {work}", flush=True)
     todo = [s for s in steps(ctx) if not args.only or s.name in args.only]
-    results: list[Result] = []
+    done: dict[str, Result] = {}
+    lock = threading.Lock()
     t0 = time.perf_counter()
-    for step in todo:
-        if step.needs and step.needs not in ctx.runs:
-            results.append(Result(step.name, step.name, None, 0.0, f"skipped: {step.needs} failed"))
-            continue
-        r = run_step(step, ctx)
-        results.append(r)
-        print(f"{r.name:<15} exit {r.exit_code}  {r.wall_s:6.1f} s  {r.metric}", flush=True)
-        if r.exit_code != 0:
-            print("\n".join("    " + t for t in r.tail), flush=True)
-        write_report(results, info, Path(args.out), time.perf_counter() - t0)
+
+    def lane(items: list[Step]) -> None:
+        for step in items:
+            if step.needs and step.needs not in ctx.runs:
+                r = Result(step.name, step.name, None, 0.0, f"skipped: {step.needs} failed")
+            else:
+                r = run_step(step, ctx)
+            with lock:
+                done[step.name] = r
+                print(f"{r.name:<15} exit {r.exit_code}  {r.wall_s:6.1f} s  {r.metric}", flush=True)
+                if r.exit_code != 0:
+                    print("\n".join("    " + t for t in r.tail), flush=True)
+                write_report([done[s.name] for s in todo if s.name in done], info, Path(args.out),
+                             time.perf_counter() - t0, args.lanes)
+
+    lanes = [[s for s in todo if s.lane % args.lanes == k] for k in range(args.lanes)]
+    threads = [threading.Thread(target=lane, args=(items,)) for items in lanes if items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = [done[s.name] for s in todo]
     total = time.perf_counter() - t0
-    write_report(results, info, Path(args.out), total)
+    write_report(results, info, Path(args.out), total, args.lanes)
     print(f"wrote {args.out} ({total:.0f} s)")
     return 0 if all(r.exit_code == 0 for r in results) else 1
 

@@ -84,6 +84,18 @@ def amp_note(amp: str, device: torch.device) -> str:
     return ""
 
 
+def _cache_hits() -> str:
+    """What the compiler's graph cache did so far (hits: graphs loaded, not compiled)."""
+    try:
+        from torch._dynamo.utils import counters
+
+        c = counters["inductor"]
+        return (f"graph cache {c.get('fxgraph_cache_hit', 0)} hit(s), "
+                f"{c.get('fxgraph_cache_miss', 0)} miss(es), in {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}")
+    except Exception:  # noqa: BLE001  a log line only
+        return "graph cache unknown"
+
+
 def default_run_dir(cfg: TrainConfig) -> Path:
     data = "digits" if cfg.data is None else Path(str(cfg.data)).name or "data"
     base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.variant}-{data}"
@@ -129,6 +141,7 @@ class _Trainer:
         self.averaged = None
         self.scalars: Optional[Scalars] = None
         self.init: Any = None  # what Task.load_init returned
+        self._compile_pending = False  # --compile: the first step (compilation) is to be reported
         self.lock: Optional[RunLock] = None  # rank 0's lock on the run directory
 
     # -- setup ------------------------------------------------------------------------------
@@ -219,7 +232,11 @@ class _Trainer:
             self.train_model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if cfg.compile:
+            # The compiler's cache lives with the run unless the user chose one: a resumed run
+            # (or a rerun of the same settings) loads the compiled graphs instead of compiling.
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self.run_dir) / "compile-cache"))
             self.train_model = torch.compile(self.train_model)
+            self._compile_pending = True
 
     def _restore(self, ckpt: TrainCheckpoint) -> None:
         self.model.load_state_dict(ckpt.model)
@@ -395,7 +412,12 @@ class _Trainer:
         self._speed = (t_start, st.sums.get("images", 0.0), st.epoch_step, None)
         prepare = getattr(self.task, "prepare_batch", None)  # optional: batch -> device, ahead
         for batch in prefetched(self.train_loader, prepare, self.device):
+            t_step = time.perf_counter()
             loss = self._step(batch)
+            if self._compile_pending:
+                self._compile_pending = False
+                self.log(f"torch.compile: the first step took {time.perf_counter() - t_step:.1f} s "
+                         f"(compilation; {_cache_hits()})")
             if self.averaged is not None and st.step > avg_start:
                 self.averaged.update_parameters(unwrap(self.model))
             self._progress(bar, loss, total_steps)

@@ -119,9 +119,7 @@ class ClassificationTask:
 
     name = "classify"
     best_metric = "val_top1"
-
-    def __init__(self) -> None:
-        self._augment: Optional[GpuAugment] = None  # loader gpu: decode + augment on the device
+    _augment: Optional[GpuAugment] = None  # loader gpu: decode + augment on the device (setup_data)
 
     def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
         size = cfg.image_size or default_image_size(cfg.data)
