@@ -14,6 +14,9 @@ Sections (img/s are medians of timed steps after a warm-up, timed with CUDA even
               eager, and compiled (torch.compile, default mode; the compile time reported)
     infer     inference batch 256 bf16 and batch 1 tf32/bf16: ours eager, CUDA-graph modes,
               torchvision eager and compiled
+    pipeline  where the GPU input pipeline's time goes, stage by stage on real batches of the
+              JPEG folder: the loader workers alone (no GPU), nvJPEG's batched decode, the
+              per-sample crop + resize, and the whole GpuAugment call
     loader    `googlenet train --data FOLDER` on JPEGs (500x375, written first; bn, bf16, batch
               256, 3 epochs, cores - 1 loader workers): the GPU input pipeline (--loader gpu)
               and the CPU one, against the synthetic-data rate of the same model and settings
@@ -48,7 +51,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-SECTIONS = ("lrn", "train", "infer", "loader", "detect")
+SECTIONS = ("lrn", "train", "infer", "pipeline", "loader", "detect")
 
 
 # -- timing ---------------------------------------------------------------------------------------
@@ -232,6 +235,49 @@ def _jpeg_batch(job: tuple[str, int, int]) -> None:
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(d / f"{i}.jpg", quality=90)
 
 
+def _jpeg_folder(args: argparse.Namespace) -> Path:
+    data = Path(args.work) / "jpegs"
+    if not data.exists():
+        t0 = time.perf_counter()
+        _write_jpegs(data, args.jpegs)
+        print(f"wrote {args.jpegs} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
+    return data
+
+
+def section_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from googlenet.data import gpu_pipeline as gp
+    from googlenet.data.datasets import open_dataset
+    from googlenet.engine.sampling import SeededDataset, SeededSampler
+
+    train = open_dataset(str(_jpeg_folder(args)), "train", verify=False, val_fraction=0.05)
+    params = gp.AugmentParams(size=224, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3),
+                              interpolations=("bilinear", "box", "nearest", "bicubic"), hflip=0.5,
+                              brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0,
+                              pca_lighting=0.1)
+    ds = SeededDataset(gp.EncodedImages(train, params))
+    base = torch.utils.data.DistributedSampler(ds, num_replicas=1, rank=0, seed=0, drop_last=True)
+    sampler = SeededSampler(base, 0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=256, sampler=sampler, drop_last=True,
+                                         num_workers=args.workers, collate_fn=gp.encoded_collate,
+                                         pin_memory=True, prefetch_factor=4)
+    t0, batches = time.perf_counter(), []
+    for b in loader:
+        batches.append(b)
+    out: dict[str, Any] = {"workers_img_s": 256 * len(batches) / (time.perf_counter() - t0)}
+    aug = gp.GpuAugment(params, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), files=train.files)
+    dev = torch.device("cuda", torch.cuda.current_device())
+    b = batches[0]
+    payloads = gp.split_payloads(b[0], b[1], b[2])
+    out["decode_img_s"] = 256 / med(cuda_time(lambda: aug.decode(payloads, b[5].tolist(), dev)))
+    imgs = aug.decode(payloads, b[5].tolist(), dev)
+    out["crop_resize_img_s"] = 256 / med(cuda_time(
+        lambda: torch.stack([aug._crop_resize(i, p) for i, p in zip(imgs, b[3])])))
+    it = iter(batches * 3)
+    out["augment_img_s"] = 256 / med(cuda_time(lambda: aug(next(it), dev), iters=8))
+    print("pipeline: " + ", ".join(f"{k} {v:.0f}" for k, v in out.items()), flush=True)
+    return out
+
+
 def _run_cli(argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, float]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
@@ -253,11 +299,7 @@ def _epoch_rates(run: Path) -> list[float]:
 
 def section_loader(args: argparse.Namespace, synthetic: Optional[float]) -> list[dict[str, Any]]:
     work = Path(args.work)
-    data = work / "jpegs"
-    if not data.exists():
-        t0 = time.perf_counter()
-        _write_jpegs(data, args.jpegs)
-        print(f"loader: wrote {args.jpegs} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
+    data = _jpeg_folder(args)
     rows = []
     for loader in ("gpu", "cpu"):
         out = work / f"run-{loader}"
@@ -354,8 +396,8 @@ def report(doc: dict[str, Any], path: Path) -> None:
         lines += [f"| {r['batch']} | {r['model']} | {r['runner']} | {r.get('img_s', 0):.0f} | "
                   f"{r.get('ms', float('nan')):.2f} |" for r in s["infer"]]
         lines.append("")
-    for name in ("loader", "detect"):
-        if name in s and isinstance(s[name], list):
+    for name in ("pipeline", "loader", "detect"):
+        if name in s and (isinstance(s[name], list) or "error" not in s[name]):
             lines += [f"## {name}", "", "```", json.dumps(s[name], indent=1), "```", ""]
     for name, v in s.items():
         if isinstance(v, dict) and "error" in v:

@@ -163,16 +163,18 @@ def test_flip_and_every_interpolation_run_and_stay_finite(tmp_path):
     ds = gp.EncodedImages(train, params)
     aug = gp.GpuAugment(params, [0.5] * 3, [0.25] * 3, files=train.files)
     batch = _batch(ds, range(len(ds)))
+    flat, sizes, pixels, params, labels, index = batch
+    assert (sizes < 0).sum() == len(pixels) == 1 and flat.numel() == sizes.clamp_min(0).sum()
     for mode in range(4):  # each interpolation on every sample
-        b = (batch[0], batch[1].clone(), batch[2], batch[3])
-        b[1][:, 0] = mode
-        x, _ = aug(b, torch.device("cpu"))
+        p = params.clone()
+        p[:, 0] = mode
+        x, _ = aug((flat, sizes, pixels, p, labels, index), torch.device("cpu"))
         assert torch.isfinite(x).all() and x.shape[1:] == (3, 32, 32)
-    b = (batch[0], batch[1].clone(), batch[2], batch[3])
-    b[1][:, 5], b[1][:, 6:] = 0, gp.AugmentParams(**OFF).draw(48, 40)[6:]
-    plain, _ = aug(b, torch.device("cpu"))
-    b[1][:, 5] = 1
-    flipped, _ = aug(b, torch.device("cpu"))
+    p = params.clone()
+    p[:, 5], p[:, 6:] = 0, gp.AugmentParams(**OFF).draw(48, 40)[6:]
+    plain, _ = aug((flat, sizes, pixels, p, labels, index), torch.device("cpu"))
+    p[:, 5] = 1
+    flipped, _ = aug((flat, sizes, pixels, p, labels, index), torch.device("cpu"))
     assert torch.allclose(flipped, plain.flip(-1))
 
 
@@ -182,10 +184,13 @@ def test_undecodable_bytes_are_replaced_and_named(tmp_path):
     params = gp.AugmentParams(**OFF)
     ds = gp.EncodedImages(train, params)
     aug = gp.GpuAugment(params, [0.5] * 3, [0.25] * 3, files=train.files)
-    payloads, p, labels, index = _batch(ds, [0, 1, 2])
-    payloads[1] = torch.frombuffer(bytearray(b"\xff\xd8\xff" + b"\x00" * 64), dtype=torch.uint8)
+    items = [SeededDataset(ds)[(i, i)] for i in (0, 1, 2)]
+    broken = torch.frombuffer(bytearray(b"\xff\xd8\xff" + b"\x00" * 64), dtype=torch.uint8)
+    items[1] = (broken, *items[1][1:])
+    batch = gp.encoded_collate(items)
+    labels = batch[4]
     with pytest.warns(UserWarning, match="skipping unreadable image"):
-        x, lab = aug((payloads, p, labels, index), torch.device("cpu"))
+        x, lab = aug(batch, torch.device("cpu"))
     assert x.shape[0] == 3 and lab[1] == labels[0]  # replaced by a readable sample of the batch
     assert aug.skipped and aug.skipped[0][0] == train.files[1]
 

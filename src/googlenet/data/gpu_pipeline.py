@@ -40,7 +40,7 @@ from PIL import Image
 from .imaging import ImageError, check_regular_file, load_image
 
 __all__ = ["LOADERS", "AugmentParams", "EncodedImages", "GpuAugment", "encoded_collate",
-           "is_jpeg_folder", "N_PARAMS"]
+           "split_payloads", "is_jpeg_folder", "N_PARAMS"]
 
 LOADERS = ("auto", "cpu", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -80,26 +80,31 @@ class AugmentParams:
         and factors."""
         from torchvision import transforms as T
 
-        p = torch.zeros(N_PARAMS)
-        if len(self.interpolations) > 1:
-            p[_INTERP] = int(torch.randint(len(self.interpolations), ()))
+        interp = int(torch.randint(len(self.interpolations), ())) if len(self.interpolations) > 1 else 0
         box = T.RandomResizedCrop.get_params(torch.empty(0, height, width), list(self.crop_scale),
                                              list(self.crop_ratio))  # (top, left, h, w)
-        p[_CROP] = torch.tensor(box, dtype=torch.float32)
-        if self.hflip > 0:
-            p[_FLIP] = float(torch.rand(1) < self.hflip)
-        p[_ORDER] = torch.arange(4, dtype=torch.float32)
-        p[_FACTORS] = torch.tensor(_IDENTITY_FACTORS)
-        if self.brightness or self.contrast or self.saturation or self.hue:
-            jitter = T.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
-            order, *factors = T.ColorJitter.get_params(jitter.brightness, jitter.contrast,
-                                                       jitter.saturation, jitter.hue)
-            p[_ORDER] = order.float()
-            p[_FACTORS] = torch.tensor([d if f is None else float(f)
-                                        for f, d in zip(factors, _IDENTITY_FACTORS)])
-        if self.pca_lighting > 0:
-            p[_PCA] = torch.randn(3) * self.pca_lighting
-        return p
+        flip = float(torch.rand(1) < self.hflip) if self.hflip > 0 else 0.0
+        order, factors = [0.0, 1.0, 2.0, 3.0], list(_IDENTITY_FACTORS)
+        ranges = self._jitter_ranges()
+        if ranges is not None:
+            idx, *drawn = T.ColorJitter.get_params(*ranges)
+            order = idx.tolist()
+            factors = [d if f is None else float(f) for f, d in zip(drawn, _IDENTITY_FACTORS)]
+        pca = (torch.randn(3) * self.pca_lighting).tolist() if self.pca_lighting > 0 else [0.0] * 3
+        return torch.tensor([interp, *box, flip, *order, *factors, *pca], dtype=torch.float32)
+
+    def _jitter_ranges(self) -> Optional[tuple[Any, ...]]:
+        """ColorJitter's (brightness, contrast, saturation, hue) ranges, made once."""
+        cached = self.__dict__.get("_ranges", False)
+        if cached is False:
+            from torchvision import transforms as T
+
+            cached = None
+            if self.brightness or self.contrast or self.saturation or self.hue:
+                j = T.ColorJitter(self.brightness, self.contrast, self.saturation, self.hue)
+                cached = (j.brightness, j.contrast, j.saturation, j.hue)
+            object.__setattr__(self, "_ranges", cached)  # a cache on a frozen dataclass
+        return cached
 
 
 def is_jpeg_folder(files: Sequence[str], sample: int = 64) -> bool:
@@ -181,16 +186,39 @@ def _rgb_array(img: Image.Image) -> Any:
     return np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy
 
 
-def encoded_collate(batch: list[Any]) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+def encoded_collate(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor],
+                                                torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Items -> ``(bytes, sizes, pixels, params, labels, index)``: every JPEG's bytes in ONE flat
+    uint8 tensor (``sizes[i]`` bytes for sample i, in order; -1 for a sample decoded on the CPU,
+    whose (3, H, W) tensor is next in ``pixels``). One tensor instead of one per image: the
+    loader moves each tensor from a worker through its own shared-memory segment, and pins each
+    one, which for 256 small tensors cost more than decoding them."""
     payloads, params, labels, index = zip(*batch)
-    return (list(payloads), torch.stack(params), torch.tensor(labels, dtype=torch.int64),
+    jpeg = [p for p in payloads if p.dim() == 1]
+    flat = torch.cat(jpeg) if jpeg else torch.zeros(0, dtype=torch.uint8)
+    sizes = torch.tensor([p.numel() if p.dim() == 1 else -1 for p in payloads], dtype=torch.int64)
+    pixels = [p for p in payloads if p.dim() == 3]
+    return (flat, sizes, pixels, torch.stack(params), torch.tensor(labels, dtype=torch.int64),
             torch.tensor(index, dtype=torch.int64))
 
 
+def split_payloads(flat: torch.Tensor, sizes: torch.Tensor,
+                   pixels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``encoded_collate``'s packing undone: each sample's bytes (a view) or pixels."""
+    out, offset, k = [], 0, 0
+    for n in sizes.tolist():
+        if n < 0:
+            out.append(pixels[k])
+            k += 1
+        else:
+            out.append(flat[offset:offset + n])
+            offset += n
+    return out
+
+
 class GpuAugment:
-    """Decodes and augments an ``encoded_collate`` batch on ``device``:
-    ``(payloads, params, labels, index) -> ((N, 3, S, S) normalised float32, labels)``, in
-    channels_last when asked."""
+    """Decodes and augments an ``encoded_collate`` batch on ``device`` -> ``((N, 3, S, S)
+    normalised float32, labels)``, in channels_last when asked."""
 
     def __init__(self, params: AugmentParams, mean: Sequence[float], std: Sequence[float], *,
                  files: Sequence[str] = (), channels_last: bool = True) -> None:
@@ -303,8 +331,8 @@ class GpuAugment:
         return x
 
     def __call__(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        payloads, params, labels, index = batch
-        images = self.decode(payloads, index.tolist(), device)
+        flat, sizes, pixels, params, labels, index = batch
+        images = self.decode(split_payloads(flat, sizes, pixels), index.tolist(), device)
         good = [i for i, img in enumerate(images) if img is not None]
         if not good:
             raise ImageError(f"no image of a batch could be decoded (first: "

@@ -70,7 +70,7 @@ def autocast(cfg: Optional[TrainConfig], device: torch.device):
     """Mixed precision of the forward pass (``amp``: none, bf16, fp16); the loss is scaled by
     the trainer's ``torch.amp.GradScaler`` under fp16 only (bf16 has fp32's exponent range)."""
     if cfg is not None and cfg.amp != "none":
-        return amp_autocast(cfg.amp, device)
+        return amp_autocast(cfg.amp, device, detector=cfg.task == "detect")
     return contextlib.nullcontext()
 
 
@@ -346,11 +346,15 @@ class _Trainer:
                  + (f" x {info.world_size} processes" if info.enabled else "")
                  + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
-        amp = resolve_amp(cfg.amp, self.device)
+        detector = cfg.task == "detect"
+        amp = resolve_amp(cfg.amp, self.device, detector=detector)
         how = {"none": "none, fp32",
                "fp16": "fp16 autocast with a GradScaler"}.get(amp, f"{amp} autocast")
         auto = (f" (amp auto: {'' if amp == 'bf16' else 'no '}native bf16 on this "
                 f"{self.device.type})") if cfg.amp == "auto" else ""
+        if cfg.amp == "auto" and detector and self.device.type == "cuda":
+            auto = (" (amp auto: float32 for detection on a GPU until a GPU run shows bf16 "
+                    "reaching the detection targets; --amp bf16 to use it)")
         if amp != "none" or auto:
             self.log(f"mixed precision: {how}{amp_note(amp, self.device)}{auto}")
 

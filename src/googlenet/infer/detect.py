@@ -80,7 +80,7 @@ def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.de
     out: list[dict[str, torch.Tensor]] = []
     for i in range(0, len(images), batch_size):
         batch = [to_image(x, device) for x in images[i:i + batch_size]]
-        with amp_autocast(amp, device):
+        with amp_autocast(amp, device, detector=True):
             out += from_model_outputs(model(batch))
     return out
 
