@@ -170,3 +170,14 @@ def test_eval_and_predict_move_the_model_to_the_indexed_gpu(cuda, record_model_d
     assert code == 70 and "_Moved" in err, err
     assert record_model_device[:1] == [want]
     assert cuda.set_calls and set(cuda.set_calls) == {want}
+
+
+def test_amp_auto_is_float32_for_detection_on_a_gpu(cuda):
+    """Until a GPU run shows bf16 detection reaching its targets, amp auto trains and runs
+    detectors in float32 on CUDA; classifiers still get bf16 there."""
+    from googlenet.models.graph import resolve_amp
+
+    assert resolve_amp("auto", "cuda:0") == "bf16"
+    assert resolve_amp("auto", "cuda:0", detector=True) == "none"
+    assert resolve_amp("bf16", "cuda:0", detector=True) == "bf16"  # asked for: given
+    assert resolve_amp("auto", "cpu", detector=True) == resolve_amp("auto", "cpu")
