@@ -242,12 +242,16 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
     """Functional form: same result as ``torch.nn.functional.local_response_norm``.
 
     The fast path covers floating-point CPU tensors; anything else runs torch's."""
+    # TorchScript (a scripted FX graph calls this function) compiles only this branch, but
+    # parses the whole body: hence repr() below rather than an f-string's !r.
+    if torch.jit.is_scripting():
+        return F.local_response_norm(x, size, alpha, beta, k)
     if _use_reference():
         return F.local_response_norm(x, size, alpha, beta, k)
     if x.dim() < 3:
         raise ValueError(f"Expected 3D or higher dimensionality input (got {x.dim()} dimensions)")
     if int(size) < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+        raise ValueError(f"size must be a positive integer, got {repr(size)}")
     if x.numel() == 0 or not x.is_floating_point() or x.device.type != "cpu":
         return F.local_response_norm(x, size, alpha, beta, k)
     return _LRNFunction.apply(x, int(size), float(alpha), float(beta), float(k))
