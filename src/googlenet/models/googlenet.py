@@ -12,9 +12,12 @@ Why one module (over 500 lines): the paper's Table 1, the blocks it is made of a
 they form are read side by side (CONVENTIONS: timm's ``inception_v3.py`` keeps them in one file);
 the network's timm/torchvision contract (forward_features, forward_intermediates, feature_info,
 reset_classifier, the torchvision key map) is its interface and stays with it.
-"""
 
-from __future__ import annotations
+TorchScript: ``torch.jit.script`` compiles every variant, as it does torchvision's GoogLeNet, and
+so does an FX graph of it. Hence no ``from __future__ import annotations`` here (FX copies the
+forward's annotations into the code it generates, where TorchScript cannot read a string), and
+the forward's stage loop has a spelled-out twin for TorchScript (``_trunk_scripted``).
+"""
 
 from dataclasses import dataclass
 from functools import partial
@@ -237,7 +240,7 @@ class Inception(nn.Module):
         self.pool_proj = None if naive else conv(in_channels, spec.pool_proj, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C_in, H, W) -> (N, C_out, H, W)
-        if self.naive:
+        if self.pool_proj is None:  # naive (TorchScript skips the branch of a module it lacks)
             branches = [self.conv1x1(x), self.conv3x3(x), self.conv5x5(x), self.pool(x)]
         else:
             branches = [
@@ -249,32 +252,36 @@ class Inception(nn.Module):
         return torch.cat(branches, 1)  # order as in Caffe's concat: 1x1, 3x3, 5x5, pool proj
 
 
-def _aux_pool(x: torch.Tensor, paper: bool) -> torch.Tensor:
+def _aux_pool(x: torch.Tensor, paper: bool, grid: int = AUX_GRID) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, 4, 4): the paper's avgpool 5x5/3 where the paper defines it (a
     14x14 tap, i.e. a 224 input: Caffe's loss1/ave_pool), adaptive pooling to 4x4 elsewhere.
 
     At 14x14 the two differ (5-wide windows at 0/3/6/9 against adaptive 4-wide ones at 0/3/7/10),
     so no one shape-independent op gives both; the choice is made on the shape at run time.
+    (``grid`` is an argument because TorchScript cannot read a module-level int.)
     ``torch.fx.wrap`` below makes this function a single leaf node for FX tracing (torchvision's
     ``create_feature_extractor``, timm's ``FeatureGraphNet``), which cannot branch on a traced
     shape; eager, ``torch.jit.trace`` and ``torch.export`` run it as plain Python.
     """
     if paper and x.shape[-2] == 14 and x.shape[-1] == 14:
         return F.avg_pool2d(x, 5, stride=3, ceil_mode=True)  # (N, C, 4, 4): Caffe's loss1/ave_pool
-    return F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
+    return F.adaptive_avg_pool2d(x, (grid, grid))  # (N, C, 4, 4)
 
 
-def _check_input(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None) -> None:
+def _check_input(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None,
+                 min_size: int = MIN_INPUT_SIZE) -> None:
     """Raise ValueError for input the network cannot take, saying what it accepts. An FX leaf
-    (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it."""
+    (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it. Written
+    so TorchScript compiles it too (no tuple(), no module-level int)."""
     if x.dim() != 4 or x.shape[1] != in_chans:
+        shape = ", ".join([str(n) for n in x.shape])
         raise ValueError(f"GoogLeNet expects input of shape (N, {in_chans}, H, W), got "
-                         f"{tuple(x.shape)}")
-    if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:
+                         f"({shape})")
+    if x.shape[-2] < min_size or x.shape[-1] < min_size:
         raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
-                         f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
+                         f"accepts {min_size}x{min_size} and larger (224x224 is "
                          f"the paper's size)")
-    if img_size is not None and tuple(x.shape[-2:]) != (img_size, img_size):
+    if img_size is not None and (x.shape[-2] != img_size or x.shape[-1] != img_size):
         raise ValueError(f"this network's fully connected head (head='fc') takes only "
                          f"{img_size}x{img_size} input, got {x.shape[-2]}x{x.shape[-1]}")
 
@@ -324,11 +331,12 @@ class TorchvisionInputTransform(nn.Module):
 
     mean = (0.485, 0.456, 0.406)
     std = (0.229, 0.224, 0.225)
+    __constants__ = ["mean", "std"]  # TorchScript reads class attributes declared as constants
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, 3, H, W)
         # Same arithmetic, in the same order, as torchvision's GoogLeNet._transform_input.
-        chans = [x[:, i].unsqueeze(1) * (s / 0.5) + (m - 0.5) / 0.5
-                 for i, (m, s) in enumerate(zip(self.mean, self.std))]
+        chans = [x[:, i].unsqueeze(1) * (self.std[i] / 0.5) + (self.mean[i] - 0.5) / 0.5
+                 for i in range(3)]
         return torch.cat(chans, 1)
 
 
@@ -429,8 +437,9 @@ class GoogLeNet(nn.Module):
         self.transform_input = transform_input
         self.drop_rate = v.dropout if dropout is None else float(dropout)
         aux_drop = v.aux_dropout if aux_dropout is None else float(aux_dropout)
-        # Everything needed to rebuild this model; saved with weights and checkpoints.
-        self.config: dict[str, Any] = dict(
+        # Everything needed to rebuild this model; saved with weights and checkpoints. (Not
+        # annotated here: torch.jit.script warns about an annotated dict attribute in __init__.)
+        self.config = dict(
             variant=variant, num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
             inception=inception, stem=stem, transform_input=transform_input,
             dropout=self.drop_rate, aux_dropout=aux_drop, global_pool=global_pool,
@@ -558,6 +567,8 @@ class GoogLeNet(nn.Module):
 
     # -- timm's model contract ------------------------------------------------------------
 
+    __jit_unused_properties__ = ["default_cfg"]  # a dict of mixed types: not for TorchScript
+
     @property
     def default_cfg(self) -> dict[str, Any]:
         """timm's older name for ``pretrained_cfg``."""
@@ -671,7 +682,7 @@ class GoogLeNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.avgpool(x)  # (N, C, 1, 1); head="fc" or global_pool="": unchanged (N, C, g, g)
-        if self.global_pool or self.head_kind == "fc":
+        if self.global_pool != "" or self.head_kind == "fc":
             x = torch.flatten(x, 1)  # (N, num_features) or, head="fc", (N, C * g * g)
         x = self.dropout(x)
         return x if pre_logits else self.fc(x)  # (N, num_classes)
@@ -707,9 +718,33 @@ class GoogLeNet(nn.Module):
                 intermediates.append(x)
         return intermediates if intermediates_only else (x, intermediates)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+    def _trunk_scripted(self, x: torch.Tensor,
+                        with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``_trunk`` for TorchScript, which cannot fetch a module by a name held in a variable
+        (``getattr(self, name)``): the stages of ``stage_names``, spelled out in its order (a
+        test compares the two on every variant). No gradient checkpointing under TorchScript."""
+        self.check_input(x)
+        x = self.input_transform(x)
+        x = self.norm1(self.pool1(self.conv1(x)))  # (N, 64, H/4, W/4)
+        x = self.pool2(self.norm2(self.conv2(self.conv2_reduce(x))))  # (N, 192, H/8, W/8)
+        x = self.pool3(self.inception_3b(self.inception_3a(x)))  # (N, 480, H/16, W/16)
+        x = self.inception_4a(x)
+        aux: list[torch.Tensor] = []
+        if with_aux and self.aux1 is not None:
+            aux.append(self.aux1(x))
+        x = self.inception_4d(self.inception_4c(self.inception_4b(x)))
+        if with_aux and self.aux2 is not None:
+            aux.append(self.aux2(x))
+        x = self.pool4(self.inception_4e(x))  # (N, 832, H/32, W/32)
+        x = self.inception_5b(self.inception_5a(x))  # (N, 1024, H/32, W/32)
+        return x, aux
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, GoogLeNetOutputs]:
         with_aux = self.training and self.aux_logits
-        x, aux = self._trunk(x, with_aux=with_aux)
+        if torch.jit.is_scripting():
+            x, aux = self._trunk_scripted(x, with_aux)
+        else:
+            x, aux = self._trunk(x, with_aux=with_aux)
         logits = self.forward_head(x)
         if with_aux:
             return GoogLeNetOutputs(logits, aux[0], aux[1])
