@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from googlenet import create_model, list_models
 from googlenet.models.googlenet import (
     TABLE1, ConvBlock, GoogLeNet, GoogLeNetOutputs, Inception, SeparableConvBlock,
-    TorchvisionInputTransform,
+    TorchvisionInputTransform, torchvision_key,
 )
 from googlenet.models.registry import MODEL_ALIASES, list_variants
 
@@ -334,6 +334,26 @@ def test_torchvision_parity(aux, transform_input, random_torchvision_googlenet):
         for a, b in ((got.logits, want.logits), (got.aux1, want.aux_logits1),
                      (got.aux2, want.aux_logits2)):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("aux", [True, False], ids=["aux", "no_aux"])
+def test_torchvision_fresh_init(aux):
+    """A fresh torchvision variant is torchvision's fresh GoogLeNet: from the same seed, the same
+    weights (truncated normal, std 0.01, for conv and linear weights; BN 1 and 0; the linear
+    biases left at PyTorch's default) and so the same logits."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=aux, init_weights=True).eval()
+    torch.manual_seed(0)
+    ours = create_model("torchvision", aux_logits=aux).eval()
+    theirs = {torchvision_key(k): v for k, v in tv.state_dict().items()}
+    assert list(theirs) == list(ours.state_dict())
+    for key, value in ours.state_dict().items():
+        torch.testing.assert_close(value, theirs[key], rtol=0, atol=0, msg=key)
+    assert ours.fc.bias.abs().max() > 0  # PyTorch's default bias, U(-1/sqrt(1024), 1/sqrt(1024))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=1e-6)
 
 
 # -- export -------------------------------------------------------------------------------------

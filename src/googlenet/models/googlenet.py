@@ -555,12 +555,11 @@ class GoogLeNet(nn.Module):
                     nn.init.zeros_(m.bias)
             for m in self.classifiers():
                 nn.init.zeros_(m.bias)
-        else:  # torchvision's GoogLeNet init
+        else:  # torchvision's GoogLeNet init, draw for draw (same seed, same weights)
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    # Biases (the linear layers'; its convs have none) keep PyTorch's default.
                     nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
@@ -619,12 +618,12 @@ class GoogLeNet(nn.Module):
         def linear(n_in: int) -> nn.Module:
             if num_classes == 0:
                 return nn.Identity()
-            layer = nn.Linear(n_in, num_classes)
+            layer = nn.Linear(n_in, num_classes)  # the variant's init, as in init_weights
             if self.variant.init == "caffe":
                 nn.init.kaiming_uniform_(layer.weight, a=1.0)
-            else:
+                nn.init.zeros_(layer.bias)
+            else:  # torchvision's: PyTorch's default bias
                 nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
-            nn.init.zeros_(layer.bias)
             return layer
 
         device = next(self.parameters()).device
