@@ -56,6 +56,10 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def test_registered_with_timm():
     assert set(timm.list_models("googlenet*")) >= set(MODELS)
+    # Filed under this package's name, as timm files its own under their model file's name
+    # (inception_v3, resnet): list_models(module=...), list_modules()
+    assert set(timm.list_models(module="googlenet")) == set(MODELS)
+    assert "googlenet" in timm.list_modules() and "timm" not in timm.list_modules()
 
 
 @pytest.mark.parametrize("feature_cls", ["list", "hook", "getter"])
