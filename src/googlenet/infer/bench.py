@@ -54,9 +54,6 @@ from ..errors import UserError
 from ..models.googlenet import GoogLeNet
 from ..models.graph import without_aux
 
-DEFAULT_MODES = ("eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8", "ov",
-                 "ov_bf16", "ov_int8")
-DEFAULT_PEERS = ("eager", "ort", "ov", "ov_bf16", "ov_int8", "compile")
 REFERENCE = "torchvision eager fp32"
 REFERENCE_VARIANT = "torchvision (reference)"
 PEER_VARIANT = "torchvision.models (peer)"

@@ -37,8 +37,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn as nn
 
-PEERS: dict[str, str] = {"eager": "fp32", "compile": "fp32", "ort": "fp32", "ov": "fp32",
-                         "ov_bf16": "bf16", "ov_int8": "int8"}
+from .modes import PEERS  # torchvision's model in another runtime -> its precision class
 
 
 def probe() -> dict[str, Any]:

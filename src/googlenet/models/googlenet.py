@@ -3,10 +3,11 @@
 Szegedy et al. 2014, "Going Deeper with Convolutions" (arXiv 1409.4842). Where the paper is silent
 the BVLC Caffe reproduction (``models/bvlc_googlenet``) is the reference.
 
-Layout, as in timm: configs (Table 1 and the variants, as data), then blocks, then the network.
-One code path serves every variant; they differ only in the ``Variant`` record below. The
-registry and builders are in ``registry.py``, timm's helpers (index selection, pretrained_cfg)
-in ``contract.py``.
+Layout, as in timm: configs (Table 1, as data), then blocks, then the network. One code path
+serves every variant; they differ only in their ``Variant`` record, which lives with the other
+named choices in ``choices.py`` (plain data without torch, so the command line can list them
+at once). The registry and builders are in ``registry.py``, timm's helpers (index selection,
+pretrained_cfg) in ``contract.py``.
 
 Why one module (over 500 lines): the paper's Table 1, the blocks it is made of and the network
 they form are read side by side (CONVENTIONS: timm's ``inception_v3.py`` keeps them in one file);
@@ -29,6 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .choices import (
+    HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS, Variant, feature_grid,
+)
 from .lrn import LocalResponseNorm
 from .contract import group_matcher as _group_matcher
 from .contract import pretrained_cfg_from, take_indices
@@ -41,7 +45,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Configs: Table 1 and the variants, as data
+# Configs: Table 1, as data (the variants: choices.py)
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -88,47 +92,8 @@ AUX_TAPS = {"inception_4a": "aux1", "inception_4d": "aux2"}
 AUX_CONV = 128  # 1x1 conv filters
 AUX_FC = 1024  # fully connected units
 AUX_GRID = 4  # 14x14 -> 4x4 by avgpool 5x5/3, so the FC sees 128 * 4 * 4 = 2048 inputs
-
-# Smallest accepted input: 32x32 gives 1x1 after the last max pool.
-MIN_INPUT_SIZE = 32
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What distinguishes one GoogLeNet variant from another. Everything else is shared."""
-
-    name: str
-    batchnorm: bool  # BN after every conv (and then no conv bias)
-    bn_eps: float
-    lrn: bool  # LRN after pool1 and after conv2 (Caffe: size 5, alpha 1e-4, beta 0.75, k 1)
-    kernel5x5: int  # kernel of the "#5x5" branch: 5 in the paper, 3 in torchvision
-    pool4_kernel: int  # the max pool before 5a: 3x3/2 in the paper, 2x2/2 in torchvision
-    dropout: float  # before the final linear layer
-    aux_dropout: float
-    aux_pool: str  # "paper": avgpool 5x5/3 when the tap is 14x14 (adaptive otherwise); "adaptive"
-    init: str  # "caffe" (Xavier, bias 0.2) or "torchvision" (truncated normal, std 0.01)
-
-
-VARIANTS: dict[str, Variant] = {
-    # As published and as BVLC Caffe trained it.
-    "paper": Variant("paper", batchnorm=False, bn_eps=0.0, lrn=True, kernel5x5=5, pool4_kernel=3,
-                     dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
-    # Departure from the paper (it predates BatchNorm): BN after every conv replaces LRN and conv
-    # biases. The topology, real 5x5 kernels included, is the paper's; it trains far more easily.
-    "bn": Variant("bn", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=5, pool4_kernel=3,
-                  dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
-    # torchvision.models.googlenet, reproduced so its state dicts load and give the same logits.
-    # Its departures: BN (eps 1e-3), no LRN, a 3x3 conv in the "5x5" branch (pytorch/vision#906),
-    # a 2x2 max pool before 5a, dropout 0.2, adaptive 4x4 aux pooling, truncated-normal init.
-    "torchvision": Variant("torchvision", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=3,
-                           pool4_kernel=2, dropout=0.2, aux_dropout=0.7, aux_pool="adaptive",
-                           init="torchvision"),
-}
-INCEPTION_KINDS = ("reduced", "naive")
-STEMS = ("paper", "separable")
-# Ablation switches (``googlenet experiment``), not paper variants; the defaults are the paper's.
-HEADS = ("gap", "fc")  # global average pooling (§5) | flatten + fully connected (the ablation)
-NORMS = ("lrn", "bn", "none")  # override the variant's normalisation (None: the variant's)
+# The variants (the Variant records), the other switches, MIN_INPUT_SIZE and feature_grid are in
+# choices.py, without torch, for the command line's --help.
 
 
 def scale_width(channels: int, width: float) -> int:
@@ -141,21 +106,6 @@ def scaled_spec(spec: InceptionSpec, width: float) -> InceptionSpec:
         return spec
     return InceptionSpec(spec.name, *(scale_width(getattr(spec, f), width) for f in (
         "n1x1", "n3x3red", "n3x3", "n5x5red", "n5x5", "pool_proj")))
-
-
-def feature_grid(size: int, pool4_kernel: int = 3) -> int:
-    """Side of inception 5b's output map for a ``size`` x ``size`` input (7 at 224, 1 at 32):
-    conv1 7x7/2 pad 3, then four ceil-mode max pools /2 (the last one ``pool4_kernel`` wide)."""
-    def pool(n: int, k: int) -> int:
-        out = -(-(n - k) // 2) + 1
-        if (out - 1) * 2 >= n:  # PyTorch's ceil mode: no window may start past the input
-            out -= 1
-        return max(out, 1)
-
-    n = (size + 2 * 3 - 7) // 2 + 1
-    for k in (3, 3, 3, pool4_kernel):
-        n = pool(n, k)
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
