@@ -8,6 +8,7 @@ Tiny inputs (64x64, batch 2, 10 classes); parametrized over every registered mod
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def test_registered_with_timm():
     assert set(timm.list_models("googlenet*")) >= set(MODELS)
+    # Filed under this package's name, as timm files its own under their model file's name
+    # (inception_v3, resnet): list_models(module=...), list_modules()
+    assert set(timm.list_models(module="googlenet")) == set(MODELS)
+    assert "googlenet" in timm.list_modules() and "timm" not in timm.list_modules()
 
 
 @pytest.mark.parametrize("feature_cls", ["list", "hook", "getter"])
@@ -512,6 +517,33 @@ def test_every_help_shows_the_defaults():
             assert "(default: None)" not in shown and shown.count("default") <= 2, (command, shown)
     train = _flags("train")
     assert "(default: 12)" in train["--epochs"].help and "(default: paper)" in train["--variant"].help
+
+
+HEAVY_MODULES = ("torch", "torchvision", "numpy", "PIL", "timm", "safetensors")
+
+
+def test_help_does_not_import_torch():
+    """`googlenet --help` and every `googlenet COMMAND --help` answer without importing torch
+    (seconds and ~800 MB), torchvision or numpy: checked in a fresh interpreter by the modules
+    loaded, not by a time. Each runs as `python -m googlenet ... --help` does (runpy)."""
+    code = (
+        "import contextlib, io, runpy, sys\n"
+        "from googlenet.cli import COMMANDS\n"
+        "runs = [[]] + [[c] for c in COMMANDS] + [['weights', 'list'], ['weights', 'download']]\n"
+        "for args in runs:\n"
+        "    sys.argv = ['googlenet', *args, '--help']\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n"
+        "            runpy.run_module('googlenet', run_name='__main__', alter_sys=True)\n"
+        "        except SystemExit as e:\n"
+        "            assert e.code == 0, (args, e.code)\n"
+        "    assert 'usage: googlenet' in out.getvalue(), args\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "[]", f"--help imported {r.stdout.strip()}"
 
 
 def test_one_device_default_and_one_amp_spelling():

@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from googlenet import create_model, list_models
 from googlenet.models.googlenet import (
     TABLE1, ConvBlock, GoogLeNet, GoogLeNetOutputs, Inception, SeparableConvBlock,
-    TorchvisionInputTransform,
+    TorchvisionInputTransform, torchvision_key,
 )
 from googlenet.models.registry import MODEL_ALIASES, list_variants
 
@@ -336,6 +336,26 @@ def test_torchvision_parity(aux, transform_input, random_torchvision_googlenet):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("aux", [True, False], ids=["aux", "no_aux"])
+def test_torchvision_fresh_init(aux):
+    """A fresh torchvision variant is torchvision's fresh GoogLeNet: from the same seed, the same
+    weights (truncated normal, std 0.01, for conv and linear weights; BN 1 and 0; the linear
+    biases left at PyTorch's default) and so the same logits."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    tv = torchvision.models.googlenet(weights=None, aux_logits=aux, init_weights=True).eval()
+    torch.manual_seed(0)
+    ours = create_model("torchvision", aux_logits=aux).eval()
+    theirs = {torchvision_key(k): v for k, v in tv.state_dict().items()}
+    assert list(theirs) == list(ours.state_dict())
+    for key, value in ours.state_dict().items():
+        torch.testing.assert_close(value, theirs[key], rtol=0, atol=0, msg=key)
+    assert ours.fc.bias.abs().max() > 0  # PyTorch's default bias, U(-1/sqrt(1024), 1/sqrt(1024))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=0, atol=1e-6)
+
+
 # -- export -------------------------------------------------------------------------------------
 
 # One case per variant; between them they cover every op an export must handle: LRN and real
@@ -384,6 +404,76 @@ def test_jit_trace_naive(naive_model):
     x3 = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(traced(x3), model(x3), rtol=0, atol=1e-5)
+
+
+def _script(module: nn.Module) -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+: TorchScript is deprecated
+        return torch.jit.script(module)
+
+
+def _compare_train_mode(model: nn.Module, other: nn.Module, x: torch.Tensor) -> None:
+    """Training mode with aux heads: both give GoogLeNetOutputs with the same values, dropout
+    masks included (same seed, same ops in the same order)."""
+    model.train(), other.train()
+    torch.manual_seed(1)
+    want = model(x)
+    torch.manual_seed(1)
+    got = other(x)
+    assert isinstance(want, GoogLeNetOutputs) and tuple(got._fields) == GoogLeNetOutputs._fields
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("aux", [True, False], ids=["aux", "no_aux"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_torchscript(variant, aux):
+    """torch.jit.script compiles every variant, as it does torchvision's GoogLeNet, and the
+    scripted model keeps the output contract and the values: logits in eval, GoogLeNetOutputs in
+    training with aux heads, the input check's message."""
+    model = create_model(variant, num_classes=10, aux_logits=aux).eval()
+    scripted = _script(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        got, want = scripted(x), model(x)
+    assert type(got) is torch.Tensor and got.shape == (2, 10)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    with pytest.raises(Exception, match=r"31x31 pixels is too small"):
+        scripted(torch.randn(1, 3, 31, 31))
+    if aux:
+        _compare_train_mode(model, scripted, x)
+
+
+@pytest.mark.parametrize("kwargs", [dict(transform_input=True), dict(stem="separable", in_chans=1),
+                                    dict(head="fc", img_size=64), dict(norm="none")],
+                         ids=["transform_input", "separable-gray", "fc_head", "no_norm"])
+def test_torchscript_switches(kwargs):
+    model = create_model("torchvision", num_classes=10, aux_logits=False, **kwargs).eval()
+    x = torch.randn(2, kwargs.get("in_chans", 3), 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(_script(model)(x), model(x), rtol=0, atol=1e-5)
+
+
+def test_torchscript_naive(naive_model):
+    model = naive_model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(_script(model)(x), model(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("aux", [True, False], ids=["aux", "no_aux"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fx_trace_then_torchscript(variant, aux):
+    """An FX graph of the model (torch.fx.symbolic_trace: what timm's and torchvision's feature
+    extractors build on) scripts too, with the same values; with aux heads the training-mode
+    graph, which runs them, as well."""
+    model = create_model(variant, num_classes=10, aux_logits=aux).eval()
+    x = torch.randn(2, 3, 64, 64)
+    scripted = _script(torch.fx.symbolic_trace(model))
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model(x), rtol=0, atol=1e-5)
+    if aux:
+        _compare_train_mode(model, _script(torch.fx.symbolic_trace(model.train())), x)
 
 
 @pytest.mark.slow

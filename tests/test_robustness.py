@@ -27,7 +27,6 @@ from PIL import Image
 
 from googlenet import cli
 from googlenet.cli import EXIT_CODES, main
-from googlenet.data import crops as crops_mod
 from googlenet.data.crops import multi_crop
 from googlenet.data.datasets import open_dataset
 from googlenet.data.imaging import (
@@ -284,7 +283,11 @@ def test_resized_size_bound_is_checked_before_resizing(monkeypatch):
     def no_resize(*a, **kw):
         raise AssertionError("resized before the size check")
 
-    monkeypatch.setattr(crops_mod.TF, "resize", no_resize)
+    # multi_crop imports torchvision's functional transforms when it runs (crops.py itself is
+    # torch-free), so the patch goes on that module
+    from torchvision.transforms.v2 import functional as TF
+
+    monkeypatch.setattr(TF, "resize", no_resize)
     img = Image.new("RGB", (990, 10))
     with pytest.raises(ImageError, match="over the limit"):
         multi_crop(img, Preprocess(crop=2048, resize=4096), 1)

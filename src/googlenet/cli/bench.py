@@ -9,20 +9,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..infer import fast
-from ..infer.bench import (
-    DEFAULT_MODES, DEFAULT_PEERS, GPU_MODES, GPU_PEERS, format_table, isolated_rows, load_images,
-    machine_info, matmul_peak, ratios_to_peers, realistic_random_init, results, summary,
-    torchvision_reference,
+from ..infer.modes import (
+    DEFAULT_MODES, DEFAULT_PEERS, GPU_MODES, GPU_PEERS, MODES, PEERS,
 )
-from ..infer.paired import head_to_head, paired_line
-from ..infer.bench_worker import PEERS
-from ..models.googlenet import VARIANTS, GoogLeNet
+from ..models.choices import VARIANTS
+
+if TYPE_CHECKING:
+    from ..models.googlenet import GoogLeNet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "variants without get random weights")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                    help="our variants to time")
-    p.add_argument("--modes", nargs="+", choices=list(fast.MODES), default=None,
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=None,
                    help=f"modes to time; unset: {' '.join(DEFAULT_MODES)} on the CPU, "
                         f"{' '.join(GPU_MODES)} on a GPU (add 'compile' on the CPU for "
                         f"torch.compile; minutes to compile)")
@@ -70,24 +66,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from ..engine.distributed import resolve_device
+    from ..infer import fast
+    from ..infer.bench import (
+        isolated_rows, load_images, machine_info, matmul_peak, ratios_to_peers,
+        realistic_random_init, results, torchvision_reference,
+    )
+    from ..models.googlenet import GoogLeNet
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     batch_sizes = args.batch_sizes or ([1, 256] if gpu else [1, 32])
     args.modes = args.modes or list(GPU_MODES if gpu else DEFAULT_MODES)
     args.peers = list(GPU_PEERS if gpu else DEFAULT_PEERS) if args.peers is None else args.peers
-    if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
-        raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
-    if args.paired_rounds < 0:
-        raise UserError(f"--paired-rounds {args.paired_rounds}: must be 0 or more")
-    if args.warmup < 0:
-        raise UserError(f"--warmup {args.warmup}: must be 0 or more")
-    if args.image_size < 32:
-        raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
+    _check_numbers(args, batch_sizes)
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads {args.threads}: must be at least 1")
         torch.set_num_threads(args.threads)
     if args.out:
         from ..weights.io import check_writable_dir
@@ -149,12 +144,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_numbers(args: argparse.Namespace, batch_sizes: list[int]) -> None:
+    if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
+        raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
+    if args.paired_rounds < 0:
+        raise UserError(f"--paired-rounds {args.paired_rounds}: must be 0 or more")
+    if args.warmup < 0:
+        raise UserError(f"--warmup {args.warmup}: must be 0 or more")
+    if args.image_size < 32:
+        raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: must be at least 1")
+
+
 def _models(args: argparse.Namespace, log) -> tuple[dict[str, tuple[GoogLeNet, str]], Any, dict]:
     """Trained models for the variants --weights gives, realistic random weights for the others;
     the preprocessing at --image-size; the trained LoadedWeights by variant."""
     from dataclasses import replace
 
     from ..data.datasets import default_preprocess
+    from ..infer.bench import realistic_random_init
+    from ..models.googlenet import GoogLeNet
     from ..sources import load_weights
 
     trained: dict[str, Any] = {}
@@ -188,6 +198,8 @@ def _paired(rows, ratios: list[dict[str, Any]], work: Path, args: argparse.Names
             log) -> None:
     """Each (our best, best peer) pair of ``ratios`` timed again, paired (``head_to_head``):
     one pair of processes per pair of runners, for every batch size it is the pair of."""
+    from ..infer.paired import head_to_head, paired_line
+
     by_key = {(r.variant, r.mode): r for r in rows}
     pairs: dict[tuple, list[dict[str, Any]]] = {}
     for q in ratios:
@@ -209,6 +221,9 @@ def _paired(rows, ratios: list[dict[str, Any]], work: Path, args: argparse.Names
 def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, log) -> None:
     """Print the tables and summary, add the summary, ratios and load warning to ``doc``,
     write --out, print --json."""
+    from ..infer.bench import format_table, summary
+    from ..infer.paired import paired_line
+
     res, info = doc["results"], doc["machine"]
     for b in batch_sizes:
         print(f"\nbatch {b}, {args.image_size}x{args.image_size}, median of {args.repeats}:",

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..interop.caffe import caffe_prototxt, load_caffemodel
 from ..sources.registry import BVLC_GOOGLENET
 
 
@@ -30,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..interop.caffe import caffe_prototxt, load_caffemodel
     from ..weights.io import atomic_write, check_writable_dir, save_weights
 
     src = Path(args.model)

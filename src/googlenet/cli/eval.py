@@ -6,18 +6,17 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..data.crops import CROP_CHOICES
 from ..errors import UserError
-from ..models.graph import AMP_CHOICES
-from ..infer.evaluate import MAX_CONFUSION_CLASSES, check_classes, evaluate_models, parse_crops
-from ..engine.distributed import resolve_device
-from ..weights.io import check_writable_dir
-from ..weights.records import LoadedWeights
+from ..fileio import check_writable_dir
+from ..models.choices import AMP_CHOICES
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..weights.records import LoadedWeights
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,7 +73,12 @@ def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
     from ..data import datasets as data_mod
+    from ..engine.distributed import resolve_device
+    from ..infer.evaluate import check_classes, evaluate_models, parse_crops
     from ..sources import load_weights
 
     crops = parse_crops(args.crops)
@@ -137,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: Any, args: argparse.Namespace) -> None:
+    from ..infer.evaluate import MAX_CONFUSION_CLASSES
+
     text = sys.stderr if args.json else sys.stdout  # with --json, stdout is the JSON only
     print(file=text)
     for line in report.summary_lines():

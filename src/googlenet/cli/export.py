@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..weights.io import check_writable_dir
-from ..interop.export import (
-    DEFAULT_OPSET, FORMATS, MIN_OPSET, TOLERANCE, check_export, check_images, export_metadata,
-    export_onnx, export_program, export_torchscript, save_program,
-)
+from ..fileio import check_writable_dir
+from ..interop.formats import DEFAULT_OPSET, FORMATS, MIN_OPSET
+
+if TYPE_CHECKING:
+    import torch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +53,10 @@ def _default_prefix(weights: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from ..interop.export import (
+        TOLERANCE, check_export, check_images, export_metadata, export_onnx, export_program,
+        export_torchscript, save_program,
+    )
     from ..sources import load_weights
 
     loaded = load_weights(args.weights)
@@ -138,8 +141,11 @@ def _calibration(args: argparse.Namespace, pre) -> tuple[torch.Tensor, dict]:
     """(N, C, crop, crop) calibration images and the record of what they were."""
     from dataclasses import asdict
 
+    import torch
+
     from ..data.crops import multi_crop
     from ..data.datasets import open_dataset
+    from ..interop.export import check_images
 
     if args.calibration_count < 1:
         raise UserError("--calibration-count must be at least 1")

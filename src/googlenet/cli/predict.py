@@ -8,19 +8,20 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-import torch
-
-from ..data.crops import CROP_CHOICES, multi_crop
-from ..data.imaging import ImageError, list_images, load_image
-from ..data.preprocess import Preprocess
+from ..data.crops import CROP_CHOICES
 from ..errors import UserError
-from ..models.graph import AMP_CHOICES
-from ..infer.predict import (
-    CALIBRATION_IMAGES, DEFAULT_TOPK, Prediction, collect_inputs, describe_preprocess,
-    iter_batches, topk,
-)
+from ..models.choices import AMP_CHOICES
+
+if TYPE_CHECKING:  # run() imports what needs torch, so --help does not wait for it
+    import torch
+
+    from ..data.preprocess import Preprocess
+    from ..infer.predict import Prediction
+
+DEFAULT_TOPK = 5
+CALIBRATION_IMAGES = 256  # for the int8 modes, when --calibration is not given
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,6 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _calibration(spec: Optional[str], files: Sequence[Path], pre: Preprocess) -> torch.Tensor:
+    import torch
+
+    from ..data.crops import multi_crop
+    from ..data.imaging import ImageError, list_images, load_image
+
     pool = list_images(spec) if spec else list(files)
     if spec and not Path(spec).is_dir():
         raise UserError(f"--calibration {spec}: not a folder of images")
@@ -116,10 +122,14 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
     from ..infer import fast
     from ..engine.distributed import resolve_device
+    from ..infer.predict import (
+        Prediction, collect_inputs, describe_preprocess, iter_batches, topk,
+    )
     from ..sources import load_weights
 
     _check_args(args)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.googlenet import VARIANTS
-from ..models.summary import naive_comparison, render, render_naive, table1
+from ..models.choices import VARIANTS
 
 FORMATS = ("text", "markdown", "csv", "json", "svg", "png")
 _SUFFIX = {".svg": "svg", ".png": "png", ".json": "json", ".csv": "csv", ".md": "markdown",
@@ -42,6 +41,7 @@ def _format(args) -> str:
 def run(args) -> int:
     from ..errors import UserError
     from ..models.googlenet import MIN_INPUT_SIZE, TABLE1
+    from ..models.summary import naive_comparison, render, render_naive, table1
     from ..weights.io import atomic_write
 
     if args.size < MIN_INPUT_SIZE:

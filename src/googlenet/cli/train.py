@@ -1,6 +1,7 @@
 """``googlenet train``: argument parsing and the choice between a new run and a resumed one.
 Everything else is the engine's (googlenet.engine.trainer.fit) and the task's
-(googlenet.tasks)."""
+(googlenet.tasks). What imports torch is imported in ``run``, so ``--help`` does not wait
+for it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import config as config_lib
-from ..engine.checkpoint import load_resume
-from ..engine.trainer import EXIT_DIVERGED, fit
 from ..errors import UserError
+from ..fileio import check_writable_dir
 from ..tasks import TASKS, get_task
-from ..weights.io import check_writable_dir
-from ..weights.records import CHECKPOINT_LAST
+from . import EXIT_DIVERGED
 
 # Arguments of this command that are not config keys.
 _NOT_CONFIG = {"set", "recipe", "resume", "auto_resume", "help_config", "debug", "_run"}
@@ -152,6 +151,10 @@ def default_recipe(over: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.checkpoint import load_resume
+    from ..engine.trainer import fit
+    from ..weights.records import CHECKPOINT_LAST
+
     over = overrides(args)
     resume, recipe = getattr(args, "resume", None), getattr(args, "recipe", None)
     if not resume:

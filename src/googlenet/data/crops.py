@@ -12,14 +12,13 @@ and the whole square resized to the crop size (6), each also mirrored: 4 x 3 x 6
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
-from PIL import Image
-from torchvision.transforms.v2 import functional as TF
+if TYPE_CHECKING:  # the geometry is plain Python; multi_crop imports torchvision when it runs
+    import torch
+    from PIL import Image
 
-from .imaging import check_resized_size
-from .preprocess import Preprocess
+    from .preprocess import Preprocess
 
 CROP_CHOICES = (1, 10, 144)
 PAPER_SCALES = (256, 288, 320, 352)  # shorter side, for a 224 crop
@@ -86,6 +85,11 @@ def crop_boxes(width: int, height: int, pre: Preprocess, n_crops: int) -> list[C
 def multi_crop(img: Image.Image, pre: Preprocess, n_crops: int,
                boxes: Optional[list[CropBox]] = None) -> torch.Tensor:
     """PIL RGB image -> (n_crops, C, crop, crop) normalised float tensor."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    from .imaging import check_resized_size
+
     boxes = boxes if boxes is not None else crop_boxes(img.width, img.height, pre, n_crops)
     for scale in sorted({b.scale for b in boxes}):  # ImageError before any resize allocates
         check_resized_size(img.width, img.height, scale)

@@ -37,12 +37,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..models.choices import LOADERS  # plain data (the command line's --help), re-exported
 from .imaging import ImageError, check_regular_file, load_image
 
 __all__ = ["LOADERS", "AugmentParams", "EncodedImages", "GpuAugment", "encoded_collate",
            "split_payloads", "is_jpeg_folder", "N_PARAMS"]
 
-LOADERS = ("auto", "cpu", "gpu")
 JPEG_MAGIC = b"\xff\xd8\xff"
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
-from ..data.gpu_pipeline import LOADERS
-from ..models.graph import AMP_CHOICES
-from ..models.googlenet import HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS
+from ..models.choices import (  # plain data: the command line's --help reads this module
+    AMP_CHOICES, HEADS, INCEPTION_KINDS, LOADERS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib

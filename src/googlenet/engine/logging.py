@@ -138,3 +138,15 @@ class Scalars:
 def hms(s: float) -> str:
     s = int(max(0, s))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def compile_cache_note() -> str:
+    """What the compiler's graph cache did so far (hits: graphs loaded, not compiled)."""
+    try:
+        from torch._dynamo.utils import counters
+
+        c = counters["inductor"]
+        return (f"graph cache {c.get('fxgraph_cache_hit', 0)} hit(s), "
+                f"{c.get('fxgraph_cache_miss', 0)} miss(es), in {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}")
+    except Exception:  # noqa: BLE001  a log line only
+        return "graph cache unknown"

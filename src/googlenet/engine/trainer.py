@@ -29,13 +29,14 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
-from ..models.graph import amp_autocast, native_bf16, resolve_amp
+from ..models.graph import amp_autocast
+from ..models.precision import describe_amp
 from ..weights.io import atomic_write, save_weights
 from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
 from .checkpoint import CheckpointWriter, RunLock, remove_stale_temps
 from .config import TrainConfig, to_toml
-from .logging import RunLog, Scalars, hms, plot_curves, write_metrics
+from .logging import RunLog, Scalars, compile_cache_note, hms, plot_curves, write_metrics
 from .optim import make_averaged, make_optimizer, make_scheduler
 from .prefetch import prefetched
 from .sampling import SeededDataset, SeededSampler, seed_rng, step_seed
@@ -72,28 +73,6 @@ def autocast(cfg: Optional[TrainConfig], device: torch.device):
     if cfg is not None and cfg.amp != "none":
         return amp_autocast(cfg.amp, device, detector=cfg.task == "detect")
     return contextlib.nullcontext()
-
-
-def amp_note(amp: str, device: torch.device) -> str:
-    """What to know about ``amp`` on ``device``: emulated precisions are slow, not wrong."""
-    if amp == "bf16" and not native_bf16(device):
-        return (f" (no native bf16 on this {device.type}: emulated and slow"
-                + ("; --amp fp16 suits GPUs without bf16)" if device.type == "cuda" else ")"))
-    if amp == "fp16" and device.type == "cpu":
-        return " (fp16 on a CPU is mostly emulated; --amp bf16 is the CPU's mixed precision)"
-    return ""
-
-
-def _cache_hits() -> str:
-    """What the compiler's graph cache did so far (hits: graphs loaded, not compiled)."""
-    try:
-        from torch._dynamo.utils import counters
-
-        c = counters["inductor"]
-        return (f"graph cache {c.get('fxgraph_cache_hit', 0)} hit(s), "
-                f"{c.get('fxgraph_cache_miss', 0)} miss(es), in {os.environ.get('TORCHINDUCTOR_CACHE_DIR')}")
-    except Exception:  # noqa: BLE001  a log line only
-        return "graph cache unknown"
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -346,17 +325,9 @@ class _Trainer:
                  + (f" x {info.world_size} processes" if info.enabled else "")
                  + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
-        detector = cfg.task == "detect"
-        amp = resolve_amp(cfg.amp, self.device, detector=detector)
-        how = {"none": "none, fp32",
-               "fp16": "fp16 autocast with a GradScaler"}.get(amp, f"{amp} autocast")
-        auto = (f" (amp auto: {'' if amp == 'bf16' else 'no '}native bf16 on this "
-                f"{self.device.type})") if cfg.amp == "auto" else ""
-        if cfg.amp == "auto" and detector and self.device.type == "cuda":
-            auto = (" (amp auto: float32 for detection on a GPU until a GPU run shows bf16 "
-                    "reaching the detection targets; --amp bf16 to use it)")
-        if amp != "none" or auto:
-            self.log(f"mixed precision: {how}{amp_note(amp, self.device)}{auto}")
+        line = describe_amp(cfg.amp, self.device, detector=cfg.task == "detect")
+        if line:
+            self.log(f"mixed precision: {line}")
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state
@@ -421,7 +392,7 @@ class _Trainer:
             if self._compile_pending:
                 self._compile_pending = False
                 self.log(f"torch.compile: the first step took {time.perf_counter() - t_step:.1f} s "
-                         f"(compilation; {_cache_hits()})")
+                         f"(compilation; {compile_cache_note()})")
             if self.averaged is not None and st.step > avg_start:
                 self.averaged.update_parameters(unwrap(self.model))
             self._progress(bar, loss, total_steps)

@@ -22,7 +22,9 @@ from ..engine import config as config_lib
 from ..errors import UserError
 from .arms import EXPERIMENTS, Arm, Experiment, default_settings
 from .report import METRIC_LABELS, aggregate, render_markdown, run_summary, verdict
-from .runner import RECIPE, arm_config, run_arm, run_dir
+
+# runner.py (training through the engine, so torch) is imported where it is used: the command
+# line's --help lists EXPERIMENTS without importing torch.
 
 __all__ = ["EXPERIMENTS", "run_experiment", "build_report", "machine"]
 
@@ -51,6 +53,8 @@ def _names(name: str) -> list[str]:
 
 def _settings(exp: Experiment, user: dict[str, Any]) -> dict[str, Any]:
     """The experiment's base settings, with the user's image size / variant where given."""
+    from .runner import RECIPE
+
     s = default_settings(exp)
     typed = config_lib.resolve(RECIPE, {**s, **user})
     s["variant"] = typed.variant
@@ -77,6 +81,8 @@ def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = 
     """Train every missing run of experiment ``name`` (or ``all``), evaluate, write the report.
     A finished run keeps its weights and metrics; its checkpoints only with ``keep_checkpoints``.
     Returns the report's data (also ``DIR/results.json``)."""
+    from .runner import arm_config, run_arm, run_dir
+
     t0 = time.perf_counter()
     seeds = list(dict.fromkeys(seeds))
     if not seeds or any(k < 0 for k in seeds):
@@ -120,6 +126,8 @@ def _crops_eval(root: Path, arm: Arm, seeds: Sequence[int], s: dict[str, Any], e
                 user: dict[str, Any], log: Callable[[str], None]) -> Path:
     """Table 3 on the data: every seed's model alone and all together, 1/10/144 crops, via
     ``googlenet.infer.evaluate.evaluate_models``; saved in DIR/evals/crops/ (kept once done)."""
+    from .runner import arm_config, run_dir
+
     out = root / "evals" / "crops"
     runs = [run_dir(root, arm, k) for k in seeds]
     if (out / "results.json").is_file():  # kept when it evaluated these very runs
@@ -182,6 +190,7 @@ def build_report(root: Path, plan: dict[str, tuple[Experiment, dict[str, Any], i
     """Read every run back, aggregate, judge the claims, write report.md/results.json/figures."""
     from .plots import experiment_figures
     from .report import _stat
+    from .runner import run_dir
 
     seeds = setup["seeds"]
     result: dict[str, Any] = {"setup": setup, "experiments": {}}

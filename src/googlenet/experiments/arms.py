@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
-from ..models.googlenet import GoogLeNet, feature_grid
+from ..models.choices import feature_grid  # plain data: the command line's --help reads this module
 
 __all__ = ["Arm", "Claim", "Experiment", "EXPERIMENTS", "model_cost", "match_width"]
 
@@ -72,6 +69,11 @@ class Experiment:
 
 def model_cost(size: int, num_classes: int = 10, **kwargs: Any) -> dict[str, int]:
     """Parameters (main network, aux heads excluded) and inference multiply-adds of one image."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..models.googlenet import GoogLeNet
+
     with torch.device("meta"):
         m = GoogLeNet(init_weights=False, num_classes=num_classes, aux_logits=False,
                       **kwargs).eval()

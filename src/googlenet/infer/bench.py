@@ -54,13 +54,6 @@ from ..errors import UserError
 from ..models.googlenet import GoogLeNet
 from ..models.graph import without_aux
 
-DEFAULT_MODES = ("eager", "fold", "channels_last", "bf16", "int8", "ort", "ort_int8", "ov",
-                 "ov_bf16", "ov_int8")
-DEFAULT_PEERS = ("eager", "ort", "ov", "ov_bf16", "ov_int8", "compile")
-# On a GPU: eager, autocast and CUDA-graph modes against torchvision eager and compiled, fp32 (tf32
-# convolutions) and bf16.
-GPU_MODES = ("eager", "bf16", "cuda_graph", "cuda_graph_bf16")
-GPU_PEERS = ("eager", "eager_bf16", "compile", "compile_bf16")
 REFERENCE = "torchvision eager fp32"
 REFERENCE_VARIANT = "torchvision (reference)"
 PEER_VARIANT = "torchvision.models (peer)"

@@ -39,10 +39,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn as nn
 
-PEERS: dict[str, str] = {"eager": "fp32", "compile": "fp32", "eager_bf16": "bf16",
-                         "compile_bf16": "bf16", "ort": "fp32", "ov": "fp32", "ov_bf16": "bf16",
-                         "ov_int8": "int8"}
-TORCH_PEERS = ("eager", "compile", "eager_bf16", "compile_bf16")  # the others: CPU runtimes
+from .modes import PEERS, TORCH_PEERS  # torchvision's model in another runtime -> its precision class
 
 
 def probe() -> dict[str, Any]:

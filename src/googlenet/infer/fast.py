@@ -60,6 +60,7 @@ from ..models.graph import (
     InferenceGraph, amp_autocast, fold_batchnorm, has_batchnorm, inference_graph, native_bf16,
     resolve_amp, without_aux,
 )
+from .modes import MODES, Mode  # the table of modes, plain data (the command line's --help)
 
 __all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", "Agreement",
            "prepare",
@@ -67,31 +68,6 @@ __all__ = ["Mode", "MODES", "with_amp", "TOLERANCES", "Tolerance", "FastModel", 
            "check_agreement", "has_batchnorm", "native_bf16", "calibration_batches"]
 
 
-@dataclass(frozen=True)
-class Mode:
-    name: str
-    precision: str  # "fp32" | "bf16" | "int8": which tolerance applies
-    devices: tuple[str, ...]  # device types it runs on
-    needs_calibration: bool
-    summary: str
-
-
-MODES: dict[str, Mode] = {m.name: m for m in (
-    Mode("eager", "fp32", ("cpu", "cuda"), False, "fp32 eager PyTorch (the reference)"),
-    Mode("fold", "fp32", ("cpu", "cuda"), False, "BatchNorm folded into convs, fp32"),
-    Mode("channels_last", "fp32", ("cpu", "cuda"), False, "BN folded + channels_last, fp32"),
-    Mode("bf16", "bf16", ("cpu", "cuda"), False, "BN folded + channels_last + bf16 autocast"),
-    Mode("fp16", "bf16", ("cuda",), False, "BN folded + channels_last + fp16 autocast (GPUs)"),
-    Mode("int8", "int8", ("cpu",), True, "torch.ao FX int8 static quantization (x86 backend)"),
-    Mode("ort", "fp32", ("cpu",), False, "onnxruntime, fp32"),
-    Mode("ort_int8", "int8", ("cpu",), True, "onnxruntime int8 static quantization (QDQ)"),
-    Mode("compile", "fp32", ("cpu", "cuda"), False, "torch.compile (inductor, frozen) + BN folded + channels_last, fp32"),
-    Mode("cuda_graph", "fp32", ("cuda",), False, "BN folded + channels_last, replayed as a CUDA graph (tf32 convs)"),
-    Mode("cuda_graph_bf16", "bf16", ("cuda",), False, "BN folded + channels_last + bf16 autocast, replayed as a CUDA graph"),
-    Mode("ov", "fp32", ("cpu",), False, "OpenVINO CPU plugin, fp32"),
-    Mode("ov_bf16", "bf16", ("cpu",), False, "OpenVINO CPU plugin, bf16 (native bf16 CPUs only)"),
-    Mode("ov_int8", "int8", ("cpu",), True, "OpenVINO + NNCF int8 post-training quantization"),
-)}
 OV_MODES = ("ov", "ov_bf16", "ov_int8")
 CPU_ONLY_RUNTIMES = ("ort", "ort_int8", *OV_MODES)
 # --amp (the one spelling of mixed precision across commands) applied to a --mode: the fp32 torch

@@ -28,9 +28,6 @@ from ..data.crops import multi_crop
 from ..data.imaging import IMAGE_EXTENSIONS, ImageError, list_images, load_image
 from ..data.preprocess import Preprocess
 
-DEFAULT_TOPK = 5
-CALIBRATION_IMAGES = 256  # for the int8 modes, when --calibration is not given
-
 
 @dataclass
 class Prediction:

@@ -32,10 +32,7 @@ from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
 from ..weights.io import atomic_write
-
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "export": ".pt2"}
-DEFAULT_OPSET = 18
-MIN_OPSET = 17
+from .formats import DEFAULT_OPSET, FORMATS, MIN_OPSET  # plain data, for the command line's --help
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 META_FILE = "googlenet.json"  # name of the metadata inside TorchScript / .pt2 archives
 # Tolerances the command checks against (max |logit diff|, fp32): onnxruntime reorders sums

@@ -3,18 +3,22 @@
 Szegedy et al. 2014, "Going Deeper with Convolutions" (arXiv 1409.4842). Where the paper is silent
 the BVLC Caffe reproduction (``models/bvlc_googlenet``) is the reference.
 
-Layout, as in timm: configs (Table 1 and the variants, as data), then blocks, then the network.
-One code path serves every variant; they differ only in the ``Variant`` record below. The
-registry and builders are in ``registry.py``, timm's helpers (index selection, pretrained_cfg)
-in ``contract.py``.
+Layout, as in timm: configs (Table 1, as data), then blocks, then the network. One code path
+serves every variant; they differ only in their ``Variant`` record, which lives with the other
+named choices in ``choices.py`` (plain data without torch, so the command line can list them
+at once). The registry and builders are in ``registry.py``, timm's helpers (index selection,
+pretrained_cfg) in ``contract.py``.
 
 Why one module (over 500 lines): the paper's Table 1, the blocks it is made of and the network
 they form are read side by side (CONVENTIONS: timm's ``inception_v3.py`` keeps them in one file);
 the network's timm/torchvision contract (forward_features, forward_intermediates, feature_info,
 reset_classifier, the torchvision key map) is its interface and stays with it.
-"""
 
-from __future__ import annotations
+TorchScript: ``torch.jit.script`` compiles every variant, as it does torchvision's GoogLeNet, and
+so does an FX graph of it. Hence no ``from __future__ import annotations`` here (FX copies the
+forward's annotations into the code it generates, where TorchScript cannot read a string), and
+the forward's stage loop has a spelled-out twin for TorchScript (``_trunk_scripted``).
+"""
 
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +30,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from .choices import (
+    HEADS, INCEPTION_KINDS, MIN_INPUT_SIZE, NORMS, STEMS, VARIANTS, Variant, feature_grid,
+)
 from .lrn import LocalResponseNorm
 from .contract import group_matcher as _group_matcher
 from .contract import pretrained_cfg_from, take_indices
@@ -38,7 +45,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Configs: Table 1 and the variants, as data
+# Configs: Table 1, as data (the variants: choices.py)
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -85,47 +92,8 @@ AUX_TAPS = {"inception_4a": "aux1", "inception_4d": "aux2"}
 AUX_CONV = 128  # 1x1 conv filters
 AUX_FC = 1024  # fully connected units
 AUX_GRID = 4  # 14x14 -> 4x4 by avgpool 5x5/3, so the FC sees 128 * 4 * 4 = 2048 inputs
-
-# Smallest accepted input: 32x32 gives 1x1 after the last max pool.
-MIN_INPUT_SIZE = 32
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What distinguishes one GoogLeNet variant from another. Everything else is shared."""
-
-    name: str
-    batchnorm: bool  # BN after every conv (and then no conv bias)
-    bn_eps: float
-    lrn: bool  # LRN after pool1 and after conv2 (Caffe: size 5, alpha 1e-4, beta 0.75, k 1)
-    kernel5x5: int  # kernel of the "#5x5" branch: 5 in the paper, 3 in torchvision
-    pool4_kernel: int  # the max pool before 5a: 3x3/2 in the paper, 2x2/2 in torchvision
-    dropout: float  # before the final linear layer
-    aux_dropout: float
-    aux_pool: str  # "paper": avgpool 5x5/3 when the tap is 14x14 (adaptive otherwise); "adaptive"
-    init: str  # "caffe" (Xavier, bias 0.2) or "torchvision" (truncated normal, std 0.01)
-
-
-VARIANTS: dict[str, Variant] = {
-    # As published and as BVLC Caffe trained it.
-    "paper": Variant("paper", batchnorm=False, bn_eps=0.0, lrn=True, kernel5x5=5, pool4_kernel=3,
-                     dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
-    # Departure from the paper (it predates BatchNorm): BN after every conv replaces LRN and conv
-    # biases. The topology, real 5x5 kernels included, is the paper's; it trains far more easily.
-    "bn": Variant("bn", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=5, pool4_kernel=3,
-                  dropout=0.4, aux_dropout=0.7, aux_pool="paper", init="caffe"),
-    # torchvision.models.googlenet, reproduced so its state dicts load and give the same logits.
-    # Its departures: BN (eps 1e-3), no LRN, a 3x3 conv in the "5x5" branch (pytorch/vision#906),
-    # a 2x2 max pool before 5a, dropout 0.2, adaptive 4x4 aux pooling, truncated-normal init.
-    "torchvision": Variant("torchvision", batchnorm=True, bn_eps=1e-3, lrn=False, kernel5x5=3,
-                           pool4_kernel=2, dropout=0.2, aux_dropout=0.7, aux_pool="adaptive",
-                           init="torchvision"),
-}
-INCEPTION_KINDS = ("reduced", "naive")
-STEMS = ("paper", "separable")
-# Ablation switches (``googlenet experiment``), not paper variants; the defaults are the paper's.
-HEADS = ("gap", "fc")  # global average pooling (§5) | flatten + fully connected (the ablation)
-NORMS = ("lrn", "bn", "none")  # override the variant's normalisation (None: the variant's)
+# The variants (the Variant records), the other switches, MIN_INPUT_SIZE and feature_grid are in
+# choices.py, without torch, for the command line's --help.
 
 
 def scale_width(channels: int, width: float) -> int:
@@ -138,21 +106,6 @@ def scaled_spec(spec: InceptionSpec, width: float) -> InceptionSpec:
         return spec
     return InceptionSpec(spec.name, *(scale_width(getattr(spec, f), width) for f in (
         "n1x1", "n3x3red", "n3x3", "n5x5red", "n5x5", "pool_proj")))
-
-
-def feature_grid(size: int, pool4_kernel: int = 3) -> int:
-    """Side of inception 5b's output map for a ``size`` x ``size`` input (7 at 224, 1 at 32):
-    conv1 7x7/2 pad 3, then four ceil-mode max pools /2 (the last one ``pool4_kernel`` wide)."""
-    def pool(n: int, k: int) -> int:
-        out = -(-(n - k) // 2) + 1
-        if (out - 1) * 2 >= n:  # PyTorch's ceil mode: no window may start past the input
-            out -= 1
-        return max(out, 1)
-
-    n = (size + 2 * 3 - 7) // 2 + 1
-    for k in (3, 3, 3, pool4_kernel):
-        n = pool(n, k)
-    return n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +190,7 @@ class Inception(nn.Module):
         self.pool_proj = None if naive else conv(in_channels, spec.pool_proj, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C_in, H, W) -> (N, C_out, H, W)
-        if self.naive:
+        if self.pool_proj is None:  # naive (TorchScript skips the branch of a module it lacks)
             branches = [self.conv1x1(x), self.conv3x3(x), self.conv5x5(x), self.pool(x)]
         else:
             branches = [
@@ -249,32 +202,36 @@ class Inception(nn.Module):
         return torch.cat(branches, 1)  # order as in Caffe's concat: 1x1, 3x3, 5x5, pool proj
 
 
-def _aux_pool(x: torch.Tensor, paper: bool) -> torch.Tensor:
+def _aux_pool(x: torch.Tensor, paper: bool, grid: int = AUX_GRID) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, 4, 4): the paper's avgpool 5x5/3 where the paper defines it (a
     14x14 tap, i.e. a 224 input: Caffe's loss1/ave_pool), adaptive pooling to 4x4 elsewhere.
 
     At 14x14 the two differ (5-wide windows at 0/3/6/9 against adaptive 4-wide ones at 0/3/7/10),
     so no one shape-independent op gives both; the choice is made on the shape at run time.
+    (``grid`` is an argument because TorchScript cannot read a module-level int.)
     ``torch.fx.wrap`` below makes this function a single leaf node for FX tracing (torchvision's
     ``create_feature_extractor``, timm's ``FeatureGraphNet``), which cannot branch on a traced
     shape; eager, ``torch.jit.trace`` and ``torch.export`` run it as plain Python.
     """
     if paper and x.shape[-2] == 14 and x.shape[-1] == 14:
         return F.avg_pool2d(x, 5, stride=3, ceil_mode=True)  # (N, C, 4, 4): Caffe's loss1/ave_pool
-    return F.adaptive_avg_pool2d(x, (AUX_GRID, AUX_GRID))  # (N, C, 4, 4)
+    return F.adaptive_avg_pool2d(x, (grid, grid))  # (N, C, 4, 4)
 
 
-def _check_input(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None) -> None:
+def _check_input(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None,
+                 min_size: int = MIN_INPUT_SIZE) -> None:
     """Raise ValueError for input the network cannot take, saying what it accepts. An FX leaf
-    (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it."""
+    (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it. Written
+    so TorchScript compiles it too (no tuple(), no module-level int)."""
     if x.dim() != 4 or x.shape[1] != in_chans:
+        shape = ", ".join([str(n) for n in x.shape])
         raise ValueError(f"GoogLeNet expects input of shape (N, {in_chans}, H, W), got "
-                         f"{tuple(x.shape)}")
-    if x.shape[-2] < MIN_INPUT_SIZE or x.shape[-1] < MIN_INPUT_SIZE:
+                         f"({shape})")
+    if x.shape[-2] < min_size or x.shape[-1] < min_size:
         raise ValueError(f"input of {x.shape[-2]}x{x.shape[-1]} pixels is too small: GoogLeNet "
-                         f"accepts {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} and larger (224x224 is "
+                         f"accepts {min_size}x{min_size} and larger (224x224 is "
                          f"the paper's size)")
-    if img_size is not None and tuple(x.shape[-2:]) != (img_size, img_size):
+    if img_size is not None and (x.shape[-2] != img_size or x.shape[-1] != img_size):
         raise ValueError(f"this network's fully connected head (head='fc') takes only "
                          f"{img_size}x{img_size} input, got {x.shape[-2]}x{x.shape[-1]}")
 
@@ -324,11 +281,12 @@ class TorchvisionInputTransform(nn.Module):
 
     mean = (0.485, 0.456, 0.406)
     std = (0.229, 0.224, 0.225)
+    __constants__ = ["mean", "std"]  # TorchScript reads class attributes declared as constants
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) -> (N, 3, H, W)
         # Same arithmetic, in the same order, as torchvision's GoogLeNet._transform_input.
-        chans = [x[:, i].unsqueeze(1) * (s / 0.5) + (m - 0.5) / 0.5
-                 for i, (m, s) in enumerate(zip(self.mean, self.std))]
+        chans = [x[:, i].unsqueeze(1) * (self.std[i] / 0.5) + (self.mean[i] - 0.5) / 0.5
+                 for i in range(3)]
         return torch.cat(chans, 1)
 
 
@@ -429,8 +387,9 @@ class GoogLeNet(nn.Module):
         self.transform_input = transform_input
         self.drop_rate = v.dropout if dropout is None else float(dropout)
         aux_drop = v.aux_dropout if aux_dropout is None else float(aux_dropout)
-        # Everything needed to rebuild this model; saved with weights and checkpoints.
-        self.config: dict[str, Any] = dict(
+        # Everything needed to rebuild this model; saved with weights and checkpoints. (Not
+        # annotated here: torch.jit.script warns about an annotated dict attribute in __init__.)
+        self.config = dict(
             variant=variant, num_classes=num_classes, in_chans=in_chans, aux_logits=aux_logits,
             inception=inception, stem=stem, transform_input=transform_input,
             dropout=self.drop_rate, aux_dropout=aux_drop, global_pool=global_pool,
@@ -546,17 +505,18 @@ class GoogLeNet(nn.Module):
                     nn.init.zeros_(m.bias)
             for m in self.classifiers():
                 nn.init.zeros_(m.bias)
-        else:  # torchvision's GoogLeNet init
+        else:  # torchvision's GoogLeNet init, draw for draw (same seed, same weights)
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    # Biases (the linear layers'; its convs have none) keep PyTorch's default.
                     nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
                 elif isinstance(m, nn.BatchNorm2d):
                     nn.init.ones_(m.weight)
                     nn.init.zeros_(m.bias)
 
     # -- timm's model contract ------------------------------------------------------------
+
+    __jit_unused_properties__ = ["default_cfg"]  # a dict of mixed types: not for TorchScript
 
     @property
     def default_cfg(self) -> dict[str, Any]:
@@ -608,12 +568,12 @@ class GoogLeNet(nn.Module):
         def linear(n_in: int) -> nn.Module:
             if num_classes == 0:
                 return nn.Identity()
-            layer = nn.Linear(n_in, num_classes)
+            layer = nn.Linear(n_in, num_classes)  # the variant's init, as in init_weights
             if self.variant.init == "caffe":
                 nn.init.kaiming_uniform_(layer.weight, a=1.0)
-            else:
+                nn.init.zeros_(layer.bias)
+            else:  # torchvision's: PyTorch's default bias
                 nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
-            nn.init.zeros_(layer.bias)
             return layer
 
         device = next(self.parameters()).device
@@ -671,7 +631,7 @@ class GoogLeNet(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.avgpool(x)  # (N, C, 1, 1); head="fc" or global_pool="": unchanged (N, C, g, g)
-        if self.global_pool or self.head_kind == "fc":
+        if self.global_pool != "" or self.head_kind == "fc":
             x = torch.flatten(x, 1)  # (N, num_features) or, head="fc", (N, C * g * g)
         x = self.dropout(x)
         return x if pre_logits else self.fc(x)  # (N, num_classes)
@@ -707,9 +667,33 @@ class GoogLeNet(nn.Module):
                 intermediates.append(x)
         return intermediates if intermediates_only else (x, intermediates)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+    def _trunk_scripted(self, x: torch.Tensor,
+                        with_aux: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``_trunk`` for TorchScript, which cannot fetch a module by a name held in a variable
+        (``getattr(self, name)``): the stages of ``stage_names``, spelled out in its order (a
+        test compares the two on every variant). No gradient checkpointing under TorchScript."""
+        self.check_input(x)
+        x = self.input_transform(x)
+        x = self.norm1(self.pool1(self.conv1(x)))  # (N, 64, H/4, W/4)
+        x = self.pool2(self.norm2(self.conv2(self.conv2_reduce(x))))  # (N, 192, H/8, W/8)
+        x = self.pool3(self.inception_3b(self.inception_3a(x)))  # (N, 480, H/16, W/16)
+        x = self.inception_4a(x)
+        aux: list[torch.Tensor] = []
+        if with_aux and self.aux1 is not None:
+            aux.append(self.aux1(x))
+        x = self.inception_4d(self.inception_4c(self.inception_4b(x)))
+        if with_aux and self.aux2 is not None:
+            aux.append(self.aux2(x))
+        x = self.pool4(self.inception_4e(x))  # (N, 832, H/32, W/32)
+        x = self.inception_5b(self.inception_5a(x))  # (N, 1024, H/32, W/32)
+        return x, aux
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, GoogLeNetOutputs]:
         with_aux = self.training and self.aux_logits
-        x, aux = self._trunk(x, with_aux=with_aux)
+        if torch.jit.is_scripting():
+            x, aux = self._trunk_scripted(x, with_aux)
+        else:
+            x, aux = self._trunk(x, with_aux=with_aux)
         logits = self.forward_head(x)
         if with_aux:
             return GoogLeNetOutputs(logits, aux[0], aux[1])

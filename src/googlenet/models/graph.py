@@ -11,15 +11,14 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
+from .choices import AMP_CHOICES
 from .googlenet import GoogLeNet
 
 __all__ = ["AMP_CHOICES", "DETECTOR_AUTO_ON_CUDA", "amp_autocast", "resolve_amp", "has_batchnorm", "native_bf16",
            "without_aux", "fold_batchnorm", "InferenceGraph", "inference_graph"]
 
 
-# The one spelling of mixed precision across commands (train/eval/predict --amp). "auto": bf16
-# where the device runs it natively (native_bf16), else none: never an emulated precision.
-AMP_CHOICES = ("none", "bf16", "fp16", "auto")
+# AMP_CHOICES (choices.py): the one spelling of mixed precision across commands.
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

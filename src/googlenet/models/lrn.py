@@ -276,12 +276,16 @@ def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float =
     Floating-point CPU tensors take the sliced CPU path above, CUDA tensors the fused Triton
     kernels (models/lrn_gpu.py), torch.compile a form its compiler fuses; anything else (and
     tracing and exporting) runs torch's."""
+    # TorchScript (a scripted FX graph calls this function) compiles only this branch, but
+    # parses the whole body: hence repr() below rather than an f-string's !r.
+    if torch.jit.is_scripting():
+        return F.local_response_norm(x, size, alpha, beta, k)
     if _use_reference():
         return F.local_response_norm(x, size, alpha, beta, k)
     if x.dim() < 3:
         raise ValueError(f"Expected 3D or higher dimensionality input (got {x.dim()} dimensions)")
     if int(size) < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+        raise ValueError(f"size must be a positive integer, got {repr(size)}")
     if x.numel() == 0 or not x.is_floating_point():
         return F.local_response_norm(x, size, alpha, beta, k)
     if torch.compiler.is_compiling():

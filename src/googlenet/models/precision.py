@@ -33,7 +33,7 @@ from typing import Any, Iterator, Optional
 import torch
 import torch.nn as nn
 
-__all__ = ["MixedPrecisionPlan", "to_float32", "autocast_dtype"]
+__all__ = ["MixedPrecisionPlan", "to_float32", "autocast_dtype", "describe_amp"]
 
 
 def autocast_dtype(device_type: str) -> Optional[torch.dtype]:
@@ -116,3 +116,27 @@ class MixedPrecisionPlan:
                 yield
         finally:
             self.device_type, self.dtype = saved
+
+
+def describe_amp(amp: str, device: torch.device, *, detector: bool = False) -> Optional[str]:
+    """What ``--amp amp`` does on ``device``, for the run log (None: plain float32, not asked
+    for): the precision, a GradScaler under fp16, why "auto" chose what it chose, and a warning
+    where the precision is emulated (slow, not wrong)."""
+    from .graph import DETECTOR_AUTO_ON_CUDA, native_bf16, resolve_amp
+
+    used = resolve_amp(amp, device, detector=detector)
+    how = {"none": "none, fp32", "fp16": "fp16 autocast with a GradScaler"}.get(used, f"{used} autocast")
+    note = ""
+    if used == "bf16" and not native_bf16(device):
+        note = (f" (no native bf16 on this {device.type}: emulated and slow"
+                + ("; --amp fp16 suits GPUs without bf16)" if device.type == "cuda" else ")"))
+    elif used == "fp16" and device.type == "cpu":
+        note = " (fp16 on a CPU is mostly emulated; --amp bf16 is the CPU's mixed precision)"
+    if amp != "auto":
+        return None if used == "none" else how + note
+    if detector and device.type == "cuda" and used == DETECTOR_AUTO_ON_CUDA:
+        why = ("float32 for detection on a GPU until a GPU run shows bf16 reaching the detection "
+               "targets; --amp bf16 to use it")
+    else:
+        why = f"{'' if used == 'bf16' else 'no '}native bf16 on this {device.type}"
+    return f"{how}{note} (amp auto: {why})"

@@ -30,13 +30,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-from ..data.preprocess import Preprocess
 from ..errors import UserError
-from ..interop.caffe import CAFFE_PREPROCESS
-from ..interop.torchvision import TORCHVISION_PREPROCESS, imagenet_categories
-from ..weights.records import LoadedWeights
+
+if TYPE_CHECKING:  # no torch at import: `googlenet weights --help` lists WEIGHTS without it
+    from ..data.preprocess import Preprocess
+    from ..weights.records import LoadedWeights
 
 __all__ = ["KnownWeights", "WEIGHTS", "BVLC_GOOGLENET", "TORCHVISION_IMAGENET",
            "BVLC_GOOGLENET_URL", "BVLC_GOOGLENET_SHA1", "CACHE_ENV", "lookup", "get", "cache_dir",
@@ -54,7 +54,8 @@ class KnownWeights:
     name: str
     url: str
     filename: str  # name in the cache
-    preprocess: Preprocess
+    # Both may be given as a function that returns them, called when they are first needed.
+    preprocess: Preprocess | Callable[[], Preprocess]
     categories: tuple[str, ...] | Callable[[], Sequence[str]]
     num_params: int  # inference model (no aux heads), weights + biases
     metrics: Mapping[str, float]  # ImageNet-1K val, single 224 center crop, as reported
@@ -79,6 +80,10 @@ class KnownWeights:
         c = self.categories
         return list(c() if callable(c) else c)
 
+    def preprocessing(self) -> Preprocess:
+        p = self.preprocess
+        return p() if callable(p) else p
+
     def hashes(self) -> dict[str, str]:
         return {k: v for k, v in (("sha256", self.sha256), ("sha1", self.sha1)) if v}
 
@@ -88,8 +93,28 @@ class KnownWeights:
                 "variant": self.variant, "loader": self.loader, "num_params": self.num_params,
                 "metrics": dict(self.metrics), "metrics_source": self.metrics_source,
                 "num_categories": len(self.category_names()),
-                "preprocess": self.preprocess.to_dict(), "license": self.license,
+                "preprocess": self.preprocessing().to_dict(), "license": self.license,
                 "description": self.description}
+
+
+# Their preprocessing and categories live with the code that reads the files (interop/), which
+# imports torch: fetched when first asked for.
+def _caffe_preprocess() -> Preprocess:
+    from ..interop.caffe import CAFFE_PREPROCESS
+
+    return CAFFE_PREPROCESS
+
+
+def _torchvision_preprocess() -> Preprocess:
+    from ..interop.torchvision import TORCHVISION_PREPROCESS
+
+    return TORCHVISION_PREPROCESS
+
+
+def _imagenet_categories() -> list[str]:
+    from ..interop.torchvision import imagenet_categories
+
+    return imagenet_categories()
 
 
 # BVLC's models/bvlc_googlenet/readme.md: the URL, the SHA-1, 68.7% / 88.9% (single center crop,
@@ -99,7 +124,7 @@ BVLC_GOOGLENET = KnownWeights(
     url="http://dl.caffe.berkeleyvision.org/bvlc_googlenet.caffemodel",
     filename="bvlc_googlenet.caffemodel",
     sha1="405fc5acd08a3bb12de8ee5e23a96bec22f08204", size_mb=53.5,
-    preprocess=CAFFE_PREPROCESS, categories=imagenet_categories, num_params=6_998_552,
+    preprocess=_caffe_preprocess, categories=_imagenet_categories, num_params=6_998_552,
     metrics={"top1": 68.7, "top5": 88.9},
     metrics_source="BVLC model zoo readme (Caffe, single center crop, ILSVRC2012 val)",
     license="BVLC: released for unrestricted use",
@@ -112,7 +137,7 @@ TORCHVISION_IMAGENET = KnownWeights(
     name="imagenet", aliases=("torchvision", "torchvision:imagenet", "IMAGENET1K_V1"),
     url="https://download.pytorch.org/models/googlenet-1378be20.pth",
     filename="googlenet-1378be20.pth", sha256="1378be20", size_mb=49.7,
-    preprocess=TORCHVISION_PREPROCESS, categories=imagenet_categories, num_params=6_624_904,
+    preprocess=_torchvision_preprocess, categories=_imagenet_categories, num_params=6_624_904,
     metrics={"top1": 69.778, "top5": 89.530},
     metrics_source="torchvision GoogLeNet_Weights.IMAGENET1K_V1 meta (resize 256, crop 224)",
     license="BSD-3-Clause (torchvision); ImageNet terms of access apply to the training data",

@@ -3,10 +3,12 @@ means (the ``Task`` protocol, googlenet/engine/task.py)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..engine.task import Task
 from ..errors import UserError
+
+if TYPE_CHECKING:  # engine.task imports torch; the command line's --help lists TASKS without it
+    from ..engine.task import Task
 
 __all__ = ["TASKS", "get_task"]
 
