@@ -36,6 +36,17 @@ from ..weights.io import atomic_write
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "export": ".pt2"}
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
+
+
+def _torch_max_opset(name: str, default: int) -> int:
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, name, default))
+
+
+# The newest opset each torch.onnx exporter writes: above it, the torch.export-based exporter
+# falls back to another opset with a traceback on stderr (and the file is not what was asked).
+MAX_OPSET = _torch_max_opset("ONNX_MAX_OPSET", DEFAULT_OPSET)
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 META_FILE = "googlenet.json"  # name of the metadata inside TorchScript / .pt2 archives
 # Tolerances the command checks against (max |logit diff|, fp32): onnxruntime reorders sums
@@ -56,6 +67,14 @@ def export_metadata(model: GoogLeNet, preprocess: Optional[Preprocess] = None,
             "preprocess": asdict(preprocess) if preprocess is not None else None,
             "class_names": list(class_names) if class_names is not None else None,
             "input": INPUT_NAME, "output": OUTPUT_NAME}
+
+
+def check_opset(opset: int, lo: int, hi: int) -> None:
+    """UserError (``--opset``) unless ``lo <= opset <= hi``: checked before anything is traced."""
+    if not lo <= opset <= hi:
+        raise UserError(f"opset {opset}: use {lo} to {hi} (the newest this torch "
+                        f"{torch.__version__.split('+')[0]} exports)"
+                        if opset > hi else f"opset {opset}: use {lo} or newer", key="opset")
 
 
 def export_program(model: GoogLeNet, example: torch.Tensor) -> torch.export.ExportedProgram:
@@ -86,8 +105,7 @@ def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Pat
     import contextlib
     import io
 
-    if opset < MIN_OPSET:
-        raise UserError(f"opset {opset}: use {MIN_OPSET} or newer", key="opset")
+    check_opset(opset, MIN_OPSET, MAX_OPSET)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program = model if isinstance(model, torch.export.ExportedProgram) else export_program(model, example)
@@ -181,8 +199,10 @@ def check_export(fmt: str, path: str | Path, model: GoogLeNet, x: torch.Tensor) 
 
 # -- command ---------------------------------------------------------------------------------
 
-def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[torch.Tensor, str]:
-    """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want."""
+def check_images(spec: Optional[str], preprocess: Preprocess, n: int,
+                 what: str = "--check-images") -> tuple[torch.Tensor, str]:
+    """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want;
+    ``what`` names the option ``spec`` came from in messages."""
     from ..data.crops import multi_crop
     from ..data.imaging import ImageError, list_images, load_image
 
@@ -196,7 +216,7 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
         p = Path(spec)
         files = list_images(p) if p.is_dir() else [p]
         if not files:
-            raise UserError(f"--check-images {spec}: no images found")
+            raise UserError(f"{what} {spec}: no images found")
         imgs = []
         for f in files[:n]:
             try:
@@ -204,7 +224,7 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
             except ImageError as e:
                 print(f"googlenet export: skipping {e}", file=sys.stderr)
         if not imgs:
-            raise UserError(f"--check-images {spec}: none of the images could be read")
+            raise UserError(f"{what} {spec}: none of the images could be read")
         where = f"{len(imgs)} images from {spec}"
     return torch.cat([multi_crop(im, preprocess, 1) for im in imgs]), where
 
@@ -213,6 +233,9 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
 
 DETECTOR_OUTPUTS = ("boxes", "scores", "labels")
 DETECTOR_OPSET = 17
+DETECTOR_MIN_OPSET = 11
+# the TorchScript-based exporter (dynamo=False) that detectors go through
+DETECTOR_MAX_OPSET = _torch_max_opset("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", DETECTOR_OPSET)
 
 
 class _OneImage(torch.nn.Module):
@@ -238,8 +261,7 @@ def export_detector_onnx(model: torch.nn.Module, path: str | Path, *, size: int,
     and an image with no detections gives empty (0, 4) / (0,) outputs (pytorch/vision#1706)."""
     import onnx
 
-    if opset < 11:
-        raise UserError(f"opset {opset}: detectors need 11 or newer", key="opset")
+    check_opset(opset, DETECTOR_MIN_OPSET, DETECTOR_MAX_OPSET)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = _OneImage(model.eval().cpu()).eval()
