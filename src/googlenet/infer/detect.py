@@ -341,7 +341,7 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
     dict): an input is never overwritten, and two inputs never share a drawing. Images are
     decoded ``batch_size`` at a time."""
     import numpy as np
-    from torchvision.io import encode_png
+    from PIL import Image
 
     from ..data.imaging import ImageError, load_image
 
@@ -368,8 +368,8 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
                             "names": [_name(loaded.class_names, int(l)) for l in d["labels"]],
                             "scores": [round(float(s), 4) for s in d["scores"]]})
             if target is not None:
-                png = encode_png(draw(img, d, loaded.class_names)).numpy().tobytes()
-                atomic_write(target, lambda tmp, png=png: Path(tmp).write_bytes(png))
+                drawn = Image.fromarray(draw(img, d, loaded.class_names).permute(1, 2, 0).numpy())
+                atomic_write(target, lambda tmp, im=drawn: im.save(tmp, format="PNG"))
                 results[-1]["drawn"] = str(target)
     return results, failed
 
