@@ -32,6 +32,12 @@ download VOC, and its ``parse_voc_xml`` to read VOC's XML.
 Coordinates: COCO ``bbox`` is [x, y, w, h] in continuous pixels; VOC's 1-based inclusive pixel
 indices become ``(xmin - 1, ymin - 1, xmax, ymax)`` (as Detectron2 reads them); YOLO's
 normalised ``cx cy w h`` are scaled by the image size (read from the file header).
+
+Why one module (over 500 lines): the table above is one policy, applied by three readers
+through one ``_Log`` (skip-and-name or strict, paths kept inside the dataset, image files
+checked before they are opened) and one set of value checks; a module per format would split
+the policy from the code that applies it, and the layout detection that picks a reader needs
+all three.
 """
 
 from __future__ import annotations
