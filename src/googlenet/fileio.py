@@ -11,11 +11,12 @@ import stat
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
-from .errors import FileSystemError
+from .errors import FileSystemError, UserError
 
-__all__ = ["atomic_write", "check_writable_dir", "fs_error", "TEMP_SUFFIX", "NAME_MAX"]
+__all__ = ["atomic_write", "check_writable_dir", "check_regular_file", "fs_error", "TEMP_SUFFIX",
+           "NAME_MAX"]
 
 TEMP_SUFFIX = ".tmp"  # atomic_write's temp files: ".{name}.<random>.tmp" beside the target
 NAME_MAX = 255  # bytes in one file name on ext4, xfs, btrfs, APFS, NTFS
@@ -29,6 +30,37 @@ def fs_error(e: OSError, path: str | os.PathLike, doing: str = "cannot write") -
         reason += f" ({other})"  # e.g. the folder above that is a file
     hint = "; free some space and run again" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return FileSystemError(f"{path}: {doing}: {reason}{hint}")
+
+
+def not_regular(path: str | os.PathLike) -> Optional[str]:
+    """None if ``path`` names a regular file (symlinks followed), else why not, in words: no such
+    file, permission denied, a directory, a FIFO (named pipe), a socket, a device. Only ``stat``
+    is called: opening a FIFO blocks until a writer appears, possibly forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:  # permission denied, name too long, not a directory, a symlink loop
+        return e.strerror or str(e)
+    except ValueError:  # a NUL byte in the name
+        return "not a valid file name"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+    return f"{kind}, not a regular file; refused (reading it could block)"
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "",
+                       error: type[UserError] = UserError) -> Path:
+    """``path`` if it names a regular file, else ``error`` (a ``UserError``) naming it and why
+    (``not_regular``); ``what`` leads the message (e.g. ``--weights``)."""
+    why = not_regular(path)
+    if why is not None:
+        raise error(f"{what + ' ' if what else ''}{path}: {why}")
+    return Path(path)
 
 
 _umask_lock = threading.Lock()

@@ -73,6 +73,23 @@ def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.out:
+        return _run(args)
+    check_writable_dir(args.out, "--out")  # before the evaluation, not after it
+    # One eval per --out at a time (as one training per run directory): two at once would mix
+    # their results.json, results.md and plots. The lock is RUN/.lock, as training's.
+    from ..engine.checkpoint import RunLock
+    from ..weights.io import fs_error
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise fs_error(e, args.out, "cannot create") from None
+    with RunLock(args.out):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
@@ -88,8 +105,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers {args.workers}: must be 0 or more")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: must be at least 1")
-    if args.out:
-        check_writable_dir(args.out, "--out")  # before the evaluation, not after it
     device = resolve_device(args.device)
     workers = args.workers if args.workers is not None else (
         min(4, os.cpu_count() or 1) if device.type == "cuda" else 0)
@@ -186,7 +201,14 @@ def _run_detection(args: argparse.Namespace, models: list[LoadedWeights], names:
     for line in report.summary_lines():
         print(line, file=text)
     print(file=text)
-    print(report.table_markdown(), file=text)
+    print(report.table_markdown(with_skipped=False), file=text)
+    if report.skipped:
+        print(f"\n{len(report.skipped)} file(s) or annotation(s) skipped, not scored (--strict "
+              f"stops instead):", file=text)
+        for line in report.skipped_lines(20):
+            print(f"  {line}", file=text)
+        if args.out and len(report.skipped) > 20:
+            print(f"  (all in {args.out}/results.md and results.json)", file=text)
     if args.out:
         written = report.save(args.out)
         print(f"\nsaved: {', '.join(str(p) for p in written)}", file=text)

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..fileio import check_writable_dir
-from ..interop.formats import DEFAULT_OPSET, FORMATS, MIN_OPSET
+from ..interop.formats import (
+    DEFAULT_OPSET, DETECTOR_MIN_OPSET, DETECTOR_OPSET, FORMATS, MIN_OPSET, PRECISION_FILES,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -19,13 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", required=True, metavar="SPEC",
                    help="run directory, checkpoint, .safetensors, 'imagenet', torchvision .pth, "
                         "or caffe:FILE")
-    p.add_argument("--format", nargs="+", choices=list(FORMATS), default=list(FORMATS),
-                   dest="formats", help="what to write")
+    p.add_argument("--format", nargs="+", choices=list(FORMATS), default=None,
+                   dest="formats", help="what to write (default: all three; a detector: onnx; "
+                                        "--precision other than fp32: its own files)")
     p.add_argument("-o", "--out", default=None, metavar="PREFIX",
                    help="output path without extension (PREFIX.onnx, PREFIX.torchscript.pt, "
                         "PREFIX.pt2); unset: RUN/export/model for a run directory, else "
                         "./googlenet")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset ({MIN_OPSET} up to the newest this torch writes; a "
+                        f"detector: {DETECTOR_MIN_OPSET} up to its exporter's newest, default "
+                        f"{DETECTOR_OPSET})")
     p.add_argument("--image-size", type=int, default=None,
                    help="input height/width of the export; unset: the weights' crop size")
     p.add_argument("--check-images", default=None, metavar="PATH",
@@ -50,25 +56,41 @@ def _default_prefix(weights: str) -> Path:
     return p / "export" / "model" if p.is_dir() else Path("googlenet")
 
 
+def _check_formats(args: argparse.Namespace) -> None:
+    """--precision other than fp32 writes its own files (PRECISION_FILES): a --format it does
+    not write is refused, not ignored."""
+    if args.precision == "fp32":
+        args.formats = args.formats or list(FORMATS)
+        return
+    writes = [runtime for runtime, _ in PRECISION_FILES[args.precision]]
+    other = [f for f in args.formats or [] if f not in writes]
+    if other:
+        raise UserError(f"--precision {args.precision} writes {' and '.join(writes)} files, not "
+                        f"{' or '.join(other)}; drop --format (or export fp32)", key="formats")
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ..interop.export import (
-        TOLERANCE, check_export, check_images, export_metadata, export_onnx, export_program,
-        export_torchscript, save_program,
+        MAX_OPSET, TOLERANCE, check_export, check_images, check_opset, export_metadata,
+        export_onnx, export_program, export_torchscript, save_program,
     )
+    from ..data.preprocess import MAX_CROP
     from ..sources import load_weights
 
+    if args.check_count < 1:
+        raise UserError("--check-count must be at least 1")
     loaded = load_weights(args.weights)
     if loaded.task == "detect":
         return _export_detector(args, loaded)
+    check_opset(args.opset, MIN_OPSET, MAX_OPSET)  # before anything is traced
+    _check_formats(args)
     pre = loaded.preprocess
     if args.image_size is not None:
-        if args.image_size < 32:
-            raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 or more")
+        if not 32 <= args.image_size <= MAX_CROP:
+            raise UserError(f"--image-size {args.image_size}: GoogLeNet needs 32 to {MAX_CROP}")
         pre = replace(pre, crop=args.image_size, resize=max(pre.resize, args.image_size))
-    if args.check_count < 1:
-        raise UserError("--check-count must be at least 1")
     model = loaded.model.eval()
     prefix = Path(args.out) if args.out else _default_prefix(args.weights)
     check_writable_dir(prefix.parent, "--out")  # before the exports are traced, not after
@@ -104,24 +126,29 @@ def _export_detector(args: argparse.Namespace, loaded) -> int:  # noqa: ANN001  
     """A detection run: ONNX only (its post-processing has no TorchScript/torch.export path
     here), checked with onnxruntime against eager on real images and a blank one."""
     from ..interop.export import (
-        DETECTOR_OPSET, check_detector_onnx, detector_check_images, export_detector_onnx,
+        DETECTOR_MAX_OPSET, check_detector_onnx, check_opset, detector_check_images,
+        export_detector_onnx,
     )
 
-    if "onnx" not in args.formats:
-        raise UserError("a detector exports to ONNX only: use --format onnx")
+    if args.formats not in (None, ["onnx"]):
+        raise UserError("a detector exports to ONNX only: use --format onnx (or leave it out)",
+                        key="formats")
+    if args.precision != "fp32":
+        raise UserError(f"--precision {args.precision}: a detector exports fp32 ONNX only "
+                        f"(reduced precision is for classifiers)", key="precision")
     if loaded.model.config.get("detector") == "rcnn":
         raise UserError(f"{args.weights}: an R-CNN run (--arch rcnn) does not export: its "
                         f"proposals come from OpenCV's Selective Search, outside the network; "
                         f"export a detector of --arch fcos, retinanet or fasterrcnn")
-    if args.check_count < 1:
-        raise UserError("--check-count must be at least 1")
     model = loaded.model.eval()
     cfg = model.config
     size = args.image_size or int(cfg["min_size"])
-    if size < 32:
-        raise UserError(f"--image-size {size}: GoogLeNet needs 32 or more")
+    if not 32 <= size <= 4096:
+        raise UserError(f"--image-size {size}: GoogLeNet needs 32 to 4096")
     path = Path(str(Path(args.out) if args.out else _default_prefix(args.weights)) + ".onnx")
     opset = args.opset if args.opset != DEFAULT_OPSET else DETECTOR_OPSET
+    check_opset(opset, DETECTOR_MIN_OPSET, DETECTOR_MAX_OPSET)
+    check_writable_dir(path.parent, "--out")  # before the export is traced, not after
     meta = {"format": "googlenet-detector", "model_config": cfg, "class_names": loaded.class_names,
             "input": "image: float (3, H, W) RGB in [0, 1]; normalised inside the graph",
             "outputs": "boxes (K, 4) xyxy px, scores (K,), labels (K,) = class index + 1"}
@@ -155,7 +182,8 @@ def _calibration(args: argparse.Namespace, pre) -> tuple[torch.Tensor, dict]:
         imgs = [ds.load(i)[0] for i in range(n)]
         source = {"dataset": "digits (built-in)", "split": "train", "indices": [0, n]}
     else:
-        x, _ = check_images(args.calibration_images, pre, args.calibration_count)
+        x, _ = check_images(args.calibration_images, pre, args.calibration_count,
+                            what="--calibration-images")
         from ..data.imaging import list_images
 
         p = Path(args.calibration_images)

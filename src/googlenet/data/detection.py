@@ -23,14 +23,17 @@ into .classes, "image_id": int}``; N may be 0. VOC folders add ``"difficult"``: 
 applied to the pair jointly, so boxes follow flips, crops and scaling.
 
 Bad annotations are never silently used: boxes partly outside the image are clipped; boxes wholly
-outside, with zero or negative size or an unknown class, images listed but missing, and files
-that are not valid JSON/XML/txt are skipped and listed in ``dataset.skipped`` as ``(file, why)``,
-or, with ``strict=True``, stop everything with a ``UserError`` naming the file and annotation.
+outside, with zero or negative size or an unknown class, images listed but missing, image paths
+leading out of the dataset folder, and files that are not valid JSON/XML/txt are skipped and
+listed in ``dataset.skipped`` as ``(file, why)``, or, with ``strict=True``, stop everything with
+a ``UserError`` naming the file and annotation (``detection_formats``). An image that turns out
+unreadable only when it is decoded (truncated) is skipped and named by item access.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -41,7 +44,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
 from ..errors import UserError
-from .imaging import load_image
+from .imaging import ImageError, load_image
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 __all__ = ["DetectionDataset", "ArrayDetectionDataset", "FileDetectionDataset", "DetRecord",
@@ -94,8 +97,8 @@ class DetectionDataset(torch.utils.data.Dataset):
         img = self._image(i)  # (3, H, W) uint8
         h, w = img.shape[-2:]
         if (h, w) != (r.height, r.width):
-            raise UserError(f"{r.file}: the annotation says {r.width}x{r.height} pixels but the "
-                            f"image is {w}x{h}; fix the annotation's image size", key="data")
+            raise ImageError(f"{r.file}: the annotation says {r.width}x{r.height} pixels but the "
+                             f"image is {w}x{h}; fix the annotation's image size", key="data")
         boxes = tv_tensors.BoundingBoxes(torch.tensor(r.boxes, dtype=torch.float32).reshape(-1, 4),
                                          format="XYXY", canvas_size=(h, w))
         target = {"boxes": boxes, "labels": torch.tensor(r.labels, dtype=torch.int64).reshape(-1),
@@ -137,12 +140,41 @@ class ArrayDetectionDataset(DetectionDataset):
 
 
 class FileDetectionDataset(DetectionDataset):
-    """Images read from files (COCO, VOC, YOLO folders), decoded to RGB on access."""
+    """Images read from files (COCO, VOC, YOLO folders), decoded to RGB on access.
+
+    ``load(i)`` raises ``ImageError`` when file i cannot be used (truncated, over the
+    decompression-bomb limit, changed on disk since the annotations were read, not the size its
+    annotation says), so evaluation can skip and name it. Item access (``dataset[i]``, what
+    training uses) instead takes the next usable item, records the file in ``skipped`` and says
+    so on stderr (one line; from a loader worker too), unless ``strict``: one bad file never
+    ends an epoch.
+    """
+
+    def __init__(self, records: Sequence[DetRecord], classes: Sequence[str], *,
+                 strict: bool = False, **kw: Any) -> None:
+        super().__init__(records, classes, **kw)
+        self.strict = strict
 
     def _image(self, i: int) -> torch.Tensor:
         # imaging.load_image: any PIL mode to RGB, and an ImageError naming the file
         rgb = np.asarray(load_image(self.records[i].file))  # (H, W, 3) uint8
         return torch.from_numpy(rgb.copy()).permute(2, 0, 1)  # (3, H, W)
+
+    def __getitem__(self, i: int) -> tuple[Any, dict[str, Any]]:
+        for k in range(min(len(self), 16)):
+            j = (i + k) % len(self)
+            try:
+                return super().__getitem__(j)
+            except ImageError as e:
+                if self.strict:
+                    raise
+                if (self.records[j].file, str(e)) not in self.skipped:
+                    self.skipped.append((self.records[j].file, str(e)))
+                    # print, not warnings.warn: one line, no source line, and seen from a
+                    # DataLoader worker process as well
+                    print(f"googlenet: skipping unreadable image: {e}", file=sys.stderr)
+        raise UserError(f"{self.name}: 16 consecutive images from index {i} cannot be read; "
+                        f"first: {self.records[i].file}", key="data")
 
 
 def detection_collate(batch: Sequence[tuple[Any, dict]]) -> tuple[list, list[dict]]:

@@ -7,9 +7,21 @@ images. Every annotation is checked, and a bad one is named in ``skipped`` (or, 
     box wholly outside the image      skipped
     zero or negative width/height     skipped
     unknown class                     skipped
-    image listed but missing          the image skipped
+    a field of the wrong type         skipped (a bbox of strings, iscrowd "0", an image_id list)
+    image listed twice                every copy skipped (its boxes cannot be told apart); a VOC
+                                      id listed twice in ImageSets is used once
+    image listed but missing          the image skipped; so is a FIFO, a directory, a file that
+                                      is not an image or over the decompression-bomb limit
+    image path outside the dataset    the image skipped: a COCO ``file_name``, a VOC
+                                      ``<filename>`` or ImageSets line whose ``..`` or absolute
+                                      path leads out of the dataset folder is never read
     file that is not valid JSON/XML/txt   the file (and its image) skipped; a broken COCO
-                                      annotation file stops everything (there is nothing else)
+                                      annotation file, class list (classes.txt, data.yaml) or
+                                      ImageSets list stops everything (there is nothing else)
+
+Structure is checked at this boundary, once: JSON/XML/YAML of the wrong shape, nesting deeper
+than the parser's recursion limit, integers of thousands of digits, non-UTF-8 text and class
+names that are not strings are a ``UserError`` naming the file, never a crash further in.
 
 Why not pycocotools' ``COCO`` / torchvision's ``CocoDetection``/``VOCDetection`` for reading:
 they index and return annotations as given (a zero-width box or an unknown category passes
@@ -20,11 +32,18 @@ download VOC, and its ``parse_voc_xml`` to read VOC's XML.
 Coordinates: COCO ``bbox`` is [x, y, w, h] in continuous pixels; VOC's 1-based inclusive pixel
 indices become ``(xmin - 1, ymin - 1, xmax, ymax)`` (as Detectron2 reads them); YOLO's
 normalised ``cx cy w h`` are scaled by the image size (read from the file header).
+
+Why one module (over 500 lines): the table above is one policy, applied by three readers
+through one ``_Log`` (skip-and-name or strict, paths kept inside the dataset, image files
+checked before they are opened) and one set of value checks; a module per format would split
+the policy from the code that applies it, and the layout detection that picks a reader needs
+all three.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -33,21 +52,27 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ..errors import UserError
+from ..fileio import not_regular
 from .detection import DetRecord, FileDetectionDataset
-from .imaging import IMAGE_EXTENSIONS
+from .imaging import IMAGE_EXTENSIONS, ImageError, read_image_size
 
 __all__ = ["open_folder", "open_voc_download", "VOC_CLASSES", "clean_box"]
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep",
                "sofa", "train", "tvmonitor")
+# Image sides an annotation may state (COCO width/height, VOC <size>): Pillow's decompression-bomb
+# limit refuses far less than this in pixels; the bound only keeps absurd numbers out.
+MAX_SIDE = 1 << 20
 
 
 class _Log:
-    """Collects (file, why) for skipped annotations, or raises at the first with strict=True."""
+    """Collects (file, why) for skipped annotations, or raises at the first with strict=True.
+    ``root`` is the dataset folder: image and annotation paths must stay inside it."""
 
-    def __init__(self, strict: bool) -> None:
+    def __init__(self, strict: bool, root: Path) -> None:
         self.strict = strict
+        self.root = root
         self.skipped: list[tuple[str, str]] = []
 
     def bad(self, file: str | os.PathLike, why: str) -> None:
@@ -55,6 +80,91 @@ class _Log:
             raise UserError(f"{file}: {why}; fix or remove it, or open the dataset without strict "
                             f"to skip it", key="data")
         self.skipped.append((str(file), why))
+
+    def inside(self, base: Path, name: Any, listed_in: str | os.PathLike,
+               what: str) -> Optional[Path]:
+        """``base / name`` if ``name`` is a non-empty string naming a path inside the dataset
+        folder, else None (logged against ``listed_in``). Checked on the path as written
+        (``..`` and absolute paths), so a folder of the dataset that is a symlink still works."""
+        if not isinstance(name, str) or not name.strip() or "\0" in name:
+            self.bad(listed_in, f"{what}: {_show(name)} is not a file name")
+            return None
+        root = os.path.abspath(self.root)
+        full = os.path.normpath(os.path.join(os.path.abspath(base), name))
+        if full != root and not full.startswith(root.rstrip(os.sep) + os.sep):
+            self.bad(listed_in, f"{what}: {_show(name, 300)} resolves outside the dataset folder {self.root} "
+                                f"({full}); not read")
+            return None
+        return base / name
+
+    def image_file(self, file: Path, listed: str) -> bool:
+        """Whether ``file`` is a regular file (a FIFO is refused before it is opened); else it
+        is logged as "{listed} but the file is missing" (or what it is instead)."""
+        why = not_regular(file)
+        if why is None:
+            return True
+        self.bad(file, f"{listed} but the file is missing" if why == "no such file"
+                 else f"{listed} but the file is unusable: {why}")
+        return False
+
+    def image_size(self, file: Path) -> Optional[tuple[int, int]]:
+        """(height, width) from the header, or None with the reason logged (not an image, a
+        FIFO, over the decompression-bomb limit, ...)."""
+        try:
+            w, h = read_image_size(file)
+        except ImageError as e:
+            self.bad(file, _reason(e, file))
+            return None
+        return h, w
+
+
+def _reason(e: Exception, file: Path) -> str:
+    """An ImageError's message without the path it starts with (``_Log.bad`` adds it)."""
+    msg = str(e)
+    return msg[len(str(file)) + 2:] if msg.startswith(f"{file}: ") else msg
+
+
+def _read_text(file: Path, what: str) -> str:
+    """A whole text file that the dataset cannot do without (a class list, a split list): UTF-8,
+    else a UserError naming it."""
+    why = not_regular(file)
+    if why is not None:
+        raise UserError(f"{file}: {why}; the {what} must be a text file", key="data")
+    try:
+        return file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{file}: the {what} is not UTF-8 text ({e}); save it as UTF-8",
+                        key="data") from None
+
+
+def _whole(v: Any, lo: int = 1, hi: int = MAX_SIDE) -> Optional[int]:
+    """``v`` as an int in [lo, hi] (an int, or an integral float), else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    return v if isinstance(v, int) and lo <= v <= hi else None
+
+
+def _number(v: Any) -> Optional[float]:
+    """A JSON number as a float (inf for one too large), else None (a string, null, a bool)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        return float(v)
+    except OverflowError:  # an integer of hundreds of digits
+        return math.inf
+
+
+def _show(v: Any, most: int = 60) -> str:
+    """``repr(v)``, cut to ``most`` characters (a value from a hostile file can be megabytes)."""
+    r = repr(v)
+    return r if len(r) <= most else r[:most - 4] + " ..."
+
+
+def _key(v: Any) -> bool:
+    """A usable id: a whole number or a string (not a bool, list, dict or null)."""
+    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, str)
 
 
 def clean_box(x0: float, y0: float, x1: float, y1: float, width: int,
@@ -71,14 +181,6 @@ def clean_box(x0: float, y0: float, x1: float, y1: float, width: int,
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
         return None, f"box {[round(v, 2) for v in vals]} lies wholly outside the {width}x{height} image"
     return [max(0.0, x0), max(0.0, y0), min(float(width), x1), min(float(height), y1)], ""
-
-
-def _image_size(file: Path) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
-    from PIL import Image
-
-    with Image.open(file) as im:
-        return im.height, im.width
 
 
 def _record(file: Path, hw: tuple[int, int], boxes: list, labels: list, image_id: int,
@@ -105,54 +207,130 @@ def _coco_paths(path: Path, split: str) -> Optional[tuple[Path, Path]]:
 
 
 def _coco_load(ann: Path) -> dict:
+    def broken(why: str) -> UserError:
+        return UserError(f"{ann}: {why}; fix or replace the annotation file", key="data")
+
     try:
         with open(ann, encoding="utf-8") as f:
             data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{ann}: not valid JSON ({e}); fix or replace the annotation file",
-                        key="data") from None
+    except UnicodeDecodeError as e:
+        raise broken(f"not UTF-8 text ({e})") from None
+    except RecursionError:
+        raise broken("not usable JSON (nested too deeply)") from None
+    except ValueError as e:  # JSONDecodeError, or an integer of over 4,300 digits
+        raise broken(f"not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("categories"), list):
         raise UserError(f"{ann}: not a COCO annotation file (needs 'images' and 'categories' "
                         f"lists)", key="data")
+    if not isinstance(data.get("annotations", []), list):
+        raise broken(f"'annotations' must be a list, got a {type(data['annotations']).__name__}")
     return data
+
+
+def _coco_categories(ann: Path, cats: list) -> tuple[dict[Any, int], list[str]]:
+    """category id -> class index (ids in sorted order) and the class names; a category list
+    that cannot be read stops everything (every label depends on it)."""
+    def broken(k: int, why: str) -> UserError:
+        return UserError(f"{ann}: categories[{k}] {why}; fix the annotation file", key="data")
+
+    for k, c in enumerate(cats):
+        if not isinstance(c, dict):
+            raise broken(k, f"is a {type(c).__name__}, not an object")
+        if not _key(c.get("id")):
+            raise broken(k, f"needs an 'id' (a whole number or a string), got {_show(c.get('id'))}")
+        if "name" in c and not isinstance(c["name"], str):
+            raise broken(k, f"'name' must be a string, got {type(c['name']).__name__}")
+    kinds = {type(c["id"]) for c in cats}
+    if len(kinds) > 1:
+        raise UserError(f"{ann}: category ids mix numbers and strings; use one kind", key="data")
+    ids = [c["id"] for c in cats]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise UserError(f"{ann}: category ids {dup[:5]} are listed more than once", key="data")
+    cats = sorted(cats, key=lambda c: c["id"])
+    return {c["id"]: i for i, c in enumerate(cats)}, [str(c.get("name", c["id"])) for c in cats]
+
+
+def _coco_images(ann: Path, img_dir: Path, images: list, log: _Log) -> dict[Any, tuple[Path, dict]]:
+    """image id -> (file, entry) of the usable images; the rest named in the log."""
+    ids: dict[Any, list[int]] = {}
+    for k, im in enumerate(images):
+        if not isinstance(im, dict):
+            log.bad(ann, f"images[{k}] is a {type(im).__name__}, not an object")
+        elif not _key(im.get("id")):
+            log.bad(ann, f"images[{k}]: 'id' must be a whole number or a string, got "
+                         f"{_show(im.get('id'))}")
+        else:
+            ids.setdefault(im["id"], []).append(k)
+    out = {}
+    for iid, ks in ids.items():
+        if len(ks) > 1:  # which image do its annotations belong to? Neither can be trusted
+            names = [images[k].get("file_name") for k in ks]
+            log.bad(ann, f"image id {_show(iid)} is listed {len(ks)} times ({_show(names[:4])}); its "
+                         f"annotations cannot be told apart, every copy skipped")
+            continue
+        im = images[ks[0]]
+        file = log.inside(img_dir, im.get("file_name"), ann, f"image id {_show(iid)}: file_name")
+        if file is None or not log.image_file(file, f"image id {_show(iid)} is listed in "
+                                                    f"{ann.name}"):
+            continue
+        out[iid] = (file, im)
+    return out
 
 
 def _coco(ann: Path, img_dir: Path, log: _Log) -> tuple[list[DetRecord], list[str]]:
     data = _coco_load(ann)
-    cats = sorted(data["categories"], key=lambda c: c["id"])
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    per_image: dict[Any, list[dict]] = {}
-    images = {im.get("id"): im for im in data["images"]}
-    for a in data.get("annotations", []):
-        aid = a.get("id", "?")
-        if a.get("image_id") not in images:
-            log.bad(ann, f"annotation id {aid}: image_id {a.get('image_id')!r} is not in 'images'")
-        elif a.get("category_id") not in cat_index:
-            log.bad(ann, f"annotation id {aid}: category_id {a.get('category_id')!r} is not in "
-                         f"'categories'")
-        elif not (isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4):
-            log.bad(ann, f"annotation id {aid}: bbox must be [x, y, width, height]")
-        elif not a.get("iscrowd", 0):  # crowd regions are not objects to detect (as torchvision)
-            per_image.setdefault(a["image_id"], []).append(a)
-    records = []
-    for iid, im in images.items():
-        file = img_dir / str(im.get("file_name", ""))
-        if not file.is_file():
-            log.bad(file, f"image id {iid} is listed in {ann.name} but the file is missing")
+    cat_index, classes = _coco_categories(ann, data["categories"])
+    images = _coco_images(ann, img_dir, data["images"], log)
+    listed = {im["id"] for im in data["images"] if isinstance(im, dict) and _key(im.get("id"))}
+    per_image: dict[Any, list[tuple[Any, list[float], int]]] = {}
+    for k, a in enumerate(data.get("annotations", [])):
+        if not isinstance(a, dict):
+            log.bad(ann, f"annotations[{k}] is a {type(a).__name__}, not an object")
             continue
-        hw = (im["height"], im["width"]) if "height" in im and "width" in im else _image_size(file)
+        aid = a.get("id", f"#{k}")
+        aid = aid if _key(aid) else f"#{k}"
+        iid, cid, bbox, crowd = (a.get("image_id"), a.get("category_id"), a.get("bbox"),
+                                 a.get("iscrowd", 0))
+        xywh = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
+        if not _key(iid) or iid not in images:
+            if not _key(iid) or iid not in listed:  # else its image was skipped, and named
+                log.bad(ann, f"annotation id {aid}: image_id {_show(iid)} is not in 'images'")
+        elif not _key(cid) or cid not in cat_index:
+            log.bad(ann, f"annotation id {aid}: category_id {_show(cid)} is not in 'categories'")
+        elif xywh is None or any(v is None for v in xywh):
+            log.bad(ann, f"annotation id {aid}: bbox must be [x, y, width, height] numbers, got "
+                         f"{str(bbox)[:60]}")
+        elif crowd not in (0, 1) or isinstance(crowd, float):
+            log.bad(ann, f"annotation id {aid}: iscrowd must be 0 or 1, got {_show(crowd)}")
+        elif not crowd:  # crowd regions are not objects to detect (as torchvision)
+            per_image.setdefault(iid, []).append((aid, xywh, cat_index[cid]))
+    records = []
+    for iid, (file, im) in images.items():
+        if "height" in im or "width" in im:
+            h, w = _whole(im.get("height")), _whole(im.get("width"))
+            if h is None or w is None:
+                log.bad(ann, f"image id {_show(iid)}: height {_show(im.get('height'))} and width "
+                             f"{_show(im.get('width'))} must be whole numbers in [1, {MAX_SIDE:,}]; "
+                             f"image skipped")
+                continue
+            hw: Optional[tuple[int, int]] = (h, w)
+        else:
+            hw = log.image_size(file)
+            if hw is None:
+                continue
         boxes, labels = [], []
-        for a in per_image.get(iid, []):
-            x, y, w, h = (float(v) for v in a["bbox"])
-            box, why = clean_box(x, y, x + w, y + h, hw[1], hw[0])
+        for aid, (x, y, bw, bh), label in per_image.get(iid, []):
+            box, why = clean_box(x, y, x + bw, y + bh, hw[1], hw[0])
             if box is None:
-                log.bad(ann, f"annotation id {a.get('id', '?')}: {why}")
+                log.bad(ann, f"annotation id {aid}: {why}")
             else:
                 boxes.append(box)
-                labels.append(cat_index[a["category_id"]])
-        records.append(_record(file, hw, boxes, labels, iid if isinstance(iid, int) else len(records)))
-    return records, [str(c.get("name", c["id"])) for c in cats]
+                labels.append(label)
+        image_id = iid if isinstance(iid, int) and 0 <= iid < 2 ** 62 else len(records)
+        records.append(_record(file, hw, boxes, labels, image_id))
+    return records, classes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,22 +345,42 @@ def _voc_root(path: Path) -> Optional[Path]:
 
 
 def _voc_parse(xml: Path, log: _Log) -> Optional[dict]:
+    """The <annotation> element as torchvision's dict, its objects a list of dicts; None (logged)
+    when the file is not usable VOC XML."""
     from torchvision.datasets import VOCDetection
 
     try:
-        ann = VOCDetection.parse_voc_xml(ET.parse(xml).getroot()).get("annotation", {})
+        root = ET.parse(xml).getroot()
+        ann = VOCDetection.parse_voc_xml(root).get("annotation")
     except (ET.ParseError, OSError) as e:
         log.bad(xml, f"not valid XML ({e})")
         return None
+    except RecursionError:
+        log.bad(xml, "not usable VOC XML (nested too deeply)")
+        return None
+    if not isinstance(ann, dict):
+        log.bad(xml, "not a VOC annotation (no <annotation> element with <object>/<size> "
+                     "elements inside)")
+        return None
     objs = ann.get("object", [])
-    ann["object"] = objs if isinstance(objs, list) else [objs]
+    objs = objs if isinstance(objs, list) else [objs]
+    ann["object"] = []
+    for k, o in enumerate(objs):
+        if isinstance(o, dict):
+            ann["object"].append(o)
+        else:
+            log.bad(xml, f"object {k}: <object> without <name>/<bndbox> elements; skipped")
     return ann
+
+
+def _class_list(file: Path) -> list[str]:
+    return [ln.strip() for ln in _read_text(file, "class list").splitlines() if ln.strip()]
 
 
 def _voc_classes(root: Path, anns: list[dict]) -> list[str]:
     """classes.txt if given; else VOC's 20 if every name is a VOC class; else the sorted names."""
-    if (root / "classes.txt").is_file():
-        return [ln.strip() for ln in (root / "classes.txt").read_text().splitlines() if ln.strip()]
+    if os.path.lexists(root / "classes.txt"):
+        return _class_list(root / "classes.txt")
     names = {str(o.get("name", "")).strip() for a in anns for o in a["object"]}
     return list(VOC_CLASSES) if names <= set(VOC_CLASSES) else sorted(names)
 
@@ -190,23 +388,31 @@ def _voc_classes(root: Path, anns: list[dict]) -> list[str]:
 def _voc_object(o: dict, hw: tuple[int, int], classes: dict[str, int]) -> tuple[Optional[list], str]:
     name = str(o.get("name", "")).strip()
     if name not in classes:
-        return None, f"object {name!r} is not a known class"
+        return None, f"object {_show(name)} is not a known class"
     try:
         b = o["bndbox"]
         x0, y0, x1, y1 = (float(b[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
     except (KeyError, TypeError, ValueError):
-        return None, f"object {name!r}: bndbox needs numeric xmin, ymin, xmax, ymax"
+        return None, f"object {_show(name)}: bndbox needs numeric xmin, ymin, xmax, ymax"
     return clean_box(x0 - 1, y0 - 1, x1, y1, hw[1], hw[0])
 
 
 def _voc(root: Path, split: str, log: _Log) -> tuple[list[DetRecord], list[str]]:
-    ids = [ln.split()[0] for ln in (root / "ImageSets" / "Main" / f"{split}.txt").read_text().splitlines()
-           if ln.strip()]
+    listing = root / "ImageSets" / "Main" / f"{split}.txt"
+    ids: list[str] = []
+    for n, ln in enumerate(_read_text(listing, "split list").splitlines(), 1):
+        if not ln.strip():
+            continue
+        i = ln.split()[0]
+        if i in ids:
+            log.bad(listing, f"line {n}: image {_show(i)} is listed again; used once")
+        else:
+            ids.append(i)
     parsed = []
     for i in ids:
-        xml = root / "Annotations" / f"{i}.xml"
-        if not xml.is_file():
-            log.bad(xml, f"image {i} is listed in ImageSets/Main/{split}.txt but has no annotation")
+        xml = log.inside(root / "Annotations", f"{i}.xml", listing, f"image {_show(i)}")
+        if xml is None or not log.image_file(
+                xml, f"image {i} is listed in ImageSets/Main/{split}.txt"):
             continue
         ann = _voc_parse(xml, log)
         if ann is not None:
@@ -215,15 +421,20 @@ def _voc(root: Path, split: str, log: _Log) -> tuple[list[DetRecord], list[str]]
     index = {c: k for k, c in enumerate(classes)}
     records = []
     for i, xml, ann in parsed:
-        file = root / "JPEGImages" / str(ann.get("filename") or f"{i}.jpg")
-        if not file.is_file():
-            log.bad(file, f"image {i} is listed in ImageSets/Main/{split}.txt but the file is missing")
+        file = log.inside(root / "JPEGImages", ann.get("filename") or f"{i}.jpg", xml,
+                          "<filename>")
+        if file is None or not log.image_file(
+                file, f"image {i} is listed in ImageSets/Main/{split}.txt"):
             continue
-        size = ann.get("size") or {}
+        size = ann.get("size") if isinstance(ann.get("size"), dict) else {}
         try:
-            hw = (int(size["height"]), int(size["width"]))
+            hw: Optional[tuple[int, int]] = (int(size["height"]), int(size["width"]))
+            if _whole(hw[0]) is None or _whole(hw[1]) is None:
+                raise ValueError
         except (KeyError, TypeError, ValueError):
-            hw = _image_size(file)
+            hw = log.image_size(file)
+            if hw is None:
+                continue
         boxes, labels, difficult = [], [], []
         for k, o in enumerate(ann["object"]):
             box, why = _voc_object(o, hw, index)
@@ -259,9 +470,34 @@ def open_voc_download(kind: str, split: str, *, transforms: Optional[Callable], 
 # YOLO
 # ---------------------------------------------------------------------------------------------
 
+def _yolo_names(y: Path, doc: Any) -> list[str]:
+    """data.yaml's ``names``: a list of strings, or a mapping {0: name, 1: name, ...} whose keys
+    are exactly the class indices 0..N-1 (the numbers in the label files)."""
+    def bad(why: str) -> UserError:
+        return UserError(f"{y}: {why}", key="data")
+
+    if not isinstance(doc, dict):
+        raise bad(f"must be a mapping with a 'names:' entry, got a {type(doc).__name__}")
+    names = doc.get("names")
+    if isinstance(names, dict):
+        keys = list(names)
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) \
+                or sorted(keys) != list(range(len(keys))):
+            raise bad(f"'names:' keys must be the class indices 0..{len(keys) - 1}, got "
+                      f"{_show(keys[:8])}")
+        names = [names[k] for k in range(len(keys))]
+    if not isinstance(names, list):
+        raise bad("needs a 'names:' list (or 0: name mapping) of class names")
+    for k, n in enumerate(names):
+        if not isinstance(n, str):
+            raise bad(f"class name {k} is a {type(n).__name__}, not a string (quote it: "
+                      f"'{k}': \"...\"); class names must be strings")
+    return [n.strip() for n in names]
+
+
 def _yolo_classes(path: Path) -> list[str]:
-    if (path / "classes.txt").is_file():
-        return [ln.strip() for ln in (path / "classes.txt").read_text().splitlines() if ln.strip()]
+    if os.path.lexists(path / "classes.txt"):
+        return _class_list(path / "classes.txt")
     for y in (path / "data.yaml", path / "dataset.yaml"):
         if y.is_file():
             try:
@@ -270,19 +506,24 @@ def _yolo_classes(path: Path) -> list[str]:
                 raise UserError(f"{y}: reading data.yaml needs PyYAML: pip install 'googlenet[detect]'", key="data") from None
 
             try:
-                names = (yaml.safe_load(y.read_text()) or {}).get("names")
+                # safe_load: plain data only. Aliases are shared references, so an alias bomb
+                # loads small; only strings are accepted as names, so nothing expands it.
+                doc = yaml.safe_load(_read_text(y, "dataset description"))
             except yaml.YAMLError as e:
                 raise UserError(f"{y}: not valid YAML ({e})", key="data") from None
-            if isinstance(names, dict):
-                return [str(names[k]) for k in sorted(names)]
-            if isinstance(names, list):
-                return [str(n) for n in names]
-            raise UserError(f"{y}: needs a 'names:' list of class names", key="data")
+            except (RecursionError, ValueError) as e:  # deep nesting; an int of 5,000 digits
+                raise UserError(f"{y}: not usable YAML ({type(e).__name__}: "
+                                f"{str(e)[:100]})", key="data") from None
+            return _yolo_names(y, doc)
     raise UserError(f"{path}: a YOLO folder needs classes.txt or data.yaml with 'names:'", key="data")
 
 
 def _yolo_lines(txt: Path, hw: tuple[int, int], n_cls: int,
                 log: _Log) -> Optional[tuple[list, list]]:
+    why = not_regular(txt)
+    if why is not None:
+        log.bad(txt, f"{why}; its image is skipped")
+        return None
     try:
         lines = txt.read_text(encoding="utf-8").splitlines()
     except (UnicodeDecodeError, OSError) as e:
@@ -297,7 +538,7 @@ def _yolo_lines(txt: Path, hw: tuple[int, int], n_cls: int,
             c, cx, cy, w, h = int(parts[0]), *(float(p) for p in parts[1:])
             assert len(parts) == 5
         except (ValueError, TypeError, AssertionError):
-            log.bad(txt, f"line {n}: expected 'class cx cy w h' (5 numbers), got {ln.strip()[:60]!r}")
+            log.bad(txt, f"line {n}: expected 'class cx cy w h' (5 numbers), got {_show(ln.strip()[:60])}")
             continue
         if not 0 <= c < n_cls:
             log.bad(txt, f"line {n}: class {c} is not one of the {n_cls} classes (0..{n_cls - 1})")
@@ -315,21 +556,22 @@ def _yolo_lines(txt: Path, hw: tuple[int, int], n_cls: int,
 def _yolo(path: Path, split: str, log: _Log) -> tuple[list[DetRecord], list[str]]:
     classes = _yolo_classes(path)
     img_dir, lbl_dir = path / "images" / split, path / "labels" / split
-    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    # Hidden files (macOS ._x.jpg resource forks, .DS_Store) are not images of the dataset;
+    # non-regular files named like images (a FIFO zz.jpg) are kept, to be refused by name.
+    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not p.name.startswith(".") and not p.is_dir())
     stems = {p.stem for p in files}
     if lbl_dir.is_dir():
         for t in sorted(lbl_dir.glob("*.txt")):
-            if t.stem not in stems:
+            if t.stem not in stems and not t.name.startswith("."):
                 log.bad(t, "label file has no image in " + str(img_dir))
     records = []
     for f in files:
-        try:
-            hw = _image_size(f)
-        except OSError as e:
-            log.bad(f, f"not a readable image ({e})")
+        hw = log.image_size(f)
+        if hw is None:
             continue
         txt = lbl_dir / f"{f.stem}.txt"
-        got = _yolo_lines(txt, hw, len(classes), log) if txt.is_file() else ([], [])  # no file: no objects
+        got = _yolo_lines(txt, hw, len(classes), log) if os.path.lexists(txt) else ([], [])  # no file: no objects
         if got is not None:
             records.append(_record(f, hw, got[0], got[1], len(records)))
     return records, classes
@@ -356,7 +598,7 @@ def _reader(path: Path, split: str) -> Optional[Callable[[_Log], tuple[list[DetR
 def open_folder(path: Path, split: str, *, transforms: Optional[Callable], strict: bool, seed: int,
                 val_fraction: float, name: str = "") -> FileDetectionDataset:
     """A COCO, VOC or YOLO folder's split; a missing val split is a seeded part of train."""
-    log = _Log(strict)
+    log = _Log(strict, path)
     read = _reader(path, split)
     holdout = (split in ("train", "val") and val_fraction > 0 and _reader(path, "val") is None
                and _reader(path, "train") is not None)
@@ -367,10 +609,14 @@ def open_folder(path: Path, split: str, *, transforms: Optional[Callable], stric
                         f"{split}.json), VOC (ImageSets/Main/{split}.txt) or YOLO (images/{split}/) "
                         f"form", key="data")
     records, classes = read(log)
+    if not classes:
+        raise UserError(f"{path}: the dataset names no classes (an empty classes.txt, data.yaml "
+                        f"'names:' or COCO 'categories'); a detector needs at least one",
+                        key="data")
     if holdout:
         order = np.random.default_rng(seed).permutation(len(records))
         n_val = max(1, round(len(records) * val_fraction))
         keep = sorted(order[:n_val]) if split == "val" else sorted(order[n_val:])
         records = [records[i] for i in keep]
     return FileDetectionDataset(records, classes, transforms=transforms, name=name or path.name,
-                                split=split, skipped=log.skipped)
+                                split=split, skipped=log.skipped, strict=strict)

@@ -9,16 +9,17 @@ refused before they are opened, since reading one can block forever. EXIF orient
 
 from __future__ import annotations
 
+import contextlib
 import os
-import stat
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import UserError
+from ..fileio import not_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 # Longer side / shorter side. Wider panoramas exist (360-degree ones are ~10:1), but nothing a
@@ -63,20 +64,10 @@ def check_regular_file(path: str | os.PathLike) -> Path:
     """``path`` if it names a regular file (symlinks followed), else ImageError with the real
     reason: no such file, permission denied, a name too long, a directory, or a FIFO/device/
     socket (opening one can block forever, so it is refused before any ``open``)."""
-    p = Path(path)
-    try:
-        mode = os.stat(p).st_mode
-    except FileNotFoundError:
-        raise ImageError(f"{p}: no such file") from None
-    except OSError as e:  # permission denied, name too long, not a directory, a symlink loop
-        raise ImageError(f"{p}: {e.strerror or e}") from None
-    if stat.S_ISDIR(mode):
-        raise ImageError(f"{p}: is a directory, not an image")
-    if not stat.S_ISREG(mode):
-        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
-        raise ImageError(f"{p}: {kind}, not a regular file; refused (reading it could block)")
-    return p
+    why = not_regular(path)
+    if why is not None:
+        raise ImageError(f"{path}: {why}{', not an image' if why == 'is a directory' else ''}")
+    return Path(path)
 
 
 def check_aspect_ratio(width: int, height: int, source: str = "") -> None:
@@ -126,23 +117,14 @@ def _exif_transpose(img: Image.Image, p: Path) -> Image.Image:
         return img
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open, fully decode, orient (EXIF) and convert one image to RGB.
-
-    Raises ImageError (never a bare PIL/OSError) for a missing or unreadable file, a directory,
-    FIFO or device, a file that is not an image, a truncated or corrupt image, an image over
-    Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) or over
-    ``MAX_ASPECT_RATIO``; those are refused from their header, before decoding.
-    """
-    p = check_regular_file(path)
+@contextlib.contextmanager
+def _image_errors(p: Path) -> Iterator[None]:
+    """Every way Pillow fails on a file, as one ``ImageError`` naming it."""
     try:
         with warnings.catch_warnings():
             # Pillow warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                check_aspect_ratio(img.width, img.height, str(p))
-                img.load()  # decode now: truncated files fail here, not later in a worker
-                return to_rgb_image(_exif_transpose(img, p))
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(f"{p}: refused, image is larger than Pillow's decompression-bomb limit of "
                          f"{Image.MAX_IMAGE_PIXELS:,} pixels ({e})") from None
@@ -156,6 +138,32 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{p}: not enough memory to decode this image") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{p}: corrupt or truncated image ({e})") from None
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open, fully decode, orient (EXIF) and convert one image to RGB.
+
+    Raises ImageError (never a bare PIL/OSError) for a missing or unreadable file, a directory,
+    FIFO or device, a file that is not an image, a truncated or corrupt image, an image over
+    Pillow's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) or over
+    ``MAX_ASPECT_RATIO``; those are refused from their header, before decoding.
+    """
+    p = check_regular_file(path)
+    with _image_errors(p), Image.open(p) as img:
+        check_aspect_ratio(img.width, img.height, str(p))
+        img.load()  # decode now: truncated files fail here, not later in a worker
+        return to_rgb_image(_exif_transpose(img, p))
+
+
+def read_image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the image header, nothing decoded, with the refusals of
+    ``load_image`` that the header decides (not a regular file, not an image, over the
+    decompression-bomb limit or ``MAX_ASPECT_RATIO``), each an ``ImageError`` naming the file.
+    The size is as stored (EXIF orientation not applied)."""
+    p = check_regular_file(path)
+    with _image_errors(p), Image.open(p) as img:
+        check_aspect_ratio(img.width, img.height, str(p))
+        return img.width, img.height
 
 
 def is_hidden(path: Path, root: Path) -> bool:

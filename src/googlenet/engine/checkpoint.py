@@ -7,8 +7,9 @@ the run directory that is fsynced and renamed into place, so a SIGKILL at any mo
 previous complete checkpoint (or the new one); ``checkpoint-best.pt`` is a hard link to the same
 bytes when the filesystem allows it.
 
-``RunLock`` makes a run directory one process's at a time (``fcntl.flock`` on RUN/.lock, which
-the kernel releases when the process dies, even by SIGKILL: no stale lock to clean up), and
+``RunLock`` makes a run directory one process's at a time (a ``fcntl.lockf`` record lock on
+RUN/.lock, which the kernel releases when the process dies, even by SIGKILL, and which forked
+DataLoader workers do not inherit: no stale lock to clean up), and
 ``remove_stale_temps`` deletes the temp files a killed write left behind, under the lock.
 """
 
@@ -18,6 +19,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -43,47 +45,96 @@ class RunLocked(FileSystemError):
 class RunLock:
     """An exclusive, non-blocking lock on a run directory for as long as the ``with`` lasts.
 
-    ``flock`` on ``RUN/.lock``, whose content is the holder's PID (for the message a second
-    process gets). The kernel drops the lock when the holder exits in any way, so a killed run
-    never leaves the directory locked. Advisory: it excludes other googlenet processes, which is
-    what it is for. Where ``fcntl`` does not exist (Windows) it does nothing.
+    A POSIX record lock (``fcntl.lockf``) on ``RUN/.lock``, whose content is the holder's PID
+    (for the message a second process gets). The kernel drops it when the holder exits in any
+    way, so a killed run never leaves the directory locked. Why not ``flock``: an flock belongs
+    to the open file, which forked children (DataLoader workers) inherit, so a worker outliving
+    a SIGKILLed trainer by a few seconds kept the run locked against an immediate ``--resume``.
+    A record lock belongs to one process and is not inherited across ``fork``.
+
+    Record locks are per process: a second lock of the same file from this process would
+    succeed, and closing any descriptor of the file would drop the lock. So the locks this
+    process holds are kept in ``_HELD`` (by device and inode): a second ``acquire`` here is
+    refused without opening the file again. When the lock is busy but the PID written in it
+    is dead (a holder whose lock the kernel has not dropped yet), ``acquire`` waits up to
+    ``DEAD_HOLDER_WAIT`` seconds for it before refusing. Advisory: it excludes other googlenet
+    processes, which is what it is for. Where ``fcntl`` does not exist (Windows) it does nothing.
     """
+
+    DEAD_HOLDER_WAIT = 10.0
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.path = Path(run_dir) / LOCK_FILE
         self._fd: Optional[int] = None
+        self._key: Optional[tuple[int, int]] = None
+
+    def _refuse(self, holder: str) -> RunLocked:
+        who = f"process {holder}" if holder.isdigit() else "another process"
+        return RunLocked(f"{self.path.parent}: in use by {who} (lock {self.path}); wait for it "
+                         f"to finish or stop it, or choose another directory")
 
     def acquire(self) -> "RunLock":
         try:
             import fcntl
         except ImportError:  # pragma: no cover  (Windows)
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 64).decode(errors="replace").strip()
-            os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise RunLocked(f"{self.path.parent}: in use by {who} (lock {self.path}); wait for "
-                            f"it to finish or stop it, or choose another directory") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-        return self
+        deadline = time.monotonic() + self.DEAD_HOLDER_WAIT
+        while True:
+            with _HELD_GUARD:
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(self.path)
+                    if (st.st_dev, st.st_ino) in _HELD:  # ours: never open (and close) it again
+                        raise self._refuse(str(os.getpid()))
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    holder = os.read(fd, 64).decode(errors="replace").strip()
+                    os.close(fd)  # we hold no lock on this file: closing drops nothing of ours
+                else:
+                    st = os.fstat(fd)
+                    self._key = (st.st_dev, st.st_ino)
+                    _HELD[self._key] = fd
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    self._fd = fd
+                    return self
+            if _alive(holder) or time.monotonic() > deadline:
+                raise self._refuse(holder) from None
+            time.sleep(0.1)
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # the file stays (unlinking it would race a new locker)
-            os.close(fd)  # closing drops the flock
+            with _HELD_GUARD:
+                _HELD.pop(self._key, None)
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)  # the file stays (unlinking it would race a new locker)
+                os.close(fd)  # closing drops the lock
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+# Lock files this process holds a RunLock on: (st_dev, st_ino) -> descriptor.
+_HELD: dict[Optional[tuple[int, int]], int] = {}
+_HELD_GUARD = threading.Lock()
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (as written in a lock file) exists; True when unknown."""
+    if not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process (EPERM): alive
+        return True
+    return True
 
 
 _STALE = re.compile(r"^\.(?P<name>.+)\.[^.]+" + re.escape(TEMP_SUFFIX) + "$")

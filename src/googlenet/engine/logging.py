@@ -89,8 +89,13 @@ def plot_curves(history: list[dict[str, Any]], path: Path,
         if a.get_legend_handles_labels()[0]:
             a.legend()
         a.grid(alpha=0.3)
-    ax[-1].plot(ep, [h["lr"] for h in history], marker=".")
-    ax[-1].set(title="learning rate (end of epoch)", xlabel="epoch", yscale="log")
+    lrs = [h["lr"] for h in history]
+    ax[-1].plot(ep, lrs, marker=".")
+    # A schedule ending at 0 (cosine, one epoch) has nothing a log axis can show: linear then,
+    # instead of matplotlib's warning on stderr.
+    positive = any(isinstance(v, (int, float)) and v > 0 for v in lrs)
+    ax[-1].set(title="learning rate (end of epoch)", xlabel="epoch",
+               yscale="log" if positive else "linear")
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.13, top=0.92, wspace=0.25)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
 

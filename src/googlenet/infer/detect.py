@@ -14,10 +14,11 @@ background shift).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 
@@ -35,13 +36,9 @@ def rcnn_proposals(model: torch.nn.Module, images: Sequence[Any]) -> list[torch.
     """The proposals an R-CNN run was trained with: Selective Search with its saved settings,
     plus the saved detection run's 200 best boxes (the MultiBox stand-in) when it had them."""
     from ..data.proposals import selective_search
-    from ..sources import load_weights
 
     cfg = model.config
-    extra = None
-    if cfg.get("extra_proposals"):
-        extra = load_weights(cfg["extra_proposals"]).model.eval()
-        extra.detector.score_thresh = 0.0
+    extra = _extra_proposer(cfg["extra_proposals"]) if cfg.get("extra_proposals") else None
     out = []
     for im in images:
         boxes = selective_search(im, **cfg["proposals"])
@@ -50,6 +47,17 @@ def rcnn_proposals(model: torch.nn.Module, images: Sequence[Any]) -> list[torch.
                 boxes = torch.cat([boxes, extra([to_image(im, torch.device("cpu"))])[0]["boxes"][:200]])
         out.append(boxes)
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _extra_proposer(source: str) -> torch.nn.Module:
+    """The detection run an R-CNN run takes its extra proposals from, loaded once (evaluation
+    asks for it batch after batch)."""
+    from ..sources import load_weights
+
+    extra = load_weights(source).model.eval()
+    extra.detector.score_thresh = 0.0
+    return extra
 
 
 def is_rcnn(model: torch.nn.Module) -> bool:
@@ -127,6 +135,9 @@ class DetectionReport:
     per_class: dict[str, list[float]]  # row name -> AP50 per class (VOC07), %
     info: dict[str, Any] = field(default_factory=dict)
     curves: Any = None  # what the PR plot needs: (preds, targets) of the last row
+    # (file, why) of every file or annotation left out: when the data was opened (bad
+    # annotations, missing or unreadable images) and images that failed to decode here
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def summary_lines(self) -> list[str]:
         out = []
@@ -137,8 +148,16 @@ class DetectionReport:
                        f"({r['images']} images, {r['detections']} detections)")
         return out
 
-    def table_markdown(self) -> str:
-        """Shaped like the paper's Tables 4/5: model(s), method, mAP."""
+    def skipped_lines(self, most: Optional[int] = None) -> list[str]:
+        """One line per skipped file or annotation (``most``: at most that many, then a count)."""
+        shown = self.skipped if most is None else self.skipped[:most]
+        out = [w if w.startswith(f) else f"{f}: {w}" for f, w in shown]
+        if len(shown) < len(self.skipped):
+            out.append(f"... and {len(self.skipped) - len(shown)} more")
+        return out
+
+    def table_markdown(self, with_skipped: bool = True) -> str:
+        """Shaped like the paper's Tables 4/5: model(s), method, mAP; then what was skipped."""
         lines = ["| models | method | mAP@.5 (VOC07) | COCO AP50 | COCO mAP@[.5:.95] |",
                  "|---|---|---:|---:|---:|"]
         for r in self.rows:
@@ -150,12 +169,16 @@ class DetectionReport:
         for i, c in enumerate(self.class_names):
             lines.append(f"| {c} | " + " | ".join(f"{self.per_class[r['name']][i]:.1f}"
                                                    for r in self.rows) + " |")
+        if self.skipped and with_skipped:
+            lines += ["", f"Skipped ({len(self.skipped)} files or annotations, not scored):", ""]
+            lines += [f"- {ln}" for ln in self.skipped_lines()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """What results.json holds (and ``googlenet eval --json`` prints)."""
         return {"info": self.info, "rows": self.rows, "class_names": self.class_names,
-                "per_class_ap50": self.per_class}
+                "per_class_ap50": self.per_class,
+                "skipped": [{"file": f, "why": w} for f, w in self.skipped]}
 
     def save(self, out: str | Path) -> list[Path]:
         from ..metrics.detection import precision_recall, save_pr_curve
@@ -188,25 +211,68 @@ def _row(name: str, method: str, preds: list[dict[str, torch.Tensor]],
     return row, [100.0 * float(v["per_class"][str(n)]) for n in classes]
 
 
-def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
-                       device: torch.device, batch_size: int = 8, amp: str | bool = "none",
-                       indices: Optional[Sequence[int]] = None,
-                       info: Optional[dict[str, Any]] = None) -> DetectionReport:
-    """Each model alone, then (several models) their box-fused ensemble, on ``dataset``'s items
-    (``(image, target)``, dataset labels)."""
-    idx = list(range(len(dataset))) if indices is None else list(indices)
-    images, targets = [], []
+def _eval_batches(dataset: Any, idx: Sequence[int], batch_size: int, strict: bool,
+                  skipped: list[tuple[str, str]]) -> Iterator[tuple[list[Any], list[dict]]]:
+    """(images, targets) ``batch_size`` at a time, each decoded and transformed only when its
+    batch comes: memory holds one batch, never the split. An image that cannot be read is
+    skipped and recorded in ``skipped`` as (file, why) (``strict``: raised)."""
+    from ..data.imaging import ImageError
+
+    images: list[Any] = []
+    targets: list[dict[str, torch.Tensor]] = []
     for i in idx:
-        img, t = dataset[i]
+        try:
+            img, t = dataset.load(i)  # not dataset[i]: that would stand in another image
+            if dataset.transforms is not None:
+                img, t = dataset.transforms(img, t)
+        except ImageError as e:
+            if strict:
+                raise
+            skipped.append((getattr(dataset.records[i], "file", str(i)), str(e)))
+            continue
         images.append(img)
         targets.append({"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4),
                         "labels": t["labels"].as_subclass(torch.Tensor).long()})
+        if len(images) == batch_size:
+            yield images, targets
+            images, targets = [], []
+    if images:
+        yield images, targets
+
+
+def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
+                       device: torch.device, batch_size: int = 8, amp: str | bool = "none",
+                       indices: Optional[Sequence[int]] = None, strict: bool = False,
+                       info: Optional[dict[str, Any]] = None) -> DetectionReport:
+    """Each model alone, then (several models) their box-fused ensemble, on ``dataset``'s items
+    (``(image, target)``, dataset labels), streamed batch by batch (only detections and boxes
+    are kept). Files the dataset skipped when it was opened and images that fail to decode
+    here are listed in the report's ``skipped``."""
+    idx = list(range(len(dataset))) if indices is None else list(indices)
+    skipped: list[tuple[str, str]] = list(getattr(dataset, "skipped", []))
+    per_model: list[list[dict[str, torch.Tensor]]] = [[] for _ in models]
+    fused: list[dict[str, torch.Tensor]] = []
+    targets: list[dict[str, torch.Tensor]] = []
+    rcnn_ensemble = len(models) > 1 and all(is_rcnn(m.model) for m in models)
+    for images, tgts in _eval_batches(dataset, idx, batch_size, strict, skipped):
+        targets += tgts
+        batch = []
+        for k, m in enumerate(models):
+            batch.append(run_detector(m.model, images, device, batch_size=batch_size, amp=amp))
+            per_model[k] += batch[-1]
+        if len(models) > 1:
+            if rcnn_ensemble:  # the paper's: softmax averaged per region
+                fused += run_rcnn([m.model for m in models], images, device)
+            else:
+                fused += fuse(batch, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
+                              keep=int(models[0].model.config.get("detections_per_img", 100)))
+    if not targets:
+        raise UserError(f"{getattr(dataset, 'name', 'the data')}: none of the "
+                        f"{len(idx)} images could be read (first: {skipped[-1][1] if skipped else '?'})",
+                        key="data")
     classes = [str(c) for c in dataset.classes]
-    per_model = []
     rows, per_class = [], {}
-    for m, n in zip(models, names):
-        preds = run_detector(m.model, images, device, batch_size=batch_size, amp=amp)
-        per_model.append(preds)
+    for m, n, preds in zip(models, names, per_model):
         cfg = m.model.config
         method = (f"R-CNN (Selective Search{' + MultiBox stand-in' if cfg.get('extra_proposals') else ''}"
                   f", GoogLeNet {cfg['variant']} regions)" if is_rcnn(m.model)
@@ -217,18 +283,14 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
     final = per_model[-1]
     if len(models) > 1:
         name = f"ensemble of {len(models)}"
-        if all(is_rcnn(m.model) for m in models):  # the paper's: softmax averaged per region
-            final = run_rcnn([m.model for m in models], images, device)
-            method = "R-CNN, softmax averaged over the models"
-        else:
-            final = fuse(per_model, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
-                         keep=int(models[0].model.config.get("detections_per_img", 100)))
-            method = "box fusion (concatenate + per-class NMS)"
+        method = ("R-CNN, softmax averaged over the models" if rcnn_ensemble
+                  else "box fusion (concatenate + per-class NMS)")
+        final = fused
         row, pc = _row(name, method, final, targets, classes)
         rows.append(row)
         per_class[name] = pc
     return DetectionReport(rows=rows, class_names=classes, per_class=per_class,
-                           info=dict(info or {}), curves=(final, targets))
+                           info=dict(info or {}), curves=(final, targets), skipped=skipped)
 
 
 def draw(image: torch.Tensor, det: dict[str, torch.Tensor], class_names: Optional[Sequence[str]]) -> torch.Tensor:
@@ -246,42 +308,69 @@ def _name(class_names: Optional[Sequence[str]], i: int) -> str:
     return class_names[i] if class_names and 0 <= i < len(class_names) else f"class {i}"
 
 
+def drawn_names(files: Sequence[Path], out: Path) -> list[Path]:
+    """Where the drawing of each input goes in ``out``: ``STEM.png``, made unique (``STEM-2.png``,
+    ...) when two inputs share a stem (a/x.jpg, b/x.png), and never a path that is one of the
+    inputs (an input image living in ``out`` is not overwritten by its own drawing)."""
+    import os
+
+    def key(p: Path) -> str:
+        return os.path.normcase(os.path.realpath(p))
+
+    inputs = {key(f) for f in files}
+    taken: set[str] = set()
+    names = []
+    for f in files:
+        stem, n = Path(f).stem, 1
+        while True:
+            path = out / (f"{stem}.png" if n == 1 else f"{stem}-{n}.png")
+            if key(path) not in inputs and key(path) not in taken:
+                break
+            n += 1
+        taken.add(key(path))
+        names.append(path)
+    return names
+
+
 def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch.device,
                   score_thresh: float = 0.3, batch_size: int = 8,
                   out: Optional[str | Path] = None, amp: str | bool = "none") -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Detections per readable file as plain dicts (file, boxes, names, scores), and
     ``(file, why)`` for the files that could not be read. With ``out``, the images with the
-    boxes drawn are written there (same stem, .png)."""
-    from torchvision.io import write_png
+    boxes drawn are written there, each atomically, as ``drawn_names`` says (``"drawn"`` in its
+    dict): an input is never overwritten, and two inputs never share a drawing. Images are
+    decoded ``batch_size`` at a time."""
+    import numpy as np
+    from PIL import Image
 
     from ..data.imaging import ImageError, load_image
 
-    good, images, failed = [], [], []
-    for f in files:
-        try:
-            pil = load_image(f)
-        except ImageError as e:
-            failed.append((str(f), str(e)))
-            continue
-        import numpy as np
-
-        images.append(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))  # (3, H, W) uint8
-        good.append(f)
-    dets = run_detector(loaded.model, images, device, batch_size=batch_size, amp=amp)
-    results = []
+    results, failed = [], []
+    targets = drawn_names(list(files), Path(out)) if out is not None else [None] * len(files)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-    for f, img, d in zip(good, images, dets):
-        keep = d["scores"] >= score_thresh
-        d = {k: v[keep] for k, v in d.items()}
-        results.append({"file": str(f), "boxes": [[round(float(x), 1) for x in b] for b in d["boxes"]],
-                        "labels": d["labels"].tolist(),
-                        "names": [_name(loaded.class_names, int(l)) for l in d["labels"]],
-                        "scores": [round(float(s), 4) for s in d["scores"]]})
-        if out is not None:
-            path = Path(out) / f"{Path(f).stem}.png"
-            write_png(draw(img, d, loaded.class_names), str(path))
-            results[-1]["drawn"] = str(path)
+    for start in range(0, len(files), batch_size):
+        good, images = [], []
+        for f, target in zip(files[start:start + batch_size], targets[start:start + batch_size]):
+            try:
+                pil = load_image(f)
+            except ImageError as e:
+                failed.append((str(f), str(e)))
+                continue
+            images.append(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))  # (3, H, W) uint8
+            good.append((f, target))
+        dets = run_detector(loaded.model, images, device, batch_size=batch_size, amp=amp)
+        for (f, target), img, d in zip(good, images, dets):
+            keep = d["scores"] >= score_thresh
+            d = {k: v[keep] for k, v in d.items()}
+            results.append({"file": str(f), "boxes": [[round(float(x), 1) for x in b] for b in d["boxes"]],
+                            "labels": d["labels"].tolist(),
+                            "names": [_name(loaded.class_names, int(l)) for l in d["labels"]],
+                            "scores": [round(float(s), 4) for s in d["scores"]]})
+            if target is not None:
+                drawn = Image.fromarray(draw(img, d, loaded.class_names).permute(1, 2, 0).numpy())
+                atomic_write(target, lambda tmp, im=drawn: im.save(tmp, format="PNG"))
+                results[-1]["drawn"] = str(target)
     return results, failed
 
 
@@ -321,4 +410,4 @@ def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
             "weights": [m.source for m in models], "torch": torch.__version__,
             "ensemble": "box fusion: concatenate every model's detections, per-class NMS"}
     return evaluate_detectors(models, ds, names=names, device=device, batch_size=batch_size,
-                              amp=amp, indices=idx, info=info)
+                              amp=amp, indices=idx, strict=strict, info=info)

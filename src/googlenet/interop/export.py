@@ -32,7 +32,20 @@ from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
 from ..weights.io import atomic_write
-from .formats import DEFAULT_OPSET, FORMATS, MIN_OPSET  # plain data, for the command line's --help
+from .formats import (  # plain data, for the command line's --help
+    DEFAULT_OPSET, DETECTOR_MIN_OPSET, DETECTOR_OPSET, FORMATS, MIN_OPSET, PRECISION_FILES,
+)
+
+
+def _torch_max_opset(name: str, default: int) -> int:
+    from torch.onnx import _constants
+
+    return int(getattr(_constants, name, default))
+
+
+# The newest opset each torch.onnx exporter writes: above it, the torch.export-based exporter
+# falls back to another opset with a traceback on stderr (and the file is not what was asked).
+MAX_OPSET = _torch_max_opset("ONNX_MAX_OPSET", DEFAULT_OPSET)
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 META_FILE = "googlenet.json"  # name of the metadata inside TorchScript / .pt2 archives
 # Tolerances the command checks against (max |logit diff|, fp32): onnxruntime reorders sums
@@ -53,6 +66,14 @@ def export_metadata(model: GoogLeNet, preprocess: Optional[Preprocess] = None,
             "preprocess": asdict(preprocess) if preprocess is not None else None,
             "class_names": list(class_names) if class_names is not None else None,
             "input": INPUT_NAME, "output": OUTPUT_NAME}
+
+
+def check_opset(opset: int, lo: int, hi: int) -> None:
+    """UserError (``--opset``) unless ``lo <= opset <= hi``: checked before anything is traced."""
+    if not lo <= opset <= hi:
+        raise UserError(f"opset {opset}: use {lo} to {hi} (the newest this torch "
+                        f"{torch.__version__.split('+')[0]} exports)"
+                        if opset > hi else f"opset {opset}: use {lo} or newer", key="opset")
 
 
 def export_program(model: GoogLeNet, example: torch.Tensor) -> torch.export.ExportedProgram:
@@ -83,8 +104,7 @@ def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Pat
     import contextlib
     import io
 
-    if opset < MIN_OPSET:
-        raise UserError(f"opset {opset}: use {MIN_OPSET} or newer", key="opset")
+    check_opset(opset, MIN_OPSET, MAX_OPSET)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program = model if isinstance(model, torch.export.ExportedProgram) else export_program(model, example)
@@ -178,8 +198,10 @@ def check_export(fmt: str, path: str | Path, model: GoogLeNet, x: torch.Tensor) 
 
 # -- command ---------------------------------------------------------------------------------
 
-def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[torch.Tensor, str]:
-    """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want."""
+def check_images(spec: Optional[str], preprocess: Preprocess, n: int,
+                 what: str = "--check-images") -> tuple[torch.Tensor, str]:
+    """(n, C, crop, crop) real images to check exports on, preprocessed as the weights want;
+    ``what`` names the option ``spec`` came from in messages."""
     from ..data.crops import multi_crop
     from ..data.imaging import ImageError, list_images, load_image
 
@@ -193,7 +215,7 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
         p = Path(spec)
         files = list_images(p) if p.is_dir() else [p]
         if not files:
-            raise UserError(f"--check-images {spec}: no images found")
+            raise UserError(f"{what} {spec}: no images found")
         imgs = []
         for f in files[:n]:
             try:
@@ -201,7 +223,7 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
             except ImageError as e:
                 print(f"googlenet export: skipping {e}", file=sys.stderr)
         if not imgs:
-            raise UserError(f"--check-images {spec}: none of the images could be read")
+            raise UserError(f"{what} {spec}: none of the images could be read")
         where = f"{len(imgs)} images from {spec}"
     return torch.cat([multi_crop(im, preprocess, 1) for im in imgs]), where
 
@@ -209,7 +231,8 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int) -> tuple[t
 # -- detectors (googlenet.models.detection) ----------------------------------------------------
 
 DETECTOR_OUTPUTS = ("boxes", "scores", "labels")
-DETECTOR_OPSET = 17
+# the TorchScript-based exporter (dynamo=False) that detectors go through
+DETECTOR_MAX_OPSET = _torch_max_opset("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", DETECTOR_OPSET)
 
 
 class _OneImage(torch.nn.Module):
@@ -235,8 +258,7 @@ def export_detector_onnx(model: torch.nn.Module, path: str | Path, *, size: int,
     and an image with no detections gives empty (0, 4) / (0,) outputs (pytorch/vision#1706)."""
     import onnx
 
-    if opset < 11:
-        raise UserError(f"opset {opset}: detectors need 11 or newer", key="opset")
+    check_opset(opset, DETECTOR_MIN_OPSET, DETECTOR_MAX_OPSET)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = _OneImage(model.eval().cpu()).eval()
@@ -319,9 +341,7 @@ def detector_check_images(spec: Optional[str], size: int, n: int) -> tuple[list[
 # calibration record and the agreement measured by loading the written file back in its runtime;
 # the same record travels inside the file (ONNX metadata_props, OpenVINO rt_info).
 
-PRECISION_FILES = {"int8": (("onnx", ".int8.onnx"), ("openvino", ".int8.xml")),
-                   "bf16": (("openvino", ".bf16.xml"),),
-                   "fp16": (("onnx", ".fp16.onnx"),)}
+
 
 
 def has_vnni() -> bool:

@@ -136,10 +136,26 @@ class GoogLeNet(_net.GoogLeNet, PyTorchModelHubMixin, library_name="googlenet",
             json.dumps(self.hub_config(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path,
+                        **kwargs: Any) -> "GoogLeNet":
+        """huggingface_hub's ``from_pretrained``, with config.json checked first (a FIFO, bad
+        JSON, not an object: a UserError naming it) and the keyword arguments given here told
+        apart from those huggingface_hub copies out of config.json: only these may reset the
+        classifier (``num_classes=N``); config.json's values must agree with the weights."""
+        model_id = str(pretrained_model_name_or_path)
+        if "num_classes" in kwargs:
+            _check_num_classes(kwargs["num_classes"])  # before anything is read or built
+        hub_args = {k: kwargs[k] for k in _HUB_ARGS if k in kwargs}
+        _check_config_json(_config_file(model_id, hub_args))
+        explicit = tuple(k for k in kwargs if k not in _HUB_ARGS)
+        return super().from_pretrained(pretrained_model_name_or_path, _explicit=explicit,
+                                       **kwargs)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: Optional[str], cache_dir: Any,
                          force_download: bool, local_files_only: bool, token: Any,
                          map_location: str = "cpu", strict: bool = True,
-                         config: Optional[dict[str, Any]] = None,
+                         config: Optional[dict[str, Any]] = None, _explicit: tuple = (),
                          **model_kwargs: Any) -> "GoogLeNet":
         if os.path.isdir(model_id):
             path = Path(model_id) / WEIGHTS_NAME
@@ -153,7 +169,10 @@ class GoogLeNet(_net.GoogLeNet, PyTorchModelHubMixin, library_name="googlenet",
                                         local_files_only=local_files_only))
         loaded = _load(path)
         model = cls.from_loaded(loaded)
-        _apply_kwargs(model, model_kwargs, str(path))
+        given = {k: v for k, v in model_kwargs.items() if k in _explicit}
+        from_config = {k: v for k, v in model_kwargs.items() if k not in _explicit}
+        _agree(model, from_config, f"{model_id}/{CONFIG_NAME}", str(path))
+        _apply_kwargs(model, given, str(path))
         return model.to(map_location).eval()
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
@@ -201,12 +220,75 @@ def _load(path: Path) -> LoadedWeights:
     return from_state_dict(read_safetensors(path), str(path))
 
 
+_HUB_ARGS = ("force_download", "token", "cache_dir", "local_files_only", "revision")
+MAX_CONFIG_BYTES = 16 << 20  # a config.json is a few KB; class names of 100,000 classes ~ 2 MB
+
+
+def _config_file(model_id: str, hub_args: dict[str, Any]) -> Optional[Path]:
+    """The config.json huggingface_hub is about to read: in the folder, else downloaded (then
+    cached: huggingface_hub finds it there); None where there is none."""
+    if os.path.isdir(model_id):
+        p = Path(model_id) / CONFIG_NAME
+        return p if os.path.lexists(p) else None
+    try:
+        return Path(hf_hub_download(repo_id=model_id, filename=CONFIG_NAME, **hub_args))
+    except Exception:  # noqa: BLE001  not there, offline: huggingface_hub says so its own way
+        return None
+
+
+def _check_config_json(path: Optional[Path]) -> None:
+    """UserError naming config.json unless it is a regular file of UTF-8 JSON, an object."""
+    from ..fileio import check_regular_file
+
+    if path is None:
+        return
+    check_regular_file(path)  # a FIFO would block the reader forever
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size:,} bytes is not a config.json (at most "
+                        f"{MAX_CONFIG_BYTES:,}); the folder is damaged")
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e}); the file is damaged") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a model config") from None
+    except ValueError as e:
+        raise UserError(f"{path}: not valid JSON ({e}); fix it, or delete it (the weights "
+                        f"carry their own config)") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: must be a JSON object of the model config, got a "
+                        f"{type(doc).__name__}")
+
+
+def _agree(model: GoogLeNet, values: dict[str, Any], config_json: str, source: str) -> None:
+    """config.json's model settings (which huggingface_hub passes along as keyword arguments)
+    must be what the weights are: a num_classes there that differs would otherwise swap the
+    trained classifier for a random one. Only an explicit argument may reset the head."""
+    values = {k: v for k, v in values.items() if k != "init_weights"}
+    differ = {k: v for k, v in values.items() if model.config.get(k, v) != v
+              or k not in model.config}
+    if differ:
+        shown = ", ".join(f"{k} {str(v)[:40]} there, {str(model.config.get(k))[:40]} in the "
+                          f"weights" for k, v in list(differ.items())[:4])
+        raise UserError(f"{config_json}: does not match {source} ({shown}); fix config.json "
+                        f"(or pass e.g. num_classes=N explicitly to reset the classifier)")
+
+
+def _check_num_classes(n: Any) -> None:
+    from ..weights.records import MAX_NUM_CLASSES
+
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_NUM_CLASSES:
+        raise UserError(f"num_classes={str(n)[:40]}: must be a whole number in [0, "
+                        f"{MAX_NUM_CLASSES:,}]")
+
+
 def _apply_kwargs(model: GoogLeNet, kwargs: dict[str, Any], source: str) -> None:
     """``from_pretrained(..., num_classes=N)`` swaps in a fresh classifier; the other switches
-    are fixed by the weights (config.json's own values arrive here too and must agree)."""
+    are fixed by the weights."""
     kwargs = dict(kwargs)
     kwargs.pop("init_weights", None)
     num_classes = kwargs.pop("num_classes", model.num_classes)
+    _check_num_classes(num_classes)
     clash = {k: v for k, v in kwargs.items() if model.config.get(k, v) != v or
              k not in model.config}
     if clash:

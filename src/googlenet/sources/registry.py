@@ -32,7 +32,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-from ..errors import UserError
+from ..errors import FileSystemError, UserError
+from ..fileio import not_regular
 
 if TYPE_CHECKING:  # no torch at import: `googlenet weights --help` lists WEIGHTS without it
     from ..data.preprocess import Preprocess
@@ -261,6 +262,12 @@ def download(w: KnownWeights, cache: Optional[str | os.PathLike] = None, *,
     """The verified file of ``w`` in the cache: used as is when present and verified (no
     network), else downloaded to ``NAME.part``, verified, and renamed to ``NAME``."""
     final = cached_file(w, cache)
+    part = final.with_name(final.name + ".part")
+    for f in (final, part):  # a FIFO or a device there would block the hashing read forever
+        why = not_regular(f) if os.path.exists(f) else None  # missing: downloaded below
+        if why is not None:
+            raise FileSystemError(f"{f}: {why}; remove it from the weights cache (or choose "
+                                  f"another with --cache DIR or ${CACHE_ENV})")
     if final.is_file():
         bad = _mismatch(final, w)
         if bad is None:
@@ -268,14 +275,13 @@ def download(w: KnownWeights, cache: Optional[str | os.PathLike] = None, *,
         print(f"{final}: cached file fails verification ({bad}); downloading it again",
               file=sys.stderr)
         final.unlink()
-    part = final.with_name(final.name + ".part")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         part.touch()
-    except OSError as e:
-        raise UserError(f"{final.parent}: cannot write the weights cache there "
-                        f"({e.strerror or e}); choose another with --cache DIR or "
-                        f"${CACHE_ENV}", key="cache") from None
+    except OSError as e:  # a file where a folder should be, permission denied: exit 4
+        raise FileSystemError(f"{final.parent}: cannot write the weights cache there "
+                              f"({e.strerror or e}); choose another with --cache DIR or "
+                              f"${CACHE_ENV}", key="cache") from None
     if not verify(part, w):  # a complete .part: only the rename was missed
         _transfer(w.url, part, timeout, progress)
     bad = _mismatch(part, w)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
+from ..fileio import check_regular_file
 from ..models.contract import pretrained_cfg_from
 from ..models.googlenet import GoogLeNet
 from ..models.registry import create_model as _create_fresh
@@ -18,7 +19,7 @@ from ..weights.io import (
     safe_torch_load,
 )
 from ..weights.records import (
-    CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, LoadedWeights, WeightsMeta,
+    CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, MAX_NUM_CLASSES, LoadedWeights, WeightsMeta,
 )
 
 __all__ = ["load_weights", "create_model"]
@@ -57,6 +58,7 @@ def _load(spec: str | os.PathLike) -> LoadedWeights:
     if not path.exists():
         raise UserError(f"{path}: no such file or directory (expected a run directory, a "
                         f".safetensors/.pt file, 'imagenet', 'bvlc', or caffe:FILE.caffemodel)")
+    check_regular_file(path)  # a FIFO named w.safetensors would block the reader forever
     if path.suffix == ".safetensors":
         if WeightsMeta.is_ours(read_metadata(path), str(path)):
             return load_safetensors(path)
@@ -102,8 +104,17 @@ def create_model(name: str = "googlenet", *, weights: Optional[str | os.PathLike
     resolve_name(name)  # an unknown name fails the same way with or without weights
     if weights is None:
         return _create_fresh(name, **kwargs)
-    model = load_weights(weights).model
+    loaded = load_weights(weights)
+    model = loaded.model
+    if not isinstance(model, GoogLeNet):  # a detection run: not what a classifier builder returns
+        raise UserError(f"{weights}: these are {loaded.task!r} weights of a "
+                        f"{type(model).__name__}, not a GoogLeNet classifier; load them with "
+                        f"googlenet.load_weights", key="weights")
     num_classes = kwargs.pop("num_classes", model.num_classes)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
+            or not 0 <= num_classes <= MAX_NUM_CLASSES:
+        raise UserError(f"num_classes={num_classes!r}: must be a whole number in [0, "
+                        f"{MAX_NUM_CLASSES:,}]", key="num_classes")
     clash = {k: v for k, v in kwargs.items() if model.config.get(k) != v}
     if clash:
         raise ValueError(f"{weights}: saved model has {({k: model.config.get(k) for k in clash})}, "

@@ -117,6 +117,13 @@ def pretrain_backbone(cfg: TrainConfig, log: Any = print) -> TrainConfig:
     return cfg
 
 
+def _named(*lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(file, why) of skipped files and annotations, ``why`` led by the file (as the engine
+    logs ``why`` alone), each once."""
+    return sorted({(f, w if w.startswith(f) else f"{f}: {w}") for skipped in lists
+                   for f, w in skipped})
+
+
 class DetectionTask:
     """The ``Task`` (googlenet.engine.task) of ``googlenet train --task detect``."""
 
@@ -173,7 +180,7 @@ class DetectionTask:
                          + (f" (Selective Search + {cfg.rcnn_extra_proposals}'s top-200 boxes as "
                             f"the MultiBox stand-in)" if rcnn and self._extra else "")),
             collate=collate,
-            skipped=sorted(set(getattr(train, "skipped", [])) | set(val.skipped)),
+            skipped=_named(getattr(train, "skipped", []), val.skipped),
             in_memory=hasattr(train, "images") and not rcnn)
 
     def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:

@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..models.registry import config_from_state_dict, model_from_config
 from .records import LoadedWeights, TrainCheckpoint, WeightsMeta
 
-from ..fileio import NAME_MAX, TEMP_SUFFIX, atomic_write, check_writable_dir, fs_error  # noqa: F401  (re-exported)
+from ..fileio import NAME_MAX, TEMP_SUFFIX, atomic_write, check_regular_file, check_writable_dir, fs_error  # noqa: F401  (re-exported)
 
 __all__ = ["atomic_write", "atomic_torch_save", "check_writable_dir", "fs_error", "TEMP_SUFFIX",
            "save_weights", "safe_torch_load", "read_metadata", "load_safetensors",
@@ -61,9 +61,7 @@ def safe_torch_load(path: str | os.PathLike) -> Any:
     A pickle that would construct arbitrary objects (and so could run a command) is refused
     with a UserError that says so.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = check_regular_file(path)  # missing, a directory, a FIFO (which would block)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as e:  # permission denied, I/O error: the real cause
@@ -109,7 +107,8 @@ def build_model(config: dict[str, Any], source: str) -> nn.Module:
     try:
         return model_from_config(config)
     except (TypeError, ValueError) as e:
-        raise UserError(f"{source}: saved model config {config} is not valid: {e}") from None
+        shown = str(config) if len(str(config)) <= 300 else str(config)[:296] + " ..."
+        raise UserError(f"{source}: saved model config {shown} is not valid: {e}") from None
 
 
 def check_finite(state_dict: dict[str, Any], source: str) -> None:
@@ -142,6 +141,7 @@ def load_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     from safetensors import safe_open
 
+    check_regular_file(path)  # safetensors' reader blocks forever on a FIFO
     try:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
@@ -154,9 +154,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 def load_safetensors(path: str | os.PathLike) -> LoadedWeights:
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = check_regular_file(path)
     raw = read_metadata(path)
     if not WeightsMeta.is_ours(raw, str(path)):
         raise UserError(f"{path}: safetensors file without googlenet metadata (model_config); "
@@ -176,6 +174,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors file, on the CPU, metadata ignored."""
     from safetensors.torch import load_file
 
+    check_regular_file(path)
     try:
         return load_file(str(path))
     except Exception as e:  # safetensors raises its own SafetensorError, OSError, ...

@@ -49,6 +49,37 @@ FINAL_WEIGHTS = "model.safetensors"
 # with room to spare; in_chans beyond 64 is no image.
 MAX_NUM_CLASSES = 100_000
 MAX_IN_CHANS = 64
+TASKS = ("classify", "detect")
+
+# Every other number a model config may hold, bounded for the same reason (fpn_channels=1e6 is a
+# 36 TB FPN, min_size=1e6 a 2 TB input, detections_per_img=1e9 a 4 GB result buffer), and typed:
+# key -> (kind, low, high). Kinds: "int", "float" (finite), "prob" ([0, 1], finite), "bool",
+# "str", "rgb" (3 finite numbers; "rgb+": each > 0), "opt_*" (also None). The same limits as the
+# training settings that produce these values (engine.config.RANGES); the categorical ones
+# (variant, inception, stem, arch, ...) are checked by the constructors themselves.
+_MAX_SIDE = 4096  # min_size/max_size: Preprocess's MAX_RESIZE
+_MODEL_FIELDS: dict[str, tuple[str, float, float]] = {
+    "in_chans": ("int", 1, MAX_IN_CHANS),
+    "aux_logits": ("bool", 0, 0), "transform_input": ("bool", 0, 0),
+    "dropout": ("opt_float", 0, 1), "aux_dropout": ("opt_float", 0, 1),
+    "drop_rate": ("opt_float", 0, 1),
+    "width": ("float", 1e-6, 16), "img_size": ("opt_int", 32, 2048),
+    "variant": ("str", 0, 0), "inception": ("str", 0, 0), "stem": ("str", 0, 0),
+    "global_pool": ("str", 0, 0), "head": ("str", 0, 0), "norm": ("opt_str", 0, 0),
+    # detectors (googlenet.models.detection)
+    "detector": ("str", 0, 0),
+    "fpn_channels": ("int", 64, 1024), "head_convs": ("int", 1, 16),
+    "anchor_scale": ("float", 1e-6, 64), "min_size": ("int", 32, _MAX_SIDE),
+    "max_size": ("int", 32, _MAX_SIDE), "image_mean": ("rgb", -1e3, 1e3),
+    "image_std": ("rgb+", 1e-6, 1e3), "score_thresh": ("prob", 0, 1),
+    "nms_thresh": ("prob", 0, 1), "detections_per_img": ("int", 1, 10_000),
+    "region_size": ("int", 32, 1024), "context": ("int", 0, 511),
+    "proposals": ("proposals", 0, 0), "extra_proposals": ("opt_str", 0, 0),
+}
+# Selective Search's settings saved by an R-CNN run (googlenet.data.proposals.selective_search)
+_PROPOSAL_FIELDS: dict[str, tuple[str, float, float]] = {
+    "mode": ("str", 0, 0), "base_k": ("int", 1, 100_000), "inc_k": ("int", 1, 100_000),
+    "sigma": ("float", 1e-6, 100), "max_proposals": ("int", 1, 100_000)}
 
 
 class CheckpointError(UserError):
@@ -101,9 +132,12 @@ class WeightsMeta:
                 return default
             try:
                 return json.loads(meta[key])
-            except ValueError as e:
+            except ValueError as e:  # JSONDecodeError, or an integer of over 4,300 digits
                 raise UserError(f"{source}: metadata {key!r} is not valid JSON ({e}); the file "
                                 f"is damaged or was not written by googlenet") from None
+            except RecursionError:
+                raise UserError(f"{source}: metadata {key!r} is nested too deeply to be a "
+                                f"googlenet record; the file is damaged") from None
 
         config = field_("model_config", None)
         if not isinstance(config, dict):
@@ -120,14 +154,30 @@ class WeightsMeta:
         cfg = self.model_config
         if not isinstance(cfg, dict):
             raise UserError(f"{source}: model config must be a mapping, got {type(cfg).__name__}")
-        for key, hi in (("num_classes", MAX_NUM_CLASSES), ("in_chans", MAX_IN_CHANS)):
-            v = cfg.get(key)
-            if v is None and key == "in_chans":
-                continue
-            lo = 0 if key == "num_classes" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise UserError(f"{source}: model config {key} = {v!r} is not a whole number in "
-                                f"[{lo}, {hi:,}]; the file is damaged or not a googlenet model")
+        if not isinstance(self.task, str) or self.task not in TASKS:
+            raise UserError(f"{source}: task {_show(self.task)} is not one of {list(TASKS)}; the "
+                            f"file is damaged or from a newer googlenet")
+        if (self.task == "detect") != ("detector" in cfg):
+            what = "a detector's" if "detector" in cfg else "a classifier's"
+            raise UserError(f"{source}: task {self.task!r} contradicts the model config, which "
+                            f"is {what}; the file is damaged")
+        v = cfg.get("num_classes")
+        lo = 1 if "detector" in cfg else 0
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= MAX_NUM_CLASSES:
+            raise UserError(f"{source}: model config num_classes = {_show(v)} is not a whole "
+                            f"number in [{lo}, {MAX_NUM_CLASSES:,}]; the file is damaged or not a "
+                            f"googlenet model")
+        for key, value in cfg.items():
+            if key in _MODEL_FIELDS:
+                _check_field(f"{source}: model config", key, value, _MODEL_FIELDS[key])
+        if cfg.get("detector") is not None and cfg.get("detector") != "rcnn":
+            fpn = cfg.get("fpn_channels", 128)
+            if fpn % 32:
+                raise UserError(f"{source}: model config fpn_channels = {fpn} is not a multiple "
+                                f"of 32; the file is damaged")
+        if cfg.get("min_size", 0) > cfg.get("max_size", _MAX_SIDE):
+            raise UserError(f"{source}: model config min_size {cfg['min_size']} is over max_size "
+                            f"{cfg['max_size']}; the file is damaged")
         names = self.class_names
         if names is not None:
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -143,8 +193,6 @@ class WeightsMeta:
             raise UserError(f"{source}: saved preprocessing must be a mapping, got "
                             f"{type(self.preprocess).__name__}")
         self.preprocess_obj(source)  # crop/resize within bounds, std > 0, ...
-        if not isinstance(self.task, str):
-            raise UserError(f"{source}: task must be a name, got {self.task!r}")
         return self
 
     def preprocess_obj(self, source: str) -> Preprocess:
@@ -155,6 +203,51 @@ class WeightsMeta:
         except (TypeError, ValueError, AttributeError) as e:
             raise UserError(f"{source}: saved preprocessing {self.preprocess} is not valid: "
                             f"{e}") from None
+
+
+def _show(v: Any, most: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= most else r[:most - 4] + " ..."
+
+
+def _check_field(where: str, key: str, v: Any, spec: tuple[str, float, float]) -> None:
+    """UserError unless ``v`` is of ``spec``'s kind and within its bounds (``_MODEL_FIELDS``)."""
+    kind, lo, hi = spec
+    if kind.startswith("opt_"):
+        if v is None:
+            return
+        kind = kind[4:]
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    ok = {"int": lambda: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
+          "float": lambda: number and math.isfinite(v) and lo <= v <= hi,
+          "prob": lambda: number and math.isfinite(v) and lo <= v <= hi,
+          "bool": lambda: isinstance(v, bool),
+          "str": lambda: isinstance(v, str) and len(v) <= 4096,
+          "rgb": lambda: _rgb(v, lo, hi), "rgb+": lambda: _rgb(v, lo, hi),
+          "proposals": lambda: _proposals(where, v)}[kind]()
+    if not ok:
+        want = {"int": f"a whole number in [{lo:,}, {hi:,}]",
+                "float": f"a finite number in [{lo:g}, {hi:g}]",
+                "prob": f"a finite number in [{lo:g}, {hi:g}]", "bool": "true or false",
+                "str": "a string", "rgb": f"3 finite numbers in [{lo:g}, {hi:g}]",
+                "rgb+": f"3 finite numbers in [{lo:g}, {hi:g}] (a std of 0 divides by zero)",
+                "proposals": "a mapping of Selective Search settings"}[kind]
+        raise UserError(f"{where} {key} = {_show(v)} is not {want}; the file is damaged or not "
+                        f"a googlenet model")
+
+
+def _rgb(v: Any, lo: float, hi: float) -> bool:
+    return (isinstance(v, (list, tuple)) and len(v) == 3 and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        and lo <= x <= hi for x in v))
+
+
+def _proposals(where: str, v: Any) -> bool:
+    if not isinstance(v, dict) or not set(v) <= set(_PROPOSAL_FIELDS):
+        return False
+    for k, x in v.items():
+        _check_field(f"{where} proposals:", k, x, _PROPOSAL_FIELDS[k])
+    return True
 
 
 @dataclass
