@@ -297,9 +297,10 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     assert f"run directory: {out}" in printed and "final val accuracy" in printed
     assert "skipped 1 unreadable" in printed
     assert "broken.jpg" in (out / "train.log").read_text()
-    for name in ("checkpoint-last.pt", "checkpoint-best.pt", "model.safetensors", "metrics.csv",
+    for name in ("checkpoint-last.pt", "model.safetensors", "metrics.csv",
                  "config.toml", "results.json", "curves.png"):
         assert (out / name).is_file(), name
+    assert not (out / "checkpoint-best.pt").exists()  # save_checkpoints last (the default)
     ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
     for key in ("format", "version", "task", "model_config", "class_names", "preprocess", "model",
                 "averaged_model", "optimizer", "scheduler", "run_state", "config", "rng"):
@@ -319,8 +320,13 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     final = load_weights(out / "model.safetensors")
     # The final weights carry the training config, so `googlenet eval RUN` finds the run's data.
     assert final.metadata["config"]["data"] == str(data) and final.metadata["steps"] == 8
-    assert all(torch.equal(final.model.state_dict()[k], v) for k, v in ck["averaged_model"].items())
-    assert json.loads((out / "results.json").read_text())["val_images"] == 2
+    results = json.loads((out / "results.json").read_text())
+    chosen = results["final_weights_choice"]["chosen"]  # the better on val: averaged or raw
+    assert final.metadata["final_weights"]["chosen"] == chosen and results["averaged"] == (chosen == "averaged")
+    saved = ck["averaged_model"] if chosen == "averaged" else ck["model"]
+    assert all(torch.equal(final.model.state_dict()[k], v) for k, v in saved.items())
+    assert f"final model: the {chosen} weights" in printed
+    assert results["val_images"] == 2 and results["epochs"] == 2 and "partial_epoch" not in results
     assert res["eval_split"] == "val"
     if (out / "tensorboard").exists():
         assert any((out / "tensorboard").iterdir())
@@ -528,3 +534,114 @@ def test_fp16_autocast_scales_the_loss_and_resumes_the_scaler(tmp_path, capsys):
     # Without fp16 no scaler state is written.
     train(_cfg(data, tmp_path / "fp32", aux_logits=False, max_steps=1, epochs=1))
     assert torch.load(tmp_path / "fp32" / "checkpoint-last.pt", weights_only=True)["scaler"] is None
+
+
+# -- which checkpoints a run keeps, the final model, progress off a terminal, a busy machine -------
+
+@pytest.mark.parametrize("keep", ["last", "best", "all", "none"])
+def test_save_checkpoints_keeps_what_it_says(tmp_path, keep):
+    data = _tiny_folder(tmp_path / "data", n_train=2)  # 2 epochs x 2 steps
+    out = tmp_path / "run"
+    train(_cfg(data, out, epochs=2, aux_logits=False, save_checkpoints=keep))
+    names = {p.name for p in out.iterdir() if p.name.endswith((".pt", ".safetensors"))}
+    assert names == {"last": {"checkpoint-last.pt", "model.safetensors"},
+                     "best": {"checkpoint-last.pt", "model-best.safetensors", "model.safetensors"},
+                     "all": {"checkpoint-last.pt", "checkpoint-best.pt", "model.safetensors"},
+                     "none": {"model.safetensors"}}[keep]
+    if keep == "best":  # the best epoch's evaluated weights, as a weights file
+        best = load_weights(out / "model-best.safetensors")
+        assert best.class_names == ["a", "b"] and best.metadata["epoch"] in (1, 2)
+    if keep == "none":
+        from googlenet.engine.checkpoint import load_resume
+
+        with pytest.raises(UserError, match="no checkpoint-last.pt"):
+            load_resume(out)
+
+
+def test_final_model_is_the_better_of_averaged_and_raw(tmp_path, monkeypatch, capsys):
+    """The averaged weights score 10% on validation, the raw ones 90%: the raw weights are the
+    final model, and the log, results.json and the weights' metadata say so."""
+    from googlenet.engine import trainer
+
+    real_avg, real_eval = trainer.make_averaged, classification.ClassificationTask.evaluate
+
+    def marked(model, cfg):
+        avg = real_avg(model, cfg)
+        avg.module._averaged_copy = True
+        return avg
+
+    def fake(self, model, loader, device, cfg):
+        res = real_eval(self, model, loader, device, cfg)
+        return dict(res, top1=10.0 if getattr(model, "_averaged_copy", False) else 90.0)
+
+    monkeypatch.setattr(trainer, "make_averaged", marked)
+    monkeypatch.setattr(classification.ClassificationTask, "evaluate", fake)
+    data = _tiny_folder(tmp_path / "data", n_train=2)
+    out = tmp_path / "run"
+    res = train(_cfg(data, out, aux_logits=False, average="ema", ema_decay=0.5, average_start_epoch=0))
+    assert "final model: the raw weights (val_top1 90.00% against 10.00% for the averaged" in capsys.readouterr().out
+    assert res["final_weights_choice"] == {"chosen": "raw", "by": "val_top1", "averaged": 10.0,
+                                           "raw": 90.0, "why": res["final_weights_choice"]["why"]}
+    assert res["averaged"] is False and res["val_top1"] == 90.0
+    ck = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    final = load_weights(out)
+    assert final.metadata["averaged"] is False and final.metadata["final_weights"]["chosen"] == "raw"
+    assert all(torch.equal(final.model.state_dict()[k], v) for k, v in ck["model"].items())
+    # final_weights=averaged (what `googlenet experiment` sets): the averaged ones, unasked
+    res = train(_cfg(data, tmp_path / "avg", aux_logits=False, average="ema", ema_decay=0.5, average_start_epoch=0,
+                     final_weights="averaged"))
+    assert res["final_weights_choice"]["chosen"] == "averaged" and res["val_top1"] == 10.0
+
+
+def test_progress_lines_off_a_terminal_and_a_busy_machine_warning(tmp_path, monkeypatch, capsys):
+    """Off a terminal (stderr is a pipe or file: nohup, CI) a line every log_every steps with the
+    ETA, in train.log too; a 1-minute load average over the CPUs is said once, at the start."""
+    import googlenet.engine.logging as run_logging
+
+    monkeypatch.setattr(run_logging.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    data = _tiny_folder(tmp_path / "data", n_train=4)  # 4 steps an epoch
+    out = tmp_path / "run"
+    train(_cfg(data, out, aux_logits=False, progress=True, log_every=2, plots=True))
+    printed = capsys.readouterr()
+    lines = [ln for ln in printed.out.splitlines() if "step " in ln and "ETA" in ln]
+    assert [ln.split("step ")[1].split()[0] for ln in lines] == ["2/4"], printed.out
+    assert "img/s" in lines[0] and "this epoch" in lines[0] and "run" in lines[0]
+    assert "step 2/4" in (out / "train.log").read_text()
+    assert printed.out.count("warning: 1-min load average 64.0 on") == 1
+    assert "will take longer than on a quiet machine" in printed.out
+
+
+def test_step_progress_is_a_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
+    import io
+
+    from googlenet.engine.logging import StepProgress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for tty, want in ((True, []), (False, ["3/6"])):  # none at the epoch's end: its line follows
+        stream = Tty() if tty else io.StringIO()
+        monkeypatch.setattr(sys, "stderr", stream)
+        said: list[str] = []
+        bar = StepProgress(enabled=True, log=said.append, epoch=1, epochs=2, steps=6, done=0,
+                           images=0.0, every=3)
+        for k in range(1, 7):
+            bar.update(done=k, step=k, total_steps=12, loss=1.0, images=2.0 * k)
+        bar.close()
+        assert [s.split("step ")[1].split()[0] for s in said] == want
+        assert ("epoch 1/2" in stream.getvalue()) == tty  # tqdm's bar, on the terminal only
+
+
+def test_max_steps_run_has_curves_and_says_how_far_it_got(tmp_path):
+    """A run stopped by max_steps mid-epoch: curves.png, metrics.csv's partial row with the
+    fraction trained, and results.json's epochs as trained (not 0)."""
+    data = _tiny_folder(tmp_path / "data", n_train=4)  # 4 steps an epoch
+    out = tmp_path / "run"
+    res = train(_cfg(data, out, aux_logits=False, epochs=3, max_steps=3, plots=True))
+    assert (out / "curves.png").is_file()
+    assert res["epochs"] == 0.75 and res["steps"] == 3
+    assert res["partial_epoch"] == {"epoch": 1, "steps": 3, "of": 4, "stopped_by": "max_steps"}
+    row = list(csv.DictReader(open(out / "metrics.csv")))[-1]
+    assert row["partial"] == "1" and float(row["epoch_fraction"]) == 0.75
+    assert load_weights(out).metadata["epochs"] == 0.75

@@ -66,7 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=argparse.SUPPRESS)
     g.add_argument("--image-size", type=int, default=argparse.SUPPRESS, help="input side in pixels (>= 32)")
     g.add_argument("--seed", type=int, default=argparse.SUPPRESS)
-    g = p.add_argument_group("run")
+    _add_run_arguments(p.add_argument_group("run"))
+    _show_defaults(p)
+
+
+def _add_run_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--out", default=argparse.SUPPRESS, metavar="RUN_DIR",
                    help="run directory (default runs/<date>-<time>-<variant>-<data>)")
     g.add_argument("--resume", default=argparse.SUPPRESS, metavar="RUN_DIR",
@@ -77,6 +81,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "pass; implied when torchrun restarts the workers)")
     g.add_argument("--checkpoint-every", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="also checkpoint every N steps inside an epoch")
+    g.add_argument("--save-checkpoints", choices=config_lib.CHOICES["save_checkpoints"],
+                   default=argparse.SUPPRESS,
+                   help="which checkpoints the run keeps: last = checkpoint-last.pt, what --resume "
+                        "continues (a third of a checkpoint is the optimizer); best = that + the "
+                        "best epoch's weights (model-best.safetensors); all = that + "
+                        "checkpoint-best.pt (a whole checkpoint of the best epoch); none = no "
+                        "checkpoint (the run cannot be resumed)")
     g.add_argument("--max-steps", type=int, default=argparse.SUPPRESS, help="stop after N steps in total")
     g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
@@ -94,8 +105,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--deterministic", action="store_true", default=argparse.SUPPRESS,
                    help="deterministic algorithms (bit-exact resume)")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
-                   help="no progress bar (the per-epoch lines remain)")
-    _show_defaults(p)
+                   help="no progress bar on a terminal, and no progress lines elsewhere (a line "
+                        "every log_every steps when the output is a file or pipe); the per-epoch "
+                        "lines remain")
 
 
 # What the "automatic" values of a few keys mean, for --help.

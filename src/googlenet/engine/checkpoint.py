@@ -27,15 +27,18 @@ import torch
 
 from ..errors import FileSystemError, UserError
 from ..weights.io import TEMP_SUFFIX, atomic_torch_save, safe_torch_load
-from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint
+from ..weights.records import (
+    BEST_WEIGHTS, CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint,
+)
 
 __all__ = ["CheckpointWriter", "RunLock", "RunLocked", "load_resume", "remove_stale_temps",
-           "snapshot", "LOCK_FILE", "RUN_FILES"]
+           "snapshot", "LOCK_FILE", "RUN_FILES", "default_run_dir", "check_new_run",
+           "claim_run_dir"]
 
 LOCK_FILE = ".lock"
 # Every file the engine writes into a run directory through ``atomic_write``.
-RUN_FILES = (CHECKPOINT_LAST, CHECKPOINT_BEST, FINAL_WEIGHTS, "config.toml", "results.json",
-             "metrics.csv", "curves.png")
+RUN_FILES = (CHECKPOINT_LAST, CHECKPOINT_BEST, FINAL_WEIGHTS, BEST_WEIGHTS, "config.toml",
+             "results.json", "metrics.csv", "curves.png")
 
 
 class RunLocked(FileSystemError):
@@ -157,6 +160,38 @@ def remove_stale_temps(run_dir: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def default_run_dir(cfg: Any) -> Path:
+    """runs/<date>-<time>-<variant>-<data> (a TrainConfig's), numbered if it exists."""
+    data = "digits" if cfg.data is None else Path(str(cfg.data)).name or "data"
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.variant}-{data}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = Path(f"{base}-{i}")
+    return path
+
+
+def check_new_run(run_dir: Path, resuming: bool) -> None:
+    """A new run never goes into a directory that holds another one's checkpoint."""
+    if not resuming and (run_dir / CHECKPOINT_LAST).exists():
+        raise UserError(f"{run_dir}: already holds a training run; continue it with "
+                        f"--resume {run_dir}, or choose another --out")
+
+
+def claim_run_dir(run_dir: Path, resuming: bool, log: Callable[..., None]) -> RunLock:
+    """Rank 0 owns the run directory for the whole run (a second process is refused, naming
+    the holder), then clears the temp files a killed write left there."""
+    lock = RunLock(run_dir).acquire()
+    try:
+        for p in remove_stale_temps(run_dir):
+            log(f"removed {p.name}, left by an interrupted write", console=False)
+        check_new_run(run_dir, resuming)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
 def snapshot(obj: Any) -> Any:
     """A copy of a (nested) state dict whose tensors training can no longer change."""
     if isinstance(obj, torch.Tensor):
@@ -180,17 +215,24 @@ class CheckpointWriter:
         self._thread: Optional[threading.Thread] = None
         self._error: Optional[BaseException] = None
 
-    def submit(self, ckpt: TrainCheckpoint, *, best: bool, note: str) -> None:
+    def submit(self, ckpt: TrainCheckpoint, *, best: bool, note: str,
+               weights: Optional[Callable[[], Any]] = None) -> None:
+        """Write ``ckpt`` as checkpoint-last.pt (and, ``best``, link it as checkpoint-best.pt),
+        then call ``weights`` (a write of weights from a snapshot taken by the caller), all in
+        the background."""
         self.wait()
         snap = snapshot(ckpt.to_state())
-        self._thread = threading.Thread(target=self._write, args=(snap, best, note),
+        self._thread = threading.Thread(target=self._write, args=(snap, best, note, weights),
                                         name="checkpoint-writer", daemon=True)
         self._thread.start()
 
-    def _write(self, state: dict[str, Any], best: bool, note: str) -> None:
+    def _write(self, state: dict[str, Any], best: bool, note: str,
+               weights: Optional[Callable[[], Any]]) -> None:
         try:
             last = self.run_dir / CHECKPOINT_LAST
             atomic_torch_save(state, last)
+            if weights is not None:
+                weights()
             if best:  # the same bytes: a hard link renamed into place, no second write
                 tmp = self.run_dir / f".{CHECKPOINT_BEST}.link"
                 with contextlib.suppress(FileNotFoundError):

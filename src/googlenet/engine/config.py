@@ -93,6 +93,10 @@ class TrainConfig:
     average: str = "mean"  # mean (Polyak-Juditsky: uniform mean of the iterates) | ema | none
     ema_decay: float = 0.999
     average_start_epoch: float = 0.0  # iterates before this epoch are not averaged
+    # The final model (model.safetensors): better = the averaged or the raw weights, whichever
+    # scores higher on validation (an EMA of a short run can lag far behind) | averaged = always
+    # the averaged ones (the paper's §6; what `googlenet experiment` measures)
+    final_weights: str = "better"
 
     # -- training augmentation (§6) ------------------------------------------------------------------
     crop_scale: tuple[float, float] = (0.08, 1.0)  # fraction of the image area
@@ -120,11 +124,16 @@ class TrainConfig:
     # -- run directory -------------------------------------------------------------------------------
     out: Optional[str] = None  # run directory; None: runs/<date>-<time>-<variant>-<data>
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0: at epoch ends)
+    # Which checkpoints a run keeps: last = checkpoint-last.pt (what --resume continues) | best =
+    # that + the best epoch's weights as model-best.safetensors (weights only) | all = that +
+    # checkpoint-best.pt (a whole checkpoint of the best epoch) | none = no checkpoint (no resume)
+    save_checkpoints: str = "last"
     eval_every: int = 1  # validate every N epochs (and after the last)
     max_steps: int = 0  # stop after this many optimizer steps in total (0: no limit); for tests
     tensorboard: bool = True  # write TensorBoard logs when tensorboard is installed
     plots: bool = True  # PNG curves at the end of the run
-    progress: bool = True  # tqdm progress bar
+    progress: bool = True  # tqdm progress bar; off a terminal (nohup, CI): a line every log_every steps
+    log_every: int = 0  # off a terminal: a progress line every N steps; 0: ~10 an epoch, <= 50 steps apart
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
@@ -144,6 +153,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "amp": AMP_CHOICES,
     "loader": LOADERS,
     "pretrain": ("none", "digits"),
+    "save_checkpoints": ("last", "best", "all", "none"),
+    "final_weights": ("better", "averaged"),
 }
 INTERPOLATIONS = ("bilinear", "box", "nearest", "bicubic")
 
@@ -202,6 +213,7 @@ RANGES: dict[str, Range] = {
     "checkpoint_every": Range(0, 1e12),
     "eval_every": Range(1, 1_000_000),
     "max_steps": Range(0, 1e12),
+    "log_every": Range(0, 1e12),
     "width": Range(0, 16, lo_open=True),  # ablation: multiplier on every Table 1 width
     # detection
     "fpn_channels": Range(64, 1024),  # and a multiple of 32 (below)

@@ -22,6 +22,7 @@ from typing import Optional
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 from ..errors import UserError
@@ -139,3 +140,16 @@ def resolve_device(spec: str, info: Optional[DistInfo] = None) -> torch.device:
     device = torch.device("cuda", index)
     torch.cuda.set_device(device)
     return device
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare network under DDP and torch.compile wrappers (an ``AveragedModel`` is kept)."""
+    from torch.optim.swa_utils import AveragedModel
+
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module) and not isinstance(model, AveragedModel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model

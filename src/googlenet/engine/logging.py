@@ -1,18 +1,22 @@
-"""What a run reports: lines to the console and RUN/train.log (``RunLog``), ``metrics.csv``
-(one row per epoch), TensorBoard scalars (``Scalars``), and ``curves.png``. Rank 0 only."""
+"""What a run reports: lines to the console and RUN/train.log (``RunLog``), progress inside an
+epoch (``StepProgress``), ``metrics.csv`` (one row per epoch), TensorBoard scalars (``Scalars``),
+``curves.png``, and a warning when other processes load the machine (``load_warning``). Rank 0
+only."""
 
 from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from ..weights.io import atomic_write
 
-__all__ = ["RunLog", "write_metrics", "plot_curves", "Scalars", "hms"]
+__all__ = ["RunLog", "StepProgress", "write_metrics", "curves_figure", "plot_curves", "Scalars", "hms",
+           "cpus_available", "load_warning"]
 
 
 class RunLog:
@@ -53,6 +57,68 @@ class RunLog:
             self.file.close()
 
 
+class StepProgress:
+    """Progress inside one epoch. On a terminal: tqdm's bar (smoothed loss, img/s, the run's
+    ETA). Elsewhere (nohup, CI, a pipe: stderr is not a terminal) a bar garbles the log and shows
+    nothing until the epoch ends, so a line every ``every`` steps instead, with the same numbers,
+    as torchvision's ``MetricLogger`` and timm's train loop print; no lines on a terminal."""
+
+    def __init__(self, *, enabled: bool, log: Callable[[str], None], epoch: int, epochs: int,
+                 steps: int, done: int, images: float, every: int) -> None:
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        self.bar = tqdm(total=steps, initial=done, leave=False, dynamic_ncols=True,
+                        desc=f"epoch {epoch}/{epochs}", unit="step", file=sys.stderr,
+                        disable=not (enabled and tty))
+        self.every = every if enabled and not tty else 0
+        self.log, self.epoch, self.epochs, self.steps = log, epoch, epochs, steps
+        self.t0, self.done0, self.images0 = time.perf_counter(), done, images
+        self.smooth: Optional[float] = None
+
+    def update(self, *, done: int, step: int, total_steps: int, loss: float, images: float) -> None:
+        """After a step: ``done`` steps of this epoch and ``step`` of the run's ``total_steps``
+        are done, ``images`` seen in this epoch so far."""
+        self.smooth = loss if self.smooth is None else 0.9 * self.smooth + 0.1 * loss
+        line = self.every and done % self.every == 0 and done < self.steps
+        if done % 5 == 0 or done == self.steps or line:
+            now = time.perf_counter()
+            per_step = (now - self.t0) / max(1, done - self.done0)
+            ips = (images - self.images0) / max(now - self.t0, 1e-9)
+            run_eta = hms(per_step * (total_steps - step))
+            self.bar.set_postfix_str(f"loss {self.smooth:.4f} {ips:.0f} img/s run ETA {run_eta}",
+                                     refresh=False)
+            if line:
+                self.log(f"epoch {self.epoch}/{self.epochs}  step {done}/{self.steps}  loss "
+                         f"{self.smooth:.4f}  {ips:.0f} img/s  ETA {hms(per_step * (self.steps - done))} "
+                         f"this epoch, {run_eta} run")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity), else the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_warning(when: str, advice: str, *, load: Optional[float] = None,
+                 cpus: Optional[int] = None, margin: float = 0.0) -> Optional[str]:
+    """One line when the 1-minute load average (``load``; unset: now) exceeds the CPUs (less
+    ``margin``): other processes are competing for them. ``googlenet bench`` and ``train`` say
+    it; torch's OpenMP threads lose most on an oversubscribed machine (they spin at barriers)."""
+    cpus = cpus or cpus_available()
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # pragma: no cover  (no load average on this platform)
+            return None
+    if load <= cpus - margin:
+        return None
+    return f"warning: 1-min load average {load:.1f} on {cpus} CPUs {when}; {advice}"
+
+
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """RUN/metrics.csv, one row per epoch (columns: the union of the rows' keys, in order)."""
     if not history:
@@ -71,33 +137,61 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write(run_dir / "metrics.csv", write)
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path,
-                groups: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> None:
-    """metrics.csv as PNG: one panel per group of (key, label) curves, then the learning rate."""
+def _x(row: dict[str, Any]) -> float:
+    """Where a row sits on the epoch axis: its epoch, or (a partial epoch, stopped by
+    max_steps) the fraction of it that was trained."""
+    frac = row.get("epoch_fraction")
+    return row["epoch"] - 1 + frac if isinstance(frac, (int, float)) else row["epoch"]
+
+
+def curves_figure(history: list[dict[str, Any]],
+                  groups: Sequence[tuple[str, Sequence[tuple[str, str]]]], title: str = "") -> Any:
+    """metrics.csv as a Figure: one panel per group of (key, label) curves, then the learning
+    rate. A series with one point (the raw weights, evaluated after the last epoch only) is a
+    large marker with its value in the legend; the learning rate is on a linear axis (a
+    schedule ends at 0, which a log axis cannot show); ``title`` names the run."""
     # The object-oriented API without pyplot: no GUI backend, and a second faster to import.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    ep = [h["epoch"] for h in history]
-    fig = Figure(figsize=(5 * (len(groups) + 1), 4))
+    ep = [_x(h) for h in history]
+    fig = Figure(figsize=(5.5 * (len(groups) + 1), 4.6), dpi=100, layout="constrained")
     ax = fig.subplots(1, len(groups) + 1)
-    for a, (title, curves) in zip(ax, groups):
-        for k, lbl in curves:
-            ys = [h.get(k, float("nan")) for h in history]
-            if any(isinstance(y, float) and math.isfinite(y) for y in ys):
-                a.plot(ep, ys, marker=".", label=lbl)
-        a.set(title=title, xlabel="epoch")
+    markers = "osD^vP*X"
+    for a, (name, curves) in zip(ax, groups):
+        for i, (k, lbl) in enumerate(curves):
+            pts = [(x, h[k]) for x, h in zip(ep, history)
+                   if isinstance(h.get(k), (int, float)) and math.isfinite(h[k])]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            one = len(pts) == 1
+            # earlier series wider, so one drawn over an equal one still shows at its edges
+            a.plot(xs, ys, marker=markers[i % len(markers)], ms=11 if one else 5,
+                   lw=max(1.0, 3.0 - 0.6 * i), ls="-" if i % 2 == 0 else "--",
+                   label=lbl + (f" {ys[0]:.4g}" if one else ""), zorder=2 + i)
+        a.set(title=name, xlabel="epoch")
         if a.get_legend_handles_labels()[0]:
-            a.legend()
+            a.legend(fontsize=8)
+    lrs = [(x, h["lr"]) for x, h in zip(ep, history) if isinstance(h.get("lr"), (int, float))]
+    if lrs:
+        ax[-1].plot(*zip(*lrs), marker="o", ms=5)
+    ax[-1].set(title="learning rate (end of epoch)", xlabel="epoch", ylim=(0, None))
+    for a in ax:
         a.grid(alpha=0.3)
-    lrs = [h["lr"] for h in history]
-    ax[-1].plot(ep, lrs, marker=".")
-    # A schedule ending at 0 (cosine, one epoch) has nothing a log axis can show: linear then,
-    # instead of matplotlib's warning on stderr.
-    positive = any(isinstance(v, (int, float)) and v > 0 for v in lrs)
-    ax[-1].set(title="learning rate (end of epoch)", xlabel="epoch",
-               yscale="log" if positive else "linear")
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.13, top=0.92, wspace=0.25)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if any(h.get("partial") for h in history):
+        title += "  (last point: a partial epoch, stopped at max_steps)"
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path,
+                groups: Sequence[tuple[str, Sequence[tuple[str, str]]]], title: str = "") -> None:
+    """``curves_figure`` written to ``path`` (PNG, atomically): RUN/curves.png."""
+    fig = curves_figure(history, groups, title)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 class Scalars:

@@ -13,7 +13,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, get_swa_m
 
 from .config import TrainConfig
 
-__all__ = ["lr_lambda", "make_averaged", "make_optimizer", "make_scheduler"]
+__all__ = ["lr_lambda", "make_averaged", "choose_final", "make_optimizer", "make_scheduler"]
 
 
 def lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -55,6 +55,27 @@ def make_averaged(model: nn.Module, cfg: TrainConfig) -> Optional[AveragedModel]
             avg([a for a, _ in floats], [c for _, c in floats], n)
 
     return AveragedModel(model, multi_avg_fn=fn, use_buffers=True)
+
+
+def choose_final(averaged: Optional[AveragedModel], model: nn.Module, key: str,
+                 scores: Callable[[], tuple[float, float]], policy: str = "better"
+                 ) -> tuple[nn.Module, dict[str, Any]]:
+    """The final model of a run (``final_weights``): the averaged weights (§6) or the raw ones,
+    whichever scores higher on validation by ``key`` (``scores()``: (averaged, raw)), a tie
+    going to the averaged; with ``policy="averaged"``, the averaged ones unasked. An average
+    that has not caught up (an EMA of a run stopped early) can score far below the raw weights.
+    Returns the module and the record of the choice (for the log, results.json and the
+    weights' metadata)."""
+    if averaged is None or averaged.n_averaged == 0:
+        return model, {"chosen": "raw", "why": "no averaged weights"}
+    if policy == "averaged":
+        return averaged.module, {"chosen": "averaged", "why": "final_weights = averaged"}
+    avg, raw = scores()
+    chosen = "raw" if raw > avg else "averaged"
+    other = "averaged" if chosen == "raw" else "raw"
+    return (model if chosen == "raw" else averaged.module), {
+        "chosen": chosen, "by": key, "averaged": avg, "raw": raw,
+        "why": f"{key} {max(avg, raw):.2f}% against {min(avg, raw):.2f}% for the {other} weights"}
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

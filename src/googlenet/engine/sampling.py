@@ -6,12 +6,14 @@ So a resumed run only needs its counters to draw exactly what an uninterrupted r
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["sample_seed", "step_seed", "seed_rng", "SeededSampler", "SeededDataset"]
+__all__ = ["sample_seed", "step_seed", "seed_rng", "SeededSampler", "SeededDataset",
+           "loader_workers"]
 
 _CPU = torch.device("cpu")
 
@@ -69,3 +71,12 @@ class SeededDataset(torch.utils.data.Dataset):
         with torch.random.fork_rng(devices=[]):
             seed_rng(seed, _CPU)  # transforms draw from the CPU generator only
             return self.dataset[index]
+
+
+def loader_workers(workers: int, in_memory: bool) -> int:
+    """DataLoader worker processes: ``workers`` (the config's) unless it is -1, automatic."""
+    if workers >= 0:
+        return workers
+    if in_memory:
+        return 0  # in memory, cheap transforms: worker processes cost more than they save
+    return max(0, min(8, (os.cpu_count() or 1) - 1))

@@ -19,7 +19,6 @@ import contextlib
 import json
 import math
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -32,14 +31,22 @@ from ..errors import UserError
 from ..models.graph import amp_autocast
 from ..models.precision import describe_amp
 from ..weights.io import atomic_write, save_weights
-from ..weights.records import CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta
+from ..weights.records import (
+    BEST_WEIGHTS, CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta,
+)
 from . import distributed as dist_lib
-from .checkpoint import CheckpointWriter, RunLock, remove_stale_temps
+from .distributed import unwrap  # re-exported: tasks and experiments unwrap models with it
+from .checkpoint import (  # noqa: F401  (default_run_dir: re-exported)
+    CheckpointWriter, RunLock, check_new_run, claim_run_dir, default_run_dir, snapshot,
+)
 from .config import TrainConfig, to_toml
-from .logging import RunLog, Scalars, compile_cache_note, hms, plot_curves, write_metrics
-from .optim import make_averaged, make_optimizer, make_scheduler
+from .logging import (
+    RunLog, Scalars, StepProgress, compile_cache_note, hms, load_warning, plot_curves,
+    write_metrics,
+)
+from .optim import choose_final, make_averaged, make_optimizer, make_scheduler
 from .prefetch import prefetched
-from .sampling import SeededDataset, SeededSampler, seed_rng, step_seed
+from .sampling import SeededDataset, SeededSampler, loader_workers, seed_rng, step_seed
 from .state import RunState, rng_state, set_rng_state
 from .task import Task, TaskData
 
@@ -47,24 +54,10 @@ __all__ = ["fit", "TrainingDiverged", "unwrap", "default_run_dir", "autocast"]
 
 EXIT_DIVERGED = 3  # the command line's exit status for a diverged run (2: bad arguments)
 
-
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
     exit_code = EXIT_DIVERGED
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare network under DDP and torch.compile wrappers."""
-    from torch.optim.swa_utils import AveragedModel
-
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module) and not isinstance(model, AveragedModel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def autocast(cfg: Optional[TrainConfig], device: torch.device):
@@ -73,24 +66,6 @@ def autocast(cfg: Optional[TrainConfig], device: torch.device):
     if cfg is not None and cfg.amp != "none":
         return amp_autocast(cfg.amp, device, detector=cfg.task == "detect")
     return contextlib.nullcontext()
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    data = "digits" if cfg.data is None else Path(str(cfg.data)).name or "data"
-    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.variant}-{data}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = Path(f"{base}-{i}")
-    return path
-
-
-def loader_workers(cfg: TrainConfig, in_memory: bool) -> int:
-    if cfg.workers >= 0:
-        return cfg.workers
-    if in_memory:
-        return 0  # in memory, cheap transforms: worker processes cost more than they save
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 def fit(task: Task, cfg: TrainConfig, *, resume: Optional[TrainCheckpoint] = None,
@@ -122,6 +97,7 @@ class _Trainer:
         self.init: Any = None  # what Task.load_init returned
         self._compile_pending = False  # --compile: the first step (compilation) is to be reported
         self.lock: Optional[RunLock] = None  # rank 0's lock on the run directory
+        self.last_row: dict[str, Any] = {}  # the last epoch's row (partial: stopped at max_steps)
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -168,7 +144,7 @@ class _Trainer:
             data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True,
             seed=cfg.seed, drop_last=True)
         self.sampler = SeededSampler(base, cfg.seed)
-        self.workers = loader_workers(cfg, data.in_memory)
+        self.workers = loader_workers(cfg.workers, data.in_memory)
         kw: dict[str, Any] = dict(num_workers=self.workers, pin_memory=device.type == "cuda",
                                   persistent_workers=self.workers > 0,
                                   collate_fn=data.train_collate or data.collate)
@@ -184,7 +160,7 @@ class _Trainer:
         idx = list(range(self.info.rank, len(ds), self.info.world_size))  # each item once over ranks
         return torch.utils.data.DataLoader(
             torch.utils.data.Subset(ds, idx), batch_size=max(2 * self.cfg.batch_size, 64),
-            num_workers=loader_workers(self.cfg, data.in_memory), collate_fn=data.collate,
+            num_workers=loader_workers(self.cfg.workers, data.in_memory), collate_fn=data.collate,
             pin_memory=self.device.type == "cuda")
 
     def _setup_model(self, data: TaskData) -> None:
@@ -251,8 +227,19 @@ class _Trainer:
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None)
 
     def save(self, st: RunState, *, best: bool = False) -> None:
+        """checkpoint-last.pt, and what ``save_checkpoints`` keeps of the best epoch: its whole
+        checkpoint (all) or its evaluated weights as model-best.safetensors (best)."""
+        keep = self.cfg.save_checkpoints
+        if keep == "none":
+            return
         if self.info.is_main:
-            self.writer.submit(self._checkpoint(st), best=best,
+            weights = None
+            if best and keep == "best":
+                sd, extra = snapshot(self.eval_model().state_dict()), {"epoch": st.best_epoch}
+                weights = lambda: save_weights(  # noqa: E731  (run in the writer's thread)
+                    self.model, self.run_dir / BEST_WEIGHTS, state_dict=sd, task=self.task.name,
+                    class_names=self.meta.class_names, preprocess=self.preprocess, extra=extra)
+            self.writer.submit(self._checkpoint(st), best=best and keep == "all", weights=weights,
                                note=f"checkpoint: step {st.step} (epoch {st.epoch + 1}, batch "
                                     f"{st.epoch_step})" + (", best so far" if best else ""))
         st.last_checkpoint_step = st.step
@@ -260,16 +247,8 @@ class _Trainer:
     # -- the run ----------------------------------------------------------------------------
 
     def _lock_run_dir(self) -> None:
-        """Rank 0 owns the run directory for the whole run (a second process is refused,
-        naming the holder), then clears the temp files a killed write left there."""
-        if not self.info.is_main or self.lock is not None:
-            return
-        self.lock = RunLock(self.run_dir).acquire()
-        for p in remove_stale_temps(self.run_dir):
-            self.log(f"removed {p.name}, left by an interrupted write", console=False)
-        if self.resume is None and (self.run_dir / CHECKPOINT_LAST).exists():
-            raise UserError(f"{self.run_dir}: already holds a training run; continue it with "
-                            f"--resume {self.run_dir}, or choose another --out")
+        if self.info.is_main and self.lock is None:
+            self.lock = claim_run_dir(self.run_dir, self.resume is not None, self.log)
 
     def run(self) -> dict[str, Any]:
         try:
@@ -285,9 +264,7 @@ class _Trainer:
             Path(cfg.out) if cfg.out else default_run_dir(cfg))
         if self.run_dir.is_dir():  # another process in it: refused now, before the data is read
             self._lock_run_dir()
-        if self.resume is None and (self.run_dir / CHECKPOINT_LAST).exists():
-            raise UserError(f"{self.run_dir}: already holds a training run; continue it with "
-                            f"--resume {self.run_dir}, or choose another --out")
+        check_new_run(self.run_dir, self.resume is not None)
         self.log(f"run directory: {self.run_dir}")
         data = self._setup_data()
         if info.is_main:  # the data is usable: only now does the run directory appear
@@ -300,6 +277,7 @@ class _Trainer:
         self.meta = WeightsMeta(model_config=dict(self.model.config),
                                 class_names=data.meta.class_names,
                                 preprocess=data.meta.preprocess, task=self.task.name)
+        self.preprocess = data.meta.preprocess_obj(str(self.run_dir))
         self.writer = CheckpointWriter(self.run_dir, self.log)
         try:
             if info.is_main and self.resume is None:
@@ -328,6 +306,9 @@ class _Trainer:
         line = describe_amp(cfg.amp, self.device, detector=cfg.task == "detect")
         if line:
             self.log(f"mixed precision: {line}")
+        if busy := load_warning("now", "other processes share them, so this run will take "
+                                       "longer than on a quiet machine"):
+            self.log(busy)
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state
@@ -360,31 +341,35 @@ class _Trainer:
         is_best = self.task.best_metric in row and row[self.task.best_metric] > st.best_metric
         if is_best:
             st.best_metric, st.best_epoch = row[self.task.best_metric], st.epoch + 1
-        if not stopped_early:  # a partial epoch's row is written to metrics.csv but not kept
+        if stopped_early:  # written to metrics.csv and curves.png, not kept in the history
+            row.update(partial=1, epoch_fraction=round(st.epoch_step / self.steps_per_epoch, 4))
+        else:
             st.history.append(row)
             st.next_epoch()
+        self.last_row = row
         self.save(st, best=is_best)
         if self.info.is_main:
-            write_metrics(self.run_dir, st.history + ([dict(row, partial=1)] if stopped_early else []))
+            write_metrics(self.run_dir, self._rows())
             self.scalars.epoch(row)
         self.log(self.task.epoch_summary(row, cfg, self.averaged is not None))
 
+    def _rows(self) -> list[dict[str, Any]]:
+        """The epochs' rows, and the partial epoch's where max_steps stopped one."""
+        return self.state.history + ([self.last_row] if self.last_row.get("partial") else [])
+
     def train_one_epoch(self) -> dict[str, float]:
         """Train until the end of ``state.epoch`` (from ``state.epoch_step``); its metrics."""
-        from tqdm import tqdm
-
         cfg, st = self.cfg, self.state
         self.train_model.train()
         total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
-        show = self.info.is_main and cfg.progress and sys.stderr.isatty()
-        bar = tqdm(total=self.steps_per_epoch, initial=st.epoch_step, leave=False,
-                   dynamic_ncols=True, desc=f"epoch {st.epoch + 1}/{cfg.epochs}", unit="step",
-                   file=sys.stderr, disable=not show)
+        bar = StepProgress(enabled=self.info.is_main and cfg.progress, log=self.log,
+                           epoch=st.epoch + 1, epochs=cfg.epochs, steps=self.steps_per_epoch,
+                           done=st.epoch_step, images=st.sums.get("images", 0.0),
+                           every=cfg.log_every or max(1, min(50, self.steps_per_epoch // 10)))
         avg_start = int(round(cfg.average_start_epoch * self.steps_per_epoch))
         t_start = time.perf_counter()
-        self._speed = (t_start, st.sums.get("images", 0.0), st.epoch_step, None)
         prepare = getattr(self.task, "prepare_batch", None)  # optional: batch -> device, ahead
         for batch in prefetched(self.train_loader, prepare, self.device):
             t_step = time.perf_counter()
@@ -442,25 +427,18 @@ class _Trainer:
         st.sums["batches"] = st.sums.get("batches", 0.0) + 1
         return vals[res.loss_key] / images
 
-    def _progress(self, bar: Any, loss: float, total_steps: int) -> None:
+    def _progress(self, bar: StepProgress, loss: float, total_steps: int) -> None:
         st = self.state
-        t_start, imgs_mark, first_step, smooth = self._speed
-        smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
-        self._speed = (t_start, imgs_mark, first_step, smooth)
-        if st.epoch_step % 5 == 0 or st.epoch_step == self.steps_per_epoch:
-            now = time.perf_counter()
-            ips = (st.sums.get("images", 0.0) - imgs_mark) / max(now - t_start, 1e-9)
-            eta = (now - t_start) / max(1, st.epoch_step - first_step) * (total_steps - st.step)
-            bar.set_postfix_str(f"loss {smooth:.4f} {ips:.0f} img/s run ETA {hms(eta)}",
-                                refresh=False)
-        bar.update(1)
+        bar.update(done=st.epoch_step, step=st.step, total_steps=total_steps, loss=loss,
+                   images=st.sums.get("images", 0.0))
         if st.step % 10 == 0:
             self.scalars.step(st.step, loss, self.optimizer.param_groups[0]["lr"])
 
     def _diverged(self, value: float) -> str:
         st = self.state
         last = (f"{self.run_dir / CHECKPOINT_LAST} (step {st.last_checkpoint_step}) is intact"
-                if st.last_checkpoint_step >= 0 else "no checkpoint was written yet")
+                if st.last_checkpoint_step >= 0 else "no checkpoint was written yet"
+                + (" (save_checkpoints none)" if self.cfg.save_checkpoints == "none" else ""))
         return (f"the training loss became {value} at step {st.step + 1} (epoch {st.epoch + 1}, "
                 f"batch {st.epoch_step + 1}); stopped without updating the weights. The last good "
                 f"checkpoint, {last}. Lower the learning rate (lr), add warmup "
@@ -469,30 +447,51 @@ class _Trainer:
 
     # -- the end ----------------------------------------------------------------------------
 
+    def _final(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The final model and why (``optim.choose_final``), by the last epoch's row."""
+        key, row = self.task.best_metric, self.last_row
+
+        def scores() -> tuple[float, float]:
+            if key in row and f"{key}_raw" in row:
+                return row[key], row[f"{key}_raw"]
+            return tuple(self.task.evaluate(m, self.val_loader, self.device, self.cfg)[key[4:]]
+                         for m in (self.averaged.module, self.model))  # resumed past the end
+
+        return choose_final(self.averaged, self.model, key, scores, self.cfg.final_weights)
+
     def _finish(self, data: TaskData) -> dict[str, Any]:
         cfg, info, st, run_dir = self.cfg, self.info, self.state, self.run_dir
-        results: dict[str, Any] = {"run_dir": str(run_dir), "epochs": st.epoch, "steps": st.step,
+        # epochs as trained: a partial one (stopped at max_steps) as its fraction
+        epochs = st.epoch + self.last_row["epoch_fraction"] if self.last_row.get("partial") else st.epoch
+        results: dict[str, Any] = {"run_dir": str(run_dir), "epochs": epochs, "steps": st.step,
                                    f"best_{self.task.best_metric}": st.best_metric,
                                    "best_epoch": st.best_epoch}
-        final = self.eval_model()
-        averaged = final is not self.model
+        if self.last_row.get("partial"):
+            results["partial_epoch"] = {"epoch": st.epoch + 1, "steps": st.epoch_step,
+                                        "of": self.steps_per_epoch, "stopped_by": "max_steps"}
+        final, choice = self._final()
+        averaged = choice["chosen"] == "averaged"
+        self.log(f"final model: the {choice['chosen']} weights ({choice['why']})")
         if info.is_main:
             save_weights(self.model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
                          class_names=self.meta.class_names, task=self.task.name,
-                         preprocess=data.meta.preprocess_obj(str(run_dir)),
-                         extra={"epochs": st.epoch, "steps": st.step, "averaged": averaged,
-                                "config": self.cfg_dict})
+                         preprocess=self.preprocess,
+                         extra={"epochs": epochs, "steps": st.step, "averaged": averaged,
+                                "final_weights": choice, "config": self.cfg_dict})
         split = data.eval_split
         loader = self.val_loader if data.test is None else self.eval_loader(data.test, data)
         res = self.task.evaluate(final, loader, self.device, cfg)
         results.update({f"{split}_{k}": v for k, v in res.items()})
         results.update({"eval_split": split, "wall_seconds": time.perf_counter() - self.t0,
-                        "final_weights": str(run_dir / FINAL_WEIGHTS), "averaged": averaged})
+                        "final_weights": str(run_dir / FINAL_WEIGHTS), "averaged": averaged,
+                        "final_weights_choice": choice})
         if info.is_main:
             atomic_write(run_dir / "results.json",
                          lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
-            if cfg.plots and st.history:
-                plot_curves(st.history, run_dir / "curves.png", self.task.plot_groups())
+            if cfg.plots and self._rows():
+                plot_curves(self._rows(), run_dir / "curves.png", self.task.plot_groups(),
+                            title=f"{run_dir.name}: {self.task.name}, {cfg.variant}, "
+                                  f"{cfg.data or 'digits'}, {st.step} steps")
         self.log(self.task.final_summary(split, res, averaged)
                  + f"  [{hms(results['wall_seconds'])} wall]")
         self.log(f"run directory: {run_dir}  (final model: {run_dir / FINAL_WEIGHTS}; "

@@ -23,7 +23,7 @@ import torch.nn as nn
 from ..engine import config as config_lib
 from ..engine.config import TrainConfig
 from ..engine.runs import complete
-from ..engine.trainer import unwrap
+from ..engine.distributed import unwrap
 from ..errors import UserError
 from ..tasks.classification import ClassificationTask
 from ..weights.records import CHECKPOINT_LAST
@@ -40,8 +40,11 @@ RECIPE = "short"
 # Layers whose gradient norm is logged per epoch: the stem (where vanishing gradients would show)
 # and the last inception module (for scale).
 GRAD_LAYERS = ("conv1", "conv2", "inception_5b")
-# Settings that may differ between an interrupted run and its continuation.
-_FREE_KEYS = {"out", "progress", "device", "threads", "workers"}
+# Settings that may differ between an interrupted run and its continuation. (final_weights:
+# runs saved before the key existed reported their averaged weights, as "averaged" does;
+# save_checkpoints and log_every change no result.)
+_FREE_KEYS = {"out", "progress", "device", "threads", "workers", "final_weights",
+              "save_checkpoints", "log_every"}
 
 
 class GradNormTask(ClassificationTask):

@@ -3,8 +3,9 @@ directory, a file, a known name) to a model in eval mode, and ``create_model(nam
 builds a registered model from such weights.
 
 What ``load_weights(spec)`` accepts:
-    run directory      -> RUN/model.safetensors (a finished run's final, averaged model), else
-                          RUN/checkpoint-best.pt, else RUN/checkpoint-last.pt (a run in progress)
+    run directory      -> RUN/model.safetensors (a finished run's final model), else (a run in
+                          progress) RUN/checkpoint-best.pt, RUN/model-best.safetensors or
+                          RUN/checkpoint-last.pt, the first there is
     FILE.safetensors   -> saved by ``save_weights`` (config, classes, preprocessing in metadata),
                           or a plain state dict as below (the Hub's usual form)
     FILE.pt / .pth     -> a training checkpoint, or a plain state dict

@@ -19,7 +19,8 @@ from ..weights.io import (
     safe_torch_load,
 )
 from ..weights.records import (
-    CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, MAX_NUM_CLASSES, LoadedWeights, WeightsMeta,
+    BEST_WEIGHTS, CHECKPOINT_BEST, CHECKPOINT_LAST, FINAL_WEIGHTS, MAX_NUM_CLASSES, LoadedWeights,
+    WeightsMeta,
 )
 
 __all__ = ["load_weights", "create_model"]
@@ -50,7 +51,7 @@ def _load(spec: str | os.PathLike) -> LoadedWeights:
     path = Path(s)
     if path.is_dir():
         # A finished run's final model is the one `train` reports the test accuracy of.
-        for name in (FINAL_WEIGHTS, CHECKPOINT_BEST, CHECKPOINT_LAST):
+        for name in (FINAL_WEIGHTS, CHECKPOINT_BEST, BEST_WEIGHTS, CHECKPOINT_LAST):
             if (path / name).is_file():
                 return load_weights(path / name)
         raise UserError(f"{path}: a directory without {FINAL_WEIGHTS}, {CHECKPOINT_BEST} or "

@@ -79,7 +79,7 @@ def evaluate_detections(preds: list[dict[str, torch.Tensor]], targets: list[dict
 # recipe's for the variant: the run `googlenet train --variant V` makes).
 PRETRAIN_KEYS = ("variant", "inception", "stem", "seed", "device", "amp", "threads",
                  "deterministic", "channels_last", "compile", "progress", "tensorboard", "plots",
-                 "max_steps")
+                 "max_steps", "log_every")
 
 
 def pretrain_backbone(cfg: TrainConfig, log: Any = print) -> TrainConfig:
@@ -94,7 +94,7 @@ def pretrain_backbone(cfg: TrainConfig, log: Any = print) -> TrainConfig:
     from ..data.detection import DIGITS_DETECT
     from ..engine import config as config_lib
     from ..engine.runs import complete
-    from ..engine.trainer import default_run_dir
+    from ..engine.checkpoint import default_run_dir
     from .classification import ClassificationTask
 
     if cfg.pretrain == "none" or cfg.init:
@@ -324,9 +324,9 @@ class DetectionTask:
                  if f"train_loss_{k}" in row]
         s = f"epoch {row['epoch']:>3}/{cfg.epochs}  loss {row['train_loss']:.4f} ({', '.join(parts)})"
         if "val_map" in row:
-            s += f"  val mAP {row['val_map']:.2f} AP50 {row['val_map50']:.2f}"
+            s += f"  val mAP {row['val_map']:.2f}% AP50 {row['val_map50']:.2f}%"
             if averaged and "val_map_raw" in row:
-                s += f" (raw weights mAP {row['val_map_raw']:.2f})"
+                s += f" (raw weights mAP {row['val_map_raw']:.2f}%)"
             if "val_proposal_recall50" in row:
                 s += (f"  proposals {row['val_proposals_per_image']:.0f}/image, recall@.5 "
                       f"{row['val_proposal_recall50']:.1f}%")
@@ -336,7 +336,7 @@ class DetectionTask:
     def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str:
         which = "averaged weights" if averaged else "weights"
         s = (f"final {split} detection ({which}, {res['images']} images): COCO mAP@[.5:.95] "
-             f"{res['map']:.2f}  AP50 {res['map50']:.2f}  AP75 {res['map75']:.2f}")
+             f"{res['map']:.2f}%  AP50 {res['map50']:.2f}%  AP75 {res['map75']:.2f}%")
         if "proposal_recall50" in res:
             s += (f"  (Selective Search: {res['proposals_per_image']:.0f} proposals/image, "
                   f"recall@.5 {res['proposal_recall50']:.1f}%)")

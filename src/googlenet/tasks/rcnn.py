@@ -161,7 +161,7 @@ def rcnn_evaluate(model: nn.Module, loader: Any, device: torch.device, classes: 
     from ..data.proposals import proposal_stats, warp_regions
     from .detection import evaluate_detections, gather
 
-    from ..engine.trainer import unwrap
+    from ..engine.distributed import unwrap
 
     net = unwrap(model)
     preds, targets, props = [], [], []

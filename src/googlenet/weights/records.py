@@ -23,7 +23,8 @@ from ..data.preprocess import Preprocess
 from ..errors import UserError
 
 __all__ = ["FORMAT", "FORMAT_KEY", "FORMAT_VERSION", "LEGACY_FORMAT", "CHECKPOINT_FORMAT",
-           "CHECKPOINT_VERSION", "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "WeightsMeta",
+           "CHECKPOINT_VERSION", "CHECKPOINT_LAST", "CHECKPOINT_BEST", "FINAL_WEIGHTS", "BEST_WEIGHTS",
+           "WeightsMeta",
            "TrainCheckpoint", "LoadedWeights", "CheckpointError"]
 
 # safetensors metadata of files written by save_weights: "format" is the Hub's convention ("pt":
@@ -41,8 +42,9 @@ CHECKPOINT_VERSION = 2
 
 # Run-directory layout written by the training engine.
 CHECKPOINT_LAST = "checkpoint-last.pt"
-CHECKPOINT_BEST = "checkpoint-best.pt"
+CHECKPOINT_BEST = "checkpoint-best.pt"  # save_checkpoints all: the best epoch's whole checkpoint
 FINAL_WEIGHTS = "model.safetensors"
+BEST_WEIGHTS = "model-best.safetensors"  # save_checkpoints best: the best epoch's weights only
 
 # Bounds on a weights file's model config (untrusted input): num_classes=1e9 would allocate a
 # 4 TB classifier before anything else is checked. 100,000 covers ImageNet-21k (21,841 classes)
