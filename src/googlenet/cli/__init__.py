@@ -78,6 +78,32 @@ class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: still works (stores into the new option's ``dest``, through
+    ``convert`` if given) and prints one line on stderr saying what to write instead."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, instead: str,
+                 convert=None, **kw) -> None:  # noqa: ANN001
+        super().__init__(option_strings, dest, **kw)
+        self.instead, self.convert = instead, convert
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.instead}",
+              file=sys.stderr)
+        try:
+            setattr(namespace, self.dest, self.convert(values) if self.convert else values)
+        except ValueError:
+            parser.error(f"argument {option_string}: invalid value {values!r}")
+
+
+def deprecated_option(p: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, dest: str,
+                      instead: str, convert=None, metavar: Optional[str] = None) -> None:  # noqa: ANN001
+    """Add ``old`` (e.g. ``--calibration``) as a hidden, deprecated spelling that fills ``dest``;
+    ``instead`` is what the warning tells the user to write."""
+    p.add_argument(old, dest=dest, action=_Deprecated, instead=instead, convert=convert,
+                   default=argparse.SUPPRESS, metavar=metavar, help=argparse.SUPPRESS)
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     module = importlib.import_module(COMMANDS[command][0])
     p = argparse.ArgumentParser(prog=f"googlenet {command}", description=COMMANDS[command][1],

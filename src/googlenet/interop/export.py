@@ -16,6 +16,7 @@ and the max |logit difference| and top-1 agreement with the eager model are prin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ import torch
 
 from ..errors import UserError
 from ..fileio import fs_error
-from ..metrics.agreement import Agreement, agreement
+from ..metrics.agreement import TOLERANCES, Agreement, agreement
 from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
@@ -342,8 +343,6 @@ def detector_check_images(spec: Optional[str], size: int, n: int) -> tuple[list[
 # the same record travels inside the file (ONNX metadata_props, OpenVINO rt_info).
 
 
-
-
 def has_vnni() -> bool:
     """AVX512-VNNI or AVX-VNNI in /proc/cpuinfo (int8 dot products without pair-sum overflow)."""
     try:
@@ -395,6 +394,37 @@ def _set_onnx_metadata(path: Path, metadata: dict[str, Any]) -> None:
     onnx.save(proto, str(path))
 
 
+def _write_precision(model: GoogLeNet, precision: str, runtime: str, staged: Path,
+                     meta: dict[str, Any], *, example: torch.Tensor,
+                     calibration: Optional[Sequence[torch.Tensor]], opset: int
+                     ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Any]:
+    """Write ``model`` at ``precision`` for ``runtime`` to ``staged`` (in a work folder); the
+    file loaded back (images -> logits) and the ``ov.Model`` (OpenVINO; None for ONNX)."""
+    from . import openvino as ovi
+
+    work = staged.parent
+    if runtime == "onnx":
+        fp32 = export_onnx(model, work / "fp32.onnx", example=example, opset=opset)
+        if precision == "int8":
+            quantize_onnx_int8(fp32, staged, calibration, work)
+        else:
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            # fp16 weights and activations; float32 input and output (keep_io_types)
+            onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True),
+                      str(staged))
+        _set_onnx_metadata(staged, meta)
+        return load_export("onnx", staged)[0], None
+    ov_model = ovi.from_googlenet(model, example)
+    if precision == "int8":
+        ov_model = ovi.quantize(ov_model, calibration)
+    elif precision == "bf16":  # a runtime option the IR carries: compile_model applies it
+        ov_model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
+    ovi.save_ir(ov_model, staged, meta)
+    return ovi.load_ir(staged)[0], ov_model
+
+
 def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
                      example: torch.Tensor, check_x: torch.Tensor,
                      calibration: Optional[Sequence[torch.Tensor]] = None,
@@ -403,7 +433,9 @@ def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
                      ) -> list[tuple[str, Path, Agreement]]:
     """Write ``model`` at ``precision`` ("int8" | "bf16" | "fp16") as the files in
     ``PRECISION_FILES`` plus a sidecar JSON each; returns (runtime, path, agreement with fp32
-    eager on ``check_x``, measured by loading the written file back)."""
+    eager on ``check_x``, measured by loading the written file back). All files or none: if any
+    runtime fails, nothing is written. Each sidecar records the target agreement
+    (``metrics.agreement.TOLERANCES``) and whether it was met (``within_target``)."""
     import tempfile
 
     from . import openvino as ovi
@@ -419,52 +451,50 @@ def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
                         key="precision")
     meta = {**(metadata or {}), "precision": precision,
             "calibration": calibration_record if precision == "int8" else None}
+    tol = TOLERANCES["int8" if precision == "int8" else "bf16"]  # fp16: bf16's class
     with torch.inference_mode():
         ref = without_aux(model).cpu()(check_x.cpu())
+    parent = Path(str(prefix)).parent
+    made = not parent.exists()
+    parent.mkdir(parents=True, exist_ok=True)
+    staged_files: list[Path] = []  # in write order; moved into place only once all are checked
     out = []
-    for runtime, suffix in PRECISION_FILES[precision]:
-        path = Path(str(prefix) + suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Everything is written and checked in a temp folder beside the target (same file system),
-        # then renamed into place: a crash or a failed check leaves the old files untouched.
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".googlenet-export-") as tmp:
-            staged = Path(tmp) / path.name
-            if runtime == "onnx":
-                fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", example=example, opset=opset)
-                if precision == "int8":
-                    quantize_onnx_int8(fp32, staged, calibration, tmp)
+    # Every file is written and checked in a temp folder beside the target (same file system),
+    # then all are renamed into place: a crash, or a runtime that cannot convert the model,
+    # leaves no file of this export behind (and older ones untouched).
+    try:
+        with tempfile.TemporaryDirectory(dir=parent, prefix=".googlenet-export-") as tmp:
+            for runtime, suffix in PRECISION_FILES[precision]:
+                path = Path(str(prefix) + suffix)
+                work = Path(tmp) / runtime
+                work.mkdir()
+                staged = work / path.name
+                fn, ov_model = _write_precision(model, precision, runtime, staged, meta,
+                                                example=example, calibration=calibration,
+                                                opset=opset)
+                a = agreement(ref, fn(check_x))
+                full = {**meta, "runtime": runtime, "target": {"top1": tol.top1, "rel": tol.rel},
+                        "within_target": a.within(tol),
+                        "agreement": {**a.to_dict(), "images": len(check_x)}}
+                del fn  # the runtime lets go of the file before it is rewritten with the agreement
+                if runtime == "onnx":
+                    _set_onnx_metadata(staged, full)
                 else:
-                    import onnx
-                    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-                    # fp16 weights and activations; float32 input and output kept (keep_io_types)
-                    onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True),
-                              str(staged))
-                _set_onnx_metadata(staged, meta)
-                fn = load_export("onnx", staged)[0]
-            else:
-                ov_model = ovi.from_googlenet(model, example)
-                if precision == "int8":
-                    ov_model = ovi.quantize(ov_model, calibration)
-                elif precision == "bf16":  # a runtime option the IR carries: compile_model applies it
-                    ov_model.set_rt_info("bf16", ["runtime_options", "INFERENCE_PRECISION_HINT"])
-                ovi.save_ir(ov_model, staged, meta)
-                fn = ovi.load_ir(staged)[0]
-            a = agreement(ref, fn(check_x))
-            full = {**meta, "runtime": runtime, "agreement": {**a.to_dict(), "images": len(check_x)}}
-            del fn  # the runtime lets go of the file before it is rewritten with the agreement
-            if runtime == "onnx":
-                _set_onnx_metadata(staged, full)
-            else:
-                ovi.save_ir(ov_model, staged, full)
-            Path(str(staged) + ".json").write_text(json.dumps(full, indent=1))
-            # IR: the .bin before the .xml that names it; the sidecar JSON last
-            names = ([staged.with_suffix(".bin")] if runtime != "onnx" else []) + [staged]
-            for f in names + [Path(str(staged) + ".json")]:
-                dst = path.parent / f.name
+                    ovi.save_ir(ov_model, staged, full)
+                Path(str(staged) + ".json").write_text(json.dumps(full, indent=1))
+                # IR: the .bin before the .xml that names it; the sidecar JSON last
+                staged_files += ([staged.with_suffix(".bin")] if runtime != "onnx" else []) + [
+                    staged, Path(str(staged) + ".json")]
+                out.append((runtime, path, a))
+            for f in staged_files:
+                dst = parent / f.name
                 try:
                     os.replace(f, dst)
                 except OSError as e:
                     raise fs_error(e, dst) from e
-            out.append((runtime, path, a))
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # the folder this export made, if nothing else is in it
+        raise
     return out

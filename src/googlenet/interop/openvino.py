@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from ..errors import UserError
 
-__all__ = ["available", "native_bf16", "convert", "from_googlenet", "quantize", "compile_config", "OVRunner",
+__all__ = ["available", "native_bf16", "convert", "from_googlenet", "pad_oversized_pools", "quantize", "compile_config", "OVRunner",
            "save_ir", "load_ir", "INPUT_NAME", "OUTPUT_NAME"]
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -104,7 +104,51 @@ def from_googlenet(model: nn.Module, example: torch.Tensor,
         else:
             export_onnx(m, path, example=example.cpu())
         fuse_lrn_file(path, m)
+        pad_oversized_pools(path)
         return convert(path, example)
+
+
+def pad_oversized_pools(path: str | os.PathLike) -> int:
+    """Rewrite, in the ONNX file ``path``, each ceil-mode MaxPool whose window is larger than
+    its (padded) input as the same pool in floor mode with explicit end padding; returns how
+    many. OpenVINO's ONNX frontend cannot convert such a pool ("rank has to be known" at the
+    next conv): below 48 px the paper's 3x3/2 pool before inception 5a gets a 2x2 map (the
+    torchvision variant's 2x2 pool does not). The output is the same: ONNX pads a MaxPool with
+    -inf, so padding never wins, and the end padding is what ceil mode adds (PyTorch's rule: the
+    last window starts inside the input or its left padding)."""
+    import math
+
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*graph.value_info, *graph.input]}
+    changed = 0
+    for node in model.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        shape = shapes.get(node.input[0]) if node.op_type == "MaxPool" else None
+        if not shape or len(shape) != 4 or not all(shape[2:]) or not attrs.get("ceil_mode") \
+                or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+            continue
+        k, st = attrs["kernel_shape"], attrs.get("strides", [1, 1])
+        pads = list(attrs.get("pads", [0, 0, 0, 0]))
+        if all(shape[2 + i] + pads[i] + pads[i + 2] >= k[i] for i in range(2)):
+            continue
+        for i in range(2):
+            size, lo, hi = shape[2 + i], pads[i], pads[i + 2]
+            n = math.ceil((size + lo + hi - k[i]) / st[i]) + 1  # ceil mode's output size
+            if (n - 1) * st[i] >= size + lo:
+                n -= 1
+            pads[i + 2] = max(hi, (n - 1) * st[i] + k[i] - size - lo)
+        keep = [a for a in node.attribute if a.name not in ("pads", "ceil_mode")]
+        del node.attribute[:]
+        node.attribute.extend(keep + [onnx.helper.make_attribute("pads", pads),
+                                      onnx.helper.make_attribute("ceil_mode", 0)])
+        changed += 1
+    if changed:
+        onnx.save(model, str(path))
+    return changed
 
 
 def quantize(model, calibration: Sequence[torch.Tensor]):
