@@ -251,8 +251,33 @@ def test_train_eval_predict_on_a_detection_run(det_run, tmp_path, capsys):
     assert len(p["boxes"]) == len(p["names"]) == len(p["scores"]) > 0
     assert set(p["names"]) <= {"red", "green"}
     drawn = sorted(x.name for x in (tmp_path / "drawn").iterdir())
-    assert drawn == ["0.png", "1.png"]
-    assert Image.open(tmp_path / "drawn" / "1.png").size == (64, 64)
+    assert drawn == ["0.png", "1.png", "contact-sheet.png"]
+    assert Image.open(tmp_path / "drawn" / "1.png").size == (512, 512)  # 64 px, enlarged x8
+
+
+@pytest.mark.slow
+def test_a_max_steps_detection_run_has_curves_results_and_its_final_choice(tmp_path, capsys):
+    """Stopped by --max-steps mid-epoch: curves.png is drawn, results.json counts the fraction
+    of the epoch trained (not 0), mAP prints with a % sign, and the final model is the better
+    of the EMA and the raw weights on val, the choice recorded in results.json and the weights."""
+    import re
+
+    data = tiny_yolo(tmp_path / "data", {"train": 4, "val": 2})  # 2 steps an epoch
+    out = tmp_path / "run"
+    assert cli_main(["train", "--data", str(data), "--epochs", "2", "--max-steps", "1",
+                     "--out", str(out), *SMALL, "--set", "plots=true"]) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    assert res["epochs"] == 0.5 and res["partial_epoch"] == {"epoch": 1, "steps": 1, "of": 2,
+                                                              "stopped_by": "max_steps"}
+    assert (out / "curves.png").is_file()
+    assert re.search(r"val mAP \d+\.\d\d% AP50 \d+\.\d\d% \(raw weights mAP \d+\.\d\d%\)", printed)
+    assert re.search(r"COCO mAP@\[\.5:\.95\] \d+\.\d\d%  AP50 \d+\.\d\d%", printed)
+    choice = res["final_weights_choice"]
+    assert choice["by"] == "val_map" and {"averaged", "raw"} <= set(choice)
+    assert choice["chosen"] == ("raw" if choice["raw"] > choice["averaged"] else "averaged")
+    assert f"final model: the {choice['chosen']} weights" in printed
+    assert load_weights(out).metadata["final_weights"] == choice
 
 
 def test_classification_checkpoint_is_refused_for_a_detection_run(tmp_path):

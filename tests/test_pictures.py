@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from googlenet import cli
+from googlenet.data.crops import multi_crop
 from googlenet.data.preprocess import Preprocess
 from googlenet.models import figure
 from googlenet.models.googlenet import TABLE1, GoogLeNet, InceptionSpec
@@ -103,21 +104,44 @@ def tiny(tmp_path_factory):
     return root, model, pre
 
 
-def test_predict_explain_writes_one_heatmap_per_image(tiny, capsys):
+def test_predict_explain_writes_one_captioned_picture_per_image(tiny, capsys):
+    """One Grad-CAM picture per image, at a readable size (the 50-120 px images enlarged), of
+    the top-1 class, at the deepest layer whose map is at least 7x7 at the 64 px input
+    (inception_3b, 8x8), with the class and its probability recorded."""
     pytest.importorskip("captum")
     root, _, _ = tiny
     out = root / "heat"
     rc = cli.main(["predict", str(root / "imgs"), "--weights", str(root / "w.safetensors"),
                    "--explain", "--out", str(out), "--json", "--no-progress", "--workers", "1"])
     assert rc == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert sorted(p.name for p in out.iterdir()) == ["tall.gradcam.png", "wide.gradcam.png"]
-    assert Image.open(out / "wide.gradcam.png").size == (90, 50)
-    assert Image.open(out / "tall.gradcam.png").size == (70, 120)
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)
+    assert sorted(p.name for p in out.iterdir()) == ["contact-sheet.png", "tall.gradcam.png",
+                                                     "wide.gradcam.png"]
+    for name in ("wide.gradcam.png", "tall.gradcam.png"):
+        w, h = Image.open(out / name).size
+        assert w >= 600 and h >= 350, (name, w, h)
     by_file = {Path(e["file"]).name: e for e in doc["explanations"]}
-    top1 = {Path(p["file"]).name: p["top"][0]["class"] for p in doc["predictions"]}
-    assert {k: v["class"] for k, v in by_file.items()} == top1
-    assert all(e["layer"] == "inception_5b" for e in by_file.values())
+    top = {Path(p["file"]).name: p["top"][0] for p in doc["predictions"]}
+    assert {k: v["class"] for k, v in by_file.items()} == {k: t["class"] for k, t in top.items()}
+    assert all(e["layer"] == "inception_3b" and e["map_size"] == 8 for e in by_file.values())
+    assert all(abs(e["prob"] - top[k]["prob"]) < 1e-6 for k, e in by_file.items())
+    assert "layer inception_3b, a 8x8 map" in cap.err and "warning" not in cap.err
+
+
+def test_explain_default_layer_has_a_7x7_map_and_coarser_ones_warn(tiny, capsys):
+    pytest.importorskip("captum")
+    from googlenet.infer.explain import pick_layer
+
+    model = GoogLeNet(variant="bn", num_classes=3, aux_logits=False, init_weights=False).eval()
+    assert pick_layer(model, 224) == ("inception_5b", 7)  # the paper's map
+    assert pick_layer(model, 32) == ("conv2", 8)  # 5b is 1x1 there: a flat tint
+    root, _, _ = tiny
+    rc = cli.main(["predict", str(root / "imgs" / "wide.jpg"), "--weights",
+                   str(root / "w.safetensors"), "--explain", "--explain-layer", "inception_5b",
+                   "--out", str(root / "coarse"), "--no-progress"])
+    assert rc == 0
+    assert "warning: inception_5b's map is 2x2 at 64 px" in capsys.readouterr().err
 
 
 def test_gradcam_matches_definition_and_lands_on_the_crop(tiny, tmp_path):
@@ -143,14 +167,20 @@ def test_gradcam_matches_definition_and_lands_on_the_crop(tiny, tmp_path):
     # (28, 3, 44, 44) in the original's pixels
     img = tmp_path / "flat.png"
     Image.new("RGB", (100, 50), (128, 128, 128)).save(img)
-    dst = explain.explain_image(model, img, pre, model.inception_4e, 0, tmp_path / "o.png")
-    pic = np.asarray(Image.open(dst)).astype(int)
+    box = explain._crop_in_original(100, 50, pre)
+    heat = explain.gradcam(model, multi_crop(Image.open(img).convert("RGB"), pre, 1),
+                           model.inception_4e, 0, (box[3], box[2]))[0].numpy()
+    pic = np.asarray(explain.overlay(Image.open(img), heat, box)).astype(int)
     assert pic.shape == (50, 100, 3)
     dim = round(128 * explain.OUTSIDE)
     assert (abs(pic[:, :20] - dim) <= 1).all() and (abs(pic[:, 80:] - dim) <= 1).all()
     assert explain._crop_in_original(100, 50, pre) == (28, 3, 44, 44)
     assert (abs(pic[5:45, 30:70] - dim) > 5).any(axis=-1).all()  # the crop is coloured
     assert (abs(pic[:2] - dim) <= 1).all() and (abs(pic[48:] - dim) <= 1).all()
+    # the picture: the image enlarged (100x50 -> at least 448 px high), a colour bar, a caption
+    dst = explain.explain_image(model, img, pre, model.inception_4e, 0, tmp_path / "o.png",
+                                caption="predicted b (41.0%)")
+    assert min(Image.open(dst).size) >= 400
 
 
 def test_explain_errors(tiny, monkeypatch, capsys):
@@ -172,3 +202,55 @@ def test_explain_errors(tiny, monkeypatch, capsys):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert "--explain: Grad-CAM needs captum" in err and "googlenet[explain]" in err
+
+
+# -- detection drawings, the precision-recall plot, curves.png ------------------------------------
+
+def test_detection_drawing_is_upscaled_with_a_colour_per_class():
+    from googlenet.infer.detect import draw
+    from googlenet.infer.pictures import PALETTE
+
+    img = torch.full((3, 128, 128), 90, dtype=torch.uint8)
+    det = {"boxes": torch.tensor([[10.0, 40, 50, 100], [70, 20, 120, 60]]),
+           "labels": torch.tensor([0, 1]), "scores": torch.tensor([0.9, 0.8])}
+    pic = draw(img, det, ["zero", "one"])
+    assert pic.size == (512, 512)  # 128 px -> x4: labels a reader can read
+    a = np.asarray(pic)
+    assert tuple(a[300, 10 * 4 + 1]) == PALETTE[0] and tuple(a[150, 70 * 4 + 1]) == PALETTE[1]
+    # each label on a background of its box's colour, above the box
+    assert tuple(a[40 * 4 - 8, 10 * 4 + 3]) == PALETTE[0]
+
+
+def test_pr_curve_legend_is_beside_the_data_in_percent():
+    from googlenet.metrics.detection import pr_curve_figure, precision_recall
+
+    preds = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]),
+              "scores": torch.tensor([0.9, 0.8]), "labels": torch.tensor([0, 1])}]
+    gts = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([0, 1])}]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = pr_curve_figure(precision_recall(preds, gts, 2), ["a", "b"])
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a  AP50 100.0%", "b  AP50 100.0%"]
+    renderer = fig.canvas.get_renderer()
+    assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+
+
+def test_curves_show_a_one_point_series_a_zero_lr_and_the_run():
+    from googlenet.engine.logging import curves_figure
+
+    rows = [{"epoch": 1, "lr": 1e-3, "train_loss": 2.0, "val_top1": 50.0},
+            {"epoch": 2, "lr": 0.0, "train_loss": 1.0, "val_top1": 80.0, "val_top1_raw": 82.0}]
+    groups = [("loss", [("train_loss", "train")]),
+              ("accuracy (%)", [("val_top1", "val top-1"), ("val_top1_raw", "val top-1 (raw weights)")])]
+    fig = curves_figure(rows, groups, title="run-1: classify, paper, digits, 10 steps")
+    acc, lr = fig.axes[1], fig.axes[2]
+    raw = next(ln for ln in acc.lines if ln.get_label().startswith("val top-1 (raw weights)"))
+    assert raw.get_markersize() >= 10 and raw.get_label().endswith("82")
+    assert lr.get_yscale() == "linear" and lr.get_ylim()[0] == 0.0  # lr 0 on the axis
+    assert fig.get_suptitle() == "run-1: classify, paper, digits, 10 steps"
+    partial = rows[:1] + [dict(rows[1], partial=1, epoch_fraction=0.5)]
+    fig = curves_figure(partial, groups, title="r")
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1, 1.5] and "partial epoch" in fig.get_suptitle()

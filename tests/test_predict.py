@@ -158,6 +158,49 @@ def test_int8_mode_calibrates_on_the_inputs(tmp_path, weights, capsys):
     assert len(json.loads(out)["predictions"]) == len(GOOD)
 
 
+def test_calibration_options_are_spelled_as_in_export(tmp_path, weights, capsys):
+    """--calibration-images PATH / --calibration-count N, as `export` spells them; the old
+    --calibration DIR still works, with a one-line deprecation warning."""
+    w, _ = weights
+    p = _write_images(tmp_path / "imgs")
+    good = [str(p[k]) for k in GOOD]
+    status, out, err = _predict(capsys, *good, "--weights", str(w), "--mode", "int8", "--json",
+                                "--no-sheet", "--calibration-images", str(tmp_path / "imgs"),
+                                "--calibration-count", "3")
+    assert status == 0 and "deprecated" not in err
+    status, out, err = _predict(capsys, *good, "--weights", str(w), "--mode", "int8", "--json",
+                                "--no-sheet", "--calibration", str(tmp_path / "imgs"))
+    assert status == 0 and len(json.loads(out)["predictions"]) == len(GOOD)
+    assert "googlenet predict: warning: --calibration is deprecated; use --calibration-images PATH" in err
+    # one batch-size default for predict and eval (the most crops in one forward pass)
+    from googlenet.cli import build_parser
+
+    assert (build_parser("predict").parse_args(["x", "--weights", "w"]).batch_size
+            == build_parser("eval").parse_args(["w"]).batch_size == 256)
+
+
+def test_contact_sheet_in_the_run_folder_or_out(tmp_path, weights, capsys):
+    """A contact sheet of the images with their top-1 class and probability: in a fresh
+    RUN/predict/ (predict-2/, ...: nothing overwritten), or in --out; none with --no-sheet."""
+    w, _ = weights
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(Path(w).read_bytes())
+    p = _write_images(tmp_path / "imgs")
+    good = [str(p[k]) for k in GOOD]
+    for i, where in enumerate(("predict", "predict-2")):
+        status, out, err = _predict(capsys, *good, "--weights", str(run), "--json")
+        assert status == 0, err
+        sheet = run / where / "contact-sheet.png"
+        assert f"contact sheet: {sheet}" in err and json.loads(out)["contact_sheet"] == str(sheet)
+        w_px, h_px = Image.open(sheet).size
+        assert w_px >= 600 and h_px >= 250
+    status, _, err = _predict(capsys, *good, "--weights", str(run), "--out", str(tmp_path / "o"))
+    assert status == 0 and (tmp_path / "o" / "contact-sheet.png").is_file()
+    status, _, err = _predict(capsys, *good, "--weights", str(run), "--no-sheet")
+    assert status == 0 and "contact sheet" not in err and not (run / "predict-3").exists()
+
+
 def test_bad_arguments(tmp_path, weights, capsys):
     w, _ = weights
     p = _write_images(tmp_path / "imgs")

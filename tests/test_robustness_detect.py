@@ -900,9 +900,19 @@ def test_detection_predict_out_never_overwrites_inputs(tmp_path, det_weights, ca
     drawn = [Path(p["drawn"]) for p in doc["predictions"]]
     assert [p.name for p in drawn] == ["x-2.png", "x-3.png", "x-4.png"]
     assert [p.read_bytes() for p in inputs] == before  # the input in --out is intact
-    assert sorted(p.name for p in out.iterdir()) == ["x-2.png", "x-3.png", "x-4.png", "x.png"]
-    for p in drawn:
-        assert Image.open(p).size == (64, 48)
+    assert sorted(p.name for p in out.iterdir()) == ["contact-sheet.png", "x-2.png", "x-3.png",
+                                                     "x-4.png", "x.png"]
+    for p in drawn:  # enlarged (x11: 512 px or more on the shorter side), labels readable
+        assert Image.open(p).size == (704, 528)
+    # an input called contact-sheet.png in --out is not replaced by the contact sheet
+    sheet_input = _png(out / "contact-sheet.png", seed=4)
+    before = sheet_input.read_bytes()
+    assert main(["predict", str(sheet_input), "--weights", str(det_weights), "--json",
+                 "--out", str(out)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["predictions"][0]["drawn"] == str(out / "contact-sheet-2.png")  # its drawing
+    assert doc["contact_sheet"] == str(out / "contact-sheet-3.png")  # neither of those
+    assert sheet_input.read_bytes() == before
 
 
 # ==================================================================================================

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ..data.crops import CROP_CHOICES
 from ..errors import UserError
 from ..fileio import check_writable_dir
+from ..infer.modes import DEFAULT_BATCH_SIZE
 from ..models.choices import AMP_CHOICES
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the results (what --out saves as results.json) as JSON on stdout; "
                         "the table goes to stderr")
-    p.add_argument("--batch-size", type=int, default=256,
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                    help="most crops in one forward pass (bounds memory with 144 crops)")
     p.add_argument("--workers", type=int, default=None,
                    help="data-loading processes (decode + crop); 0 = in the main process. "

@@ -142,9 +142,9 @@ class DetectionReport:
     def summary_lines(self) -> list[str]:
         out = []
         for r in self.rows:
-            out.append(f"{r['name']}: COCO mAP@[.5:.95] {r['map']:.2f}  AP50 {r['map50']:.2f}  "
-                       f"AP75 {r['map75']:.2f}  APs/m/l {r['map_small']:.1f}/{r['map_medium']:.1f}/"
-                       f"{r['map_large']:.1f}  VOC07 AP50 {r['voc07_map50']:.2f}  "
+            out.append(f"{r['name']}: COCO mAP@[.5:.95] {r['map']:.2f}%  AP50 {r['map50']:.2f}%  "
+                       f"AP75 {r['map75']:.2f}%  APs/m/l {r['map_small']:.1f}/{r['map_medium']:.1f}/"
+                       f"{r['map_large']:.1f}%  VOC07 AP50 {r['voc07_map50']:.2f}%  "
                        f"({r['images']} images, {r['detections']} detections)")
         return out
 
@@ -293,15 +293,19 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
                            info=dict(info or {}), curves=(final, targets), skipped=skipped)
 
 
-def draw(image: torch.Tensor, det: dict[str, torch.Tensor], class_names: Optional[Sequence[str]]) -> torch.Tensor:
-    """uint8 (3, H, W) with the boxes and "name score" labels drawn."""
-    from torchvision.utils import draw_bounding_boxes
+def draw(image: Any, det: dict[str, torch.Tensor], class_names: Optional[Sequence[str]], *,
+         min_side: Optional[int] = None) -> Any:
+    """A PIL image of ``image`` (PIL, or uint8 (3, H, W)) with the boxes drawn, one colour per
+    class, each "name score" label on a background of its colour; upscaled until its shorter
+    side is at least ``min_side`` (default ``pictures.MIN_SIDE``) so the labels can be read."""
+    from PIL import Image
 
-    labels = [f"{_name(class_names, int(l))} {float(s):.2f}"
-              for l, s in zip(det["labels"], det["scores"])]
-    if not labels:
-        return image
-    return draw_bounding_boxes(image, det["boxes"], labels=labels, colors="red", width=2)
+    from .pictures import MIN_SIDE, draw_detections
+
+    if isinstance(image, torch.Tensor):
+        image = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+    return draw_detections(image, det["boxes"].tolist(), det["labels"].tolist(),
+                           det["scores"].tolist(), class_names, min_side=min_side or MIN_SIDE)
 
 
 def _name(class_names: Optional[Sequence[str]], i: int) -> str:
@@ -334,16 +338,18 @@ def drawn_names(files: Sequence[Path], out: Path) -> list[Path]:
 
 def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch.device,
                   score_thresh: float = 0.3, batch_size: int = 8,
-                  out: Optional[str | Path] = None, amp: str | bool = "none") -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                  out: Optional[str | Path] = None, amp: str | bool = "none",
+                  sheet: Optional[list[Any]] = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Detections per readable file as plain dicts (file, boxes, names, scores), and
     ``(file, why)`` for the files that could not be read. With ``out``, the images with the
     boxes drawn are written there, each atomically, as ``drawn_names`` says (``"drawn"`` in its
-    dict): an input is never overwritten, and two inputs never share a drawing. Images are
-    decoded ``batch_size`` at a time."""
+    dict): an input is never overwritten, and two inputs never share a drawing. With ``sheet``
+    (a list), the first ``pictures.SHEET_MAX`` drawings are appended to it as contact-sheet
+    cells. Images are decoded ``batch_size`` at a time."""
     import numpy as np
-    from PIL import Image
 
     from ..data.imaging import ImageError, load_image
+    from .pictures import SHEET_MAX
 
     results, failed = [], []
     targets = drawn_names(list(files), Path(out)) if out is not None else [None] * len(files)
@@ -368,9 +374,13 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
                             "names": [_name(loaded.class_names, int(l)) for l in d["labels"]],
                             "scores": [round(float(s), 4) for s in d["scores"]]})
             if target is not None:
-                drawn = Image.fromarray(draw(img, d, loaded.class_names).permute(1, 2, 0).numpy())
+                drawn = draw(img, d, loaded.class_names)
                 atomic_write(target, lambda tmp, im=drawn: im.save(tmp, format="PNG"))
                 results[-1]["drawn"] = str(target)
+            if sheet is not None and len(sheet) < SHEET_MAX:
+                n = len(d["labels"])
+                sheet.append((draw(img, d, loaded.class_names, min_side=320),
+                              f"{n} object{'s' if n != 1 else ''}", Path(f).name))
     return results, failed
 
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Mode", "MODES", "PEERS", "TORCH_PEERS", "DEFAULT_MODES", "DEFAULT_PEERS", "GPU_MODES",
+__all__ = ["DEFAULT_BATCH_SIZE", "Mode", "MODES", "PEERS", "TORCH_PEERS", "DEFAULT_MODES", "DEFAULT_PEERS", "GPU_MODES",
            "GPU_PEERS"]
+
+
+# Most crops in one forward pass of `eval` and `predict` (one default for both): the batch that
+# keeps a CPU's cores busy, and bounds the memory of 144-crop passes (a GPU takes more).
+DEFAULT_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)

@@ -197,24 +197,31 @@ def voc07_ap(predictions: Sequence[Mapping], targets: Sequence[Mapping], classes
 
 def pr_curve_figure(curves: Sequence[Mapping], classes: Sequence[str],
                     only: Optional[Sequence[int]] = None) -> Any:
-    """A matplotlib Figure (object API, no pyplot) with one precision-recall line per class."""
+    """A matplotlib Figure (object API, no pyplot) with one precision-recall line per class,
+    its AP50 in % (the unit of every mAP the commands print) in a legend beside the axes, so the
+    legend never covers the curves."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 5), dpi=100)
+    keep = [k for k in (only if only is not None else range(len(classes))) if curves[k]["npos"]]
+    fig = Figure(figsize=(9, 5.5), dpi=110, layout="constrained")
     ax = fig.add_subplot()
-    for k in (only if only is not None else range(len(classes))):
+    for i, k in enumerate(keep):
         cv = curves[k]
-        if cv["npos"] == 0:
-            continue
         ap = _ap11(cv["precision"], cv["recall"])
-        ax.step(np.r_[0, cv["recall"]], np.r_[1, cv["precision"]], where="post",
-                label=f"{classes[k]} (AP50 {ap:.3f})")
-    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-           title="precision-recall at IoU 0.5")
+        # tab10 then tab20's other shades, dashes every other line: 20 classes stay apart
+        colour = f"C{i}" if i < 10 else colormaps["tab20"]((2 * (i - 10) + 1) % 20)
+        ax.step(np.r_[0, cv["recall"]], np.r_[1, cv["precision"]], where="post", lw=2,
+                color=colour, ls="-" if i % 2 == 0 else "--",
+                label=f"{classes[k]}  AP50 {100 * ap:.1f}%")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_xlabel("recall", fontsize=12)
+    ax.set_ylabel("precision", fontsize=12)
+    ax.set_title("precision-recall at IoU 0.5 (VOC07 11-point AP50)", fontsize=13)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                  ncol=1 if len(keep) <= 20 else 2, frameon=False)
     return fig
 
 
