@@ -125,7 +125,7 @@ def main() -> int:
         args.variants = args.variants or ["torchvision", "paper"]
         args.modes = ["fold", "ov", "ov_bf16", "ov_int8"] if args.modes == MODES else args.modes
         args.peers = ["ov", "ov_bf16", "ov_int8"] if args.peers == PEERS else args.peers
-        args.extra += ["--agreement-images-random", "4", "--calibration-images", "4",
+        args.extra += ["--agreement-images-random", "4", "--calibration-count", "4",
                        "--peak-seconds", "0.05", "--warmup", "1"]
     weights: list[str] = []
     if args.weights:

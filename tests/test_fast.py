@@ -112,6 +112,20 @@ def test_agreement_arithmetic():
     assert not a.within(fast.TOLERANCES["int8"])
 
 
+def test_bench_calibration_count_and_its_old_spelling(capsys):
+    """bench's count of calibration images is --calibration-count, as in export and predict;
+    its old spelling --calibration-images N still parses, with a deprecation warning."""
+    from googlenet.cli import build_parser
+
+    p = build_parser("bench")
+    assert p.parse_args(["--calibration-count", "7"]).calibration_count == 7
+    assert p.parse_args(["--calibration-images", "9"]).calibration_count == 9
+    assert ("googlenet bench: warning: --calibration-images is deprecated; use "
+            "--calibration-count N") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        p.parse_args(["--calibration-images", "some/folder"])
+
+
 def test_bench_command_runs_and_reports(capsys):
     """`googlenet bench` end to end at a toy size: every row timed, ratios against the reference."""
     import json
@@ -121,11 +135,12 @@ def test_bench_command_runs_and_reports(capsys):
     status = cli.main(["bench", "--variants", "torchvision", "paper", "--modes", "eager", "fold",
                        "--peers", "--warmup", "1",  # no peers: test_perf times those
                        "--image-size", "32", "--batch-sizes", "2", "--repeats", "1",
-                       "--agreement-images-random", "4", "--calibration-images", "2",
+                       "--agreement-images-random", "4", "--calibration-count", "2",
                        "--peak-seconds", "0.05", "--paired-rounds", "0", "--json"])
     out, err = capsys.readouterr()
     assert status == 0, err
     doc = json.loads(out)
+    assert doc["settings"]["calibration_images"] == 2
     assert all("paired" not in q for q in doc["ratios_to_peers"])  # test_perf pairs
     rows = [(r["variant"], r["mode"]) for r in doc["results"]]
     assert rows == [("torchvision (reference)", "eager"), ("torchvision", "eager"),

@@ -16,6 +16,7 @@ from ..infer.modes import (
     DEFAULT_MODES, DEFAULT_PEERS, GPU_MODES, GPU_PEERS, MODES, PEERS,
 )
 from ..models.choices import VARIANTS
+from . import deprecated_option
 
 if TYPE_CHECKING:
     from ..models.googlenet import GoogLeNet
@@ -50,8 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(test split, then val)")
     p.add_argument("--agreement-images-random", type=int, default=64,
                    help="the same for models with random weights (whose agreement says little)")
-    p.add_argument("--calibration-images", type=int, default=256,
-                   help="images (train split) the int8 modes are calibrated on")
+    p.add_argument("--calibration-count", type=int, default=256,
+                   help="how many images (--data's train split) the int8 modes are calibrated "
+                        "on (as --calibration-count of export and predict)")
+    deprecated_option(p, "--calibration-images", "calibration_count", "--calibration-count N",
+                      convert=int, metavar="N")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--peak-seconds", type=float, default=1.0,
                    help="time budget of each matmul-peak measurement")
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"images: {args.data or 'digits'} at {args.image_size} px ({pre.note or 'preprocessed'})")
     n_agree = args.agreement_images if trained else args.agreement_images_random
     agree_x = load_images(args.data, ["test", "val"], max(n_agree, max(batch_sizes)), pre)
-    calib_x = load_images(args.data, ["train"], args.calibration_images, pre)
+    calib_x = load_images(args.data, ["train"], args.calibration_count, pre)
     with torch.inference_mode():
         d = (reference(agree_x[:8].to(device)).cpu()
              - fast.prepare(tv_source, "eager", device=device)(agree_x[:8]).cpu()).abs().max().item()
@@ -145,8 +149,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_numbers(args: argparse.Namespace, batch_sizes: list[int]) -> None:
-    if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1:
-        raise UserError("--batch-sizes, --repeats and --agreement-images must be at least 1")
+    if any(b < 1 for b in batch_sizes) or args.repeats < 1 or args.agreement_images < 1 \
+            or args.calibration_count < 1:
+        raise UserError("--batch-sizes, --repeats, --agreement-images and --calibration-count "
+                        "must be at least 1")
     if args.paired_rounds < 0:
         raise UserError(f"--paired-rounds {args.paired_rounds}: must be 0 or more")
     if args.warmup < 0:
@@ -237,15 +243,19 @@ def _report(args: argparse.Namespace, doc: dict[str, Any], rows, batch_sizes, lo
             line = paired_line(q)
             print(line, file=sys.stderr if args.json else sys.stdout)
             doc["summary"].append(line)
+    from ..engine.logging import load_warning
+
     busy = max((r.process["load_before"][0] for r in rows), default=0.0)
-    if busy > info["cpus_available"] - 0.5:
-        # torch's OpenMP threads spin at barriers: on an oversubscribed machine they lose far
-        # more than onnxruntime's or OpenVINO's (measured: eager GoogLeNet 8x slower at 2
-        # threads than at 1 under a load of 5 on 2 cores), so the ratios lean against torch
-        doc["summary"].append(f"warning: 1-min load average up to {busy:.1f} on "
-                              f"{info['cpus_available']} CPUs while timing; rerun on a quiet "
-                              f"machine before trusting these numbers")
-        log(doc["summary"][-1])
+    # torch's OpenMP threads spin at barriers: on an oversubscribed machine they lose far more
+    # than onnxruntime's or OpenVINO's (measured: eager GoogLeNet 8x slower at 2 threads than at
+    # 1 under a load of 5 on 2 cores), so the ratios lean against torch. (The timed process
+    # itself adds to the load before the next one: half a CPU of margin.)
+    warning = load_warning("while timing", "rerun on a quiet machine before trusting these "
+                                           "numbers", load=busy, cpus=info["cpus_available"],
+                           margin=0.5)
+    if warning:
+        doc["summary"].append(warning)
+        log(warning)
     doc["machine"]["load_average_after"] = list(os.getloadavg())
     if args.out:
         from ..weights.io import atomic_write
