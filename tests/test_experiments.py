@@ -206,3 +206,47 @@ def test_all_end_to_end_via_cli(folder, tmp_path, capsys):
         assert all(c["verdict"] in ("supported", "not supported", "not measurable on this data")
                    for c in er["claims"])
     assert "report:" in capsys.readouterr().out
+
+
+def test_figures_redrawn_from_the_committed_results(tmp_path, monkeypatch, capsys):
+    """`--replot` draws every figure from results.json alone: 1600x900; rates and counts as bars
+    from zero, accuracies as one dot per seed; no curve of one-epoch arms (one dot per arm) and
+    none of the crops baseline under Table 3's title; the crops dots are Table 3's very rows;
+    the averaging curves in as many styles as arms (no arm hidden under another)."""
+    import shutil
+
+    from matplotlib.figure import Figure
+
+    drawn: dict[str, Figure] = {}
+    real = Figure.savefig
+
+    def keep(self, path, *a, **kw):
+        drawn[Path(path).name] = self
+        return real(self, path, *a, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    committed = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "experiments"
+    shutil.copy(committed / "results.json", tmp_path / "results.json")
+    (tmp_path / "reduction-curves.png").write_bytes(b"an old style's figure")
+    assert cli_main(["experiment", "all", "--out", str(tmp_path), "--replot"]) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    figs = {n: e["figures"] for n, e in res["experiments"].items()}
+    assert figs["reduction"] == ["reduction-cost.png", "reduction-top1.png"]
+    assert not (tmp_path / "reduction-curves.png").exists()
+    assert figs["crops"] == ["crops-top1.png", "crops-table3.png"]
+    assert figs["aux"] == ["aux-top1.png", "aux-gradient.png", "aux-gap.png", "aux-curves.png"]
+    report = (tmp_path / "report.md").read_text()
+    for name in (f for fs in figs.values() for f in fs):
+        assert f"![{name}]({name})" in report and (tmp_path / name).is_file()
+        fig = drawn[name]
+        assert tuple(fig.get_size_inches() * fig.dpi) == (1600, 900), name
+    assert all(ax.get_ylim()[0] == 0 for ax in drawn["reduction-cost.png"].axes)
+    from matplotlib.collections import PathCollection
+
+    dots = [c for c in drawn["aux-top1.png"].axes[0].collections if isinstance(c, PathCollection)]
+    seeds = [a["stats"]["top1"]["values"] for a in res["experiments"]["aux"]["arms"].values()]
+    assert [len(c.get_offsets()) for c in dots] == [len(v) for v in seeds]  # a dot per seed
+    means = {t.get_text() for t in drawn["crops-top1.png"].axes[0].texts}
+    assert means == {f"{r['top1']['mean']:.1f}" for r in res["experiments"]["crops"]["table3"]}
+    lines = drawn["averaging-curves.png"].axes[0].lines
+    assert len({(ln.get_linestyle(), ln.get_marker(), ln.get_linewidth()) for ln in lines}) == 3

@@ -31,13 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each finished run's checkpoint-*.pt (about 125 MB each); by default "
                         "a finished run keeps model.safetensors, metrics and results only")
+    p.add_argument("--replot", action="store_true",
+                   help="draw the figures and write report.md again from OUT/results.json, "
+                        "training nothing (NAME is ignored: every experiment there is drawn)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a training config key for every arm (an arm's own keys win), e.g. "
                         "--set max_steps=20 --set image_size=64 --set device=cuda")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments import run_experiment
+    from ..experiments import replot, run_experiment
+
+    if args.replot:
+        result = replot(args.out)
+        print(f"report: {args.out}/report.md  (figures: "
+              f"{', '.join(f for e in result['experiments'].values() for f in e['figures'])})")
+        return 0
 
     user = config_lib.parse_set(args.set)
     config_lib.resolve(None, user)  # unknown keys / bad values: one line, before any training

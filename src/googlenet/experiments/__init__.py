@@ -26,7 +26,7 @@ from .report import METRIC_LABELS, aggregate, render_markdown, run_summary, verd
 # runner.py (training through the engine, so torch) is imported where it is used: the command
 # line's --help lists EXPERIMENTS without importing torch.
 
-__all__ = ["EXPERIMENTS", "run_experiment", "build_report", "machine"]
+__all__ = ["EXPERIMENTS", "run_experiment", "build_report", "replot", "machine"]
 
 CROPS = (1, 10, 144)
 CROPS_MAX_IMAGES = 120  # the 144-crop pass costs 144 forward passes per image and model
@@ -225,4 +225,30 @@ def build_report(root: Path, plan: dict[str, tuple[Experiment, dict[str, Any], i
         result["experiments"][n] = er
     (root / "results.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     (root / "report.md").write_text(render_markdown(result, {n: p[0] for n, p in plan.items()}))
+    return result
+
+
+def replot(root: str | os.PathLike) -> dict[str, Any]:
+    """Draw the figures and write report.md of an experiment directory again from its
+    ``results.json``, training and evaluating nothing (for a new figure style); returns the
+    results with their new figure lists (saved back to ``results.json``). Figures an earlier
+    style wrote that this one does not are deleted."""
+    from .plots import experiment_figures
+
+    root = Path(root)
+    path = root / "results.json"
+    if not path.is_file():
+        raise UserError(f"{root}: no results.json to draw from; run the experiment first",
+                        key="out")
+    result = json.loads(path.read_text())
+    for n, er in result["experiments"].items():
+        if n not in EXPERIMENTS:
+            raise UserError(f"{path}: unknown experiment {n!r}", key="out")
+        old = set(er.get("figures", []))
+        er["figures"] = experiment_figures(root, n, EXPERIMENTS[n].title, er)
+        for name in old - set(er["figures"]):
+            (root / name).unlink(missing_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    (root / "report.md").write_text(render_markdown(result, {n: EXPERIMENTS[n]
+                                                             for n in result["experiments"]}))
     return result
