@@ -1,7 +1,7 @@
 """``googlenet export``: ONNX, TorchScript and torch.export, each checked against eager fp32.
 
     googlenet export --weights RUN                         # all three, next to each other: RUN/export/
-    googlenet export --weights RUN --format onnx -o model  # model.onnx only
+    googlenet export --weights RUN --format onnx --out . --name model  # ./model.onnx only
 
 Every export is of the eval-mode network without its aux heads (they only serve training, §5):
 one input ``images`` (N, C, H, W), float32, normalised as the weights' ``Preprocess`` says, and

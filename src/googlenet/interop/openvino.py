@@ -154,7 +154,10 @@ def pad_oversized_pools(path: str | os.PathLike) -> int:
 def quantize(model, calibration: Sequence[torch.Tensor]):
     """NNCF post-training quantization (int8 weights per channel, activations per tensor) of an
     ``ov.Model``, calibrated on ``calibration`` batches (N, C, H, W), preprocessed like the
-    images the model will see. Fast bias correction is NNCF's default."""
+    images the model will see. Full bias correction, not NNCF's default fast one: on the
+    default digits run (paper variant, 32 px, 256 calibration images) the fast one left a max
+    |logit diff| of 18% of the max |logit| and 99.2% top-1 agreement over 256 test images, the
+    full one 1.7% and 100%; it costs ~5 s more (at 224 px, 19 s against 14 s on 2 cores)."""
     import logging
 
     import nncf
@@ -165,7 +168,7 @@ def quantize(model, calibration: Sequence[torch.Tensor]):
         raise UserError("no calibration images for int8", key="calibration")
     # subset_size counts dataset items (our batches): all of them
     return nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),
-                         preset=nncf.QuantizationPreset.PERFORMANCE)
+                         preset=nncf.QuantizationPreset.PERFORMANCE, fast_bias_correction=False)
 
 
 def compile_config(precision: str, *, threads: Optional[int], hint: str = "LATENCY"
