@@ -67,7 +67,8 @@ def save_png(src: Path | "Image.Image", dest: Path, max_width: int) -> None:  # 
                                       dither=Image.Dither.NONE)
     dest.parent.mkdir(parents=True, exist_ok=True)
     img.save(dest, optimize=True)
-    print(f"wrote {dest.relative_to(ROOT)} ({dest.stat().st_size // 1024} KB)")
+    shown = dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest
+    print(f"wrote {shown} ({dest.stat().st_size // 1024} KB)")
 
 
 def network(out: Path) -> None:
@@ -98,7 +99,7 @@ def contact_sheet(tiles: Sequence[tuple[Path, str]], cols: int, tile: int) -> "I
     """Images in a grid, each scaled to ``tile`` px wide with its caption under it."""
     from PIL import Image, ImageDraw
 
-    caption_h = max(18, tile // 7)
+    caption_h = max(24, tile // 6)
     rows = (len(tiles) + cols - 1) // cols
     sheet = Image.new("RGB", (cols * tile, rows * (tile + caption_h)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -154,8 +155,8 @@ def classify_run(run: Path, out: Path, max_width: int, count: int) -> None:
         for p in doc["predictions"]:
             top = p["top"][0]
             name = Path(p["file"]).name
-            tiles.append((images / name, f"true {truth[name]}: {top['name']} {100 * top['prob']:.0f}%"))
-        save_png(contact_sheet(tiles, cols=8, tile=128), out / "inference" / "predictions.png", max_width)
+            tiles.append((images / name, f"true {truth[name]}, pred {top['name']} {100 * top['prob']:.0f}%"))
+        save_png(contact_sheet(tiles, cols=8, tile=150), out / "inference" / "predictions.png", max_width)
         try:
             import captum  # noqa: F401
         except ImportError:
@@ -164,8 +165,8 @@ def classify_run(run: Path, out: Path, max_width: int, count: int) -> None:
         googlenet("predict", str(images), "--weights", str(run), "--explain", "--out", str(tmp / "cam"),
                   "--no-progress")
         cams = sorted((tmp / "cam").glob("*.gradcam.png"))[:16]
-        tiles = [(c, f"{truth.get(c.name.replace('.gradcam.png', '.png'), '')}") for c in cams]
-        save_png(contact_sheet(tiles, cols=8, tile=128), out / "inference" / "gradcam.png", max_width)
+        tiles = [(c, f"true {truth.get(c.name.replace('.gradcam.png', '.png'), '?')}") for c in cams]
+        save_png(contact_sheet(tiles, cols=8, tile=150), out / "inference" / "gradcam.png", max_width)
 
 
 def detect_run(run: Path, out: Path, max_width: int, count: int) -> None:
