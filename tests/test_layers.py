@@ -1,4 +1,4 @@
-"""The architecture stays the one in the README: import-linter's layer contracts (pyproject.toml)
+"""The architecture stays the one in docs/design.md: import-linter's layer contracts (pyproject.toml)
 hold, and no function grows past ~80 lines."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 training recipe, its 144-crop evaluation, and a fast inference path.
 
 The package is layered; each folder may import only the folders below it (checked by
-import-linter, contracts in pyproject.toml; README "Code layout" lists every module):
+import-linter, contracts in pyproject.toml; docs/design.md lists every module):
 
     cli/        the command line: argument parsing and error mapping only
     tasks/      what is trained: classification (aux-head loss, top-k, compatibility checks)

@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'names': the data's class names must equal the model's; 'index': only "
                         "the count (same classes, same order, other names)")
     p.add_argument("--data-root", default=None,
-                   help="where cifar10/cifar100 live or are downloaded to")
+                   help="where cifar10/cifar100 live or are downloaded to (default: the run's, "
+                        "else $GOOGLENET_DATA, else ~/.cache/googlenet/data)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the train/val split of a single image folder (default: the "
                         "run's, else 0); must match training")

@@ -14,10 +14,20 @@ from ..engine import config as config_lib
 from ..errors import UserError
 from ..fileio import check_writable_dir
 from ..tasks import TASKS, get_task
-from . import EXIT_DIVERGED
+from . import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FILESYSTEM, EXIT_INTERNAL, EXIT_INTERRUPTED,
+               EXIT_OK, EXIT_OUT_OF_MEMORY)
 
 # Arguments of this command that are not config keys.
 _NOT_CONFIG = {"set", "recipe", "resume", "auto_resume", "help_config", "debug", "_run"}
+
+# Every exit status a training run can end with (googlenet --help explains each).
+_EPILOG = ("multi-process / multi-node: torchrun --nproc_per_node N -m googlenet train ...; "
+           f"see googlenet/engine/distributed.py. Exit status: {EXIT_OK} done, "
+           f"{EXIT_BAD_INPUT} bad input, {EXIT_DIVERGED} the loss diverged (NaN/inf), "
+           f"{EXIT_FILESYSTEM} file system (e.g. the run directory in use), "
+           f"{EXIT_OUT_OF_MEMORY} out of memory, {EXIT_INTERNAL} internal error, "
+           f"{EXIT_INTERRUPTED} interrupted (continue with --resume); `googlenet --help` "
+           f"explains each.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,9 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Train GoogLeNet. With no arguments: the paper's network (LRN, no BN) on the built-in "
         "digits with the short recipe. Settings come from the typed defaults, then --recipe, "
         "then these flags and --set KEY=VALUE (see --help-config for every key).")
-    p.epilog = ("multi-process / multi-node: torchrun --nproc_per_node N -m googlenet train ...; "
-                "see googlenet/engine/distributed.py. Exit status: 0 done, 2 bad input, "
-                f"{EXIT_DIVERGED} the loss diverged (NaN/inf), 130 interrupted.")
+    p.epilog = _EPILOG
     g = p.add_argument_group("what to train on")
     g.add_argument("--task", choices=sorted(TASKS), default=argparse.SUPPRESS,
                    help="classify (default) or detect (recipe 'detect' unless --recipe is given; "
@@ -38,7 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default=argparse.SUPPRESS, metavar="PATH|cifar10|cifar100",
                    help="image folder (PATH/train/<class>/, PATH/val/<class>/ or PATH/<class>/), "
                         "cifar10, cifar100; default: the built-in digits")
-    g.add_argument("--data-root", default=argparse.SUPPRESS, help="where CIFAR is stored or downloaded to")
+    g.add_argument("--data-root", default=argparse.SUPPRESS,
+                   help="where CIFAR is stored or downloaded to (default: $GOOGLENET_DATA, else "
+                        "~/.cache/googlenet/data)")
     g.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
                    help="stop at the first unreadable image instead of skipping it")
     g = p.add_argument_group("recipe and model")

@@ -41,7 +41,7 @@ class TrainConfig:
 
     # -- data -----------------------------------------------------------------------------------
     data: Optional[str] = None  # None: built-in digits; "cifar10"/"cifar100"; or an image folder
-    data_root: Optional[str] = None  # where CIFAR is (or is downloaded to)
+    data_root: Optional[str] = None  # CIFAR's folder; None: $GOOGLENET_DATA, else ~/.cache/googlenet/data
     val_fraction: float = 0.1  # held out of the training images when there is no val split
     strict: bool = False  # stop at the first unreadable image instead of skipping it
     image_size: int = 0  # training/eval input side; 0: the dataset's default (digits 32, folders 224)
