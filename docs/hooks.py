@@ -132,7 +132,14 @@ def _parser_section(parser: argparse.ArgumentParser, level: int) -> list[str]:
             if isinstance(a, argparse._SubParsersAction):
                 subparsers.append(a)
                 continue
-            if isinstance(a, argparse._HelpAction) or a.help == argparse.SUPPRESS:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            if a.help == argparse.SUPPRESS:
+                instead = getattr(a, "instead", None)  # cli.deprecated_option's hidden spellings
+                if instead:
+                    rows.append([_code(_option_name(a)), "", "",
+                                 _cell(f"deprecated spelling of {instead}: still accepted, with "
+                                       f"a one-line warning")])
                 continue
             text, default = _help_and_default(parser, a)
             rows.append([_code(_option_name(a)), _cell(default), _choices(a), _cell(text)])
