@@ -196,7 +196,7 @@ def detect_run(run: Path, out: Path, max_width: int, count: int) -> None:
                 img = img.resize((256, round(img.height * 256 / img.width)), Image.BILINEAR)
             img.save(images / f"{k:03d}.png")
         googlenet("predict", str(images), "--weights", str(run), "--out", str(tmp / "drawn"), "--no-progress")
-        drawn = sorted((tmp / "drawn").glob("*.png"))
+        drawn = sorted(p for p in (tmp / "drawn").glob("*.png") if p.name != "contact-sheet.png")
         save_png(contact_sheet([(d, "") for d in drawn], cols=4, tile=256), out / "detection" / "samples.png",
                  max_width)
 
