@@ -293,7 +293,7 @@ def test_coco_file_names_outside_the_dataset_are_skipped_and_named(tmp_path, mon
 
     real = imaging.read_image_size
     monkeypatch.setattr(imaging, "read_image_size", lambda p: opened.append(str(p)) or real(p))
-    import googlenet.data.detection_formats as fmt
+    import googlenet.data.detection_formats.checks as fmt
 
     monkeypatch.setattr(fmt, "read_image_size", imaging.read_image_size)
     ds = _open(c)

@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import UserError
 from .datasets import DIGITS_SPLIT_SEED, DIGITS_TEST, DIGITS_VAL
+from .detection_dataset import ArrayDetectionDataset, DetRecord
 
 __all__ = ["digits_detect", "digits_detect_arrays", "CANVAS", "SPLIT_SIZES",
            "DIGITS_DETECT_MEAN", "DIGITS_DETECT_STD"]
@@ -157,8 +158,6 @@ def digits_detect_arrays(split: str) -> tuple[torch.Tensor, tuple[tuple[np.ndarr
 
 
 def digits_detect(split: str, *, transforms: Optional[Callable] = None) -> Any:
-    from .detection import ArrayDetectionDataset, DetRecord
-
     images, anns = digits_detect_arrays(split)
     records = [DetRecord(file=f"digits-detect/{split}/{i}", height=CANVAS, width=CANVAS,
                          boxes=b, labels=c, image_id=i) for i, (b, c) in enumerate(anns)]
