@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -33,56 +34,27 @@ from ..models.graph import without_aux
 from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
 from ..weights.io import atomic_write
+from . import openvino as ovi
 from .formats import (  # plain data, for the command line's --help
     DEFAULT_OPSET, DETECTOR_MIN_OPSET, DETECTOR_OPSET, FORMATS, MIN_OPSET, PRECISION_FILES,
 )
+from .onnx_export import (  # the ONNX step, shared with openvino; importable from here as before
+    INPUT_NAME, MAX_OPSET, OUTPUT_NAME, torch_max_opset, check_opset, export_onnx, export_program,
+)
 
-
-def _torch_max_opset(name: str, default: int) -> int:
-    from torch.onnx import _constants
-
-    return int(getattr(_constants, name, default))
-
-
-# The newest opset each torch.onnx exporter writes: above it, the torch.export-based exporter
-# falls back to another opset with a traceback on stderr (and the file is not what was asked).
-MAX_OPSET = _torch_max_opset("ONNX_MAX_OPSET", DEFAULT_OPSET)
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
 META_FILE = "googlenet.json"  # name of the metadata inside TorchScript / .pt2 archives
 # Tolerances the command checks against (max |logit diff|, fp32): onnxruntime reorders sums
 # (1e-4); TorchScript and torch.export run the same kernels as eager (1e-5).
 TOLERANCE = {"onnx": 1e-4, "torchscript": 1e-5, "export": 1e-5}
 
 
-def _batch_dim():
-    return torch.export.Dim("batch", min=1, max=65536)
-
-
 def export_metadata(model: GoogLeNet, preprocess: Optional[Preprocess] = None,
                     class_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """What a deployment needs besides the graph: config, input pipeline, class names."""
-    from dataclasses import asdict
-
     return {"format": "googlenet", "model_config": model.config,
             "preprocess": asdict(preprocess) if preprocess is not None else None,
             "class_names": list(class_names) if class_names is not None else None,
             "input": INPUT_NAME, "output": OUTPUT_NAME}
-
-
-def check_opset(opset: int, lo: int, hi: int) -> None:
-    """UserError (``--opset``) unless ``lo <= opset <= hi``: checked before anything is traced."""
-    if not lo <= opset <= hi:
-        raise UserError(f"opset {opset}: use {lo} to {hi} (the newest this torch "
-                        f"{torch.__version__.split('+')[0]} exports)"
-                        if opset > hi else f"opset {opset}: use {lo} or newer", key="opset")
-
-
-def export_program(model: GoogLeNet, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """torch.export of the eval forward (no aux heads), batch dimension dynamic."""
-    m = without_aux(model).cpu()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.export.export(m, (example.cpu(),), dynamic_shapes={"x": {0: _batch_dim()}})
 
 
 def save_program(program: torch.export.ExportedProgram, path: str | Path,
@@ -91,39 +63,6 @@ def save_program(program: torch.export.ExportedProgram, path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: torch.export.save(
         program, tmp, extra_files={META_FILE: json.dumps(metadata or {})}))
-    return path
-
-
-def export_onnx(model: GoogLeNet | torch.export.ExportedProgram, path: str | Path, *,
-                example: torch.Tensor, opset: int = DEFAULT_OPSET,
-                metadata: Optional[dict[str, Any]] = None) -> Path:
-    """ONNX through torch.onnx's torch.export-based exporter; batch dynamic.
-
-    ``model`` may be a GoogLeNet or an ExportedProgram from ``export_program`` (reused, so the
-    model is not traced twice).
-    """
-    import contextlib
-    import io
-
-    check_opset(opset, MIN_OPSET, MAX_OPSET)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    program = model if isinstance(model, torch.export.ExportedProgram) else export_program(model, example)
-    # The exporter narrates each step on stdout; a command's stdout is for its own output.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        onnx_program = torch.onnx.export(program, (example.cpu(),), dynamo=True, opset_version=opset,
-                                         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                         verbose=False)
-    import onnx
-
-    proto = onnx_program.model_proto
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "batch"  # the exporter's name is "s77"
-    for k, v in (metadata or {}).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, json.dumps(v)
-    atomic_write(path, lambda tmp: onnx.save(proto, tmp))
     return path
 
 
@@ -233,7 +172,7 @@ def check_images(spec: Optional[str], preprocess: Preprocess, n: int,
 
 DETECTOR_OUTPUTS = ("boxes", "scores", "labels")
 # the TorchScript-based exporter (dynamo=False) that detectors go through
-DETECTOR_MAX_OPSET = _torch_max_opset("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", DETECTOR_OPSET)
+DETECTOR_MAX_OPSET = torch_max_opset("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", DETECTOR_OPSET)
 
 
 class _OneImage(torch.nn.Module):
@@ -400,8 +339,6 @@ def _write_precision(model: GoogLeNet, precision: str, runtime: str, staged: Pat
                      ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Any]:
     """Write ``model`` at ``precision`` for ``runtime`` to ``staged`` (in a work folder); the
     file loaded back (images -> logits) and the ``ov.Model`` (OpenVINO; None for ONNX)."""
-    from . import openvino as ovi
-
     work = staged.parent
     if runtime == "onnx":
         fp32 = export_onnx(model, work / "fp32.onnx", example=example, opset=opset)
@@ -437,8 +374,6 @@ def export_precision(model: GoogLeNet, precision: str, prefix: str | Path, *,
     runtime fails, nothing is written. Each sidecar records the target agreement
     (``metrics.agreement.TOLERANCES``) and whether it was met (``within_target``)."""
     import tempfile
-
-    from . import openvino as ovi
 
     if precision not in PRECISION_FILES:
         raise UserError(f"precision {precision!r}: choose from {list(PRECISION_FILES)}",

@@ -28,6 +28,9 @@ import torch
 import torch.nn as nn
 
 from ..errors import UserError
+from ..models.graph import fold_batchnorm, has_batchnorm, without_aux
+from .onnx_export import export_onnx
+from .onnx_lrn import fuse_lrn_file
 
 __all__ = ["available", "native_bf16", "convert", "from_googlenet", "pad_oversized_pools", "quantize", "compile_config", "OVRunner",
            "save_ir", "load_ir", "INPUT_NAME", "OUTPUT_NAME"]
@@ -89,10 +92,6 @@ def from_googlenet(model: nn.Module, example: torch.Tensor,
     batch 1 and 1.8x at batch 8 than the 9-node decomposition the PyTorch frontend produces."""
     import shutil
     import tempfile
-
-    from ..models.graph import fold_batchnorm, has_batchnorm, without_aux
-    from .export import export_onnx
-    from .onnx_lrn import fuse_lrn_file
 
     m = without_aux(model).cpu()
     if has_batchnorm(m):
