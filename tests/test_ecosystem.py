@@ -25,7 +25,8 @@ from googlenet import create_model, list_models, load_weights
 from googlenet.data.preprocess import Preprocess
 from googlenet.errors import UserError
 from googlenet.interop.caffe import CAFFE_PREPROCESS
-from googlenet.models.googlenet import GoogLeNet, _aux_pool
+from googlenet.models.blocks import aux_pool as _aux_pool
+from googlenet.models.googlenet import GoogLeNet
 from googlenet.weights import save_weights
 
 timm = pytest.importorskip("timm")

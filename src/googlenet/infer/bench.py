@@ -53,6 +53,7 @@ from ..data.imaging import ImageError
 from ..errors import UserError
 from ..models.googlenet import GoogLeNet
 from ..models.graph import without_aux
+from ..models.torchvision_keys import torchvision_key
 
 REFERENCE = "torchvision eager fp32"
 REFERENCE_VARIANT = "torchvision (reference)"
@@ -189,8 +190,6 @@ def torchvision_reference(source: GoogLeNet) -> nn.Module:
     """``torchvision.models.googlenet`` (eager fp32) holding ``source``'s weights (a
     ``torchvision``-variant GoogLeNet), so that both compute the same function."""
     import torchvision
-
-    from ..models.googlenet import torchvision_key
 
     if source.config["variant"] != "torchvision":
         raise ValueError("the reference takes its weights from a torchvision-variant model")

@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..models.googlenet import (
-    AUX_CONV, AUX_FC, AUX_TAPS, STEM_CONV1, STEM_CONV2, STEM_CONV2_REDUCE, TABLE1, GoogLeNet,
-    InceptionSpec,
+from ..models.blocks import (
+    AUX_CONV, AUX_FC, AUX_TAPS, STEM_CONV1, STEM_CONV2, STEM_CONV2_REDUCE, TABLE1, InceptionSpec,
 )
+from ..models.googlenet import GoogLeNet
 from ..data.preprocess import Preprocess
 
 __all__ = [

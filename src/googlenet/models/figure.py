@@ -21,7 +21,7 @@ from typing import IO, Any, Optional
 
 import torch.nn as nn
 
-from .googlenet import AUX_TAPS, ConvBlock, Inception, InceptionSpec, SeparableConvBlock, TABLE1
+from .blocks import AUX_TAPS, TABLE1, ConvBlock, Inception, InceptionSpec, SeparableConvBlock
 from .summary import _profile, _weights, build_meta_model, naive_comparison, table1
 
 __all__ = ["FIGSIZE", "DPI", "WIDTH_FIELDS", "network_figure", "inception_figure", "save_figure"]

@@ -9,7 +9,9 @@ from typing import Any, Callable, Mapping
 
 import torch.nn as nn
 
-from .googlenet import SEPARABLE_DEPTH_MULTIPLIER, VARIANTS, GoogLeNet
+from .blocks import SEPARABLE_DEPTH_MULTIPLIER
+from .choices import VARIANTS
+from .googlenet import GoogLeNet
 
 __all__ = ["register_model", "list_models", "create_model", "resolve_name", "MODEL_ALIASES",
            "model_from_config", "list_variants", "config_from_state_dict"]

@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .googlenet import (
-    VARIANTS, ConvBlock, GoogLeNet, Inception, InceptionSpec, SeparableConvBlock, TABLE1,
-)
+from .blocks import AUX_TAPS, TABLE1, ConvBlock, Inception, InceptionSpec, SeparableConvBlock
+from .choices import VARIANTS
+from .googlenet import GoogLeNet
 
 WIDTH_COLUMNS = ("#1x1", "#3x3 reduce", "#3x3", "#5x5 reduce", "#5x5", "pool proj")
 # A computed value within this relative distance of the paper's printed (rounded) one agrees.
@@ -173,8 +173,6 @@ def _profile(model: GoogLeNet, size: int) -> tuple[dict[str, tuple], dict[str, i
 
 def _aux_macs(model: GoogLeNet, shapes: dict[str, tuple]) -> int:
     """Multiply-adds of the aux heads (they only run in training), on their taps' shapes."""
-    from .googlenet import AUX_TAPS
-
     counter = FlopCounterMode(display=False)
     with counter:
         for tap, head in AUX_TAPS.items():
