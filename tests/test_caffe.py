@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.interop import caffe
+from googlenet.interop import caffe, caffe_schema
 from googlenet.cli import main as cli_main
 from googlenet.errors import UserError
 from googlenet.models.googlenet import GoogLeNet
@@ -217,17 +217,17 @@ def test_legacy_v1_format_converts_to_same_tensors(files, converted):
 def _field(number: int, payload: bytes | int | float) -> bytes:
     """One protobuf field on the wire: varint, fixed32 float, or length-delimited bytes."""
     if isinstance(payload, bytes):
-        return caffe._varint(number << 3 | 2) + caffe._varint(len(payload)) + payload
+        return caffe_schema.varint(number << 3 | 2) + caffe_schema.varint(len(payload)) + payload
     if isinstance(payload, float):
-        return caffe._varint(number << 3 | 5) + struct.pack("<f", payload)
-    return caffe._varint(number << 3) + caffe._varint(payload)
+        return caffe_schema.varint(number << 3 | 5) + struct.pack("<f", payload)
+    return caffe_schema.varint(number << 3) + caffe_schema.varint(payload)
 
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_unknown_fields_are_skipped(files, converted, tmp_path, legacy):
     """Real caffemodels carry many more fields (layer params, learning-rate multipliers, the
     input declaration, ...) than the few declared here; they must be skipped."""
-    net = caffe._classes()["NetParameter"].FromString(
+    net = caffe_schema.classes()["NetParameter"].FromString(
         (files.legacy if legacy else files.model).read_bytes())
     net.MergeFromString(_field(3, b"data") + _field(4, 10) + _field(6, _field(1, 1)))
     for lp in (net.layers if legacy else net.layer):
