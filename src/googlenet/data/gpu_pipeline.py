@@ -2,9 +2,9 @@
 and draw each sample's augmentation; JPEGs are decoded in batches by nvJPEG and augmented as
 tensors on the device.
 
-Why: on a GPU the CPU decode and augmentation in the loader workers is the wall (about 115 images/s
-per worker for 500x375 JPEGs, so 15 workers fed an H200 27% of what it trains on synthetic data;
-benchmarks/results/gpu.md).
+Why: on a GPU the CPU decode and augmentation in the loader workers is the wall: the workers
+of one machine cannot feed a large GPU what it trains on synthetic data (the figures: section
+"gpu_pipeline" of benchmarks/results/notes.md, and benchmarks/results/gpu.md).
 
 Split of the work:
 

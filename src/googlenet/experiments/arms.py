@@ -116,7 +116,7 @@ def _reduction_arms(s: dict[str, Any]) -> list[Arm]:
     reduced = model_cost(size, variant=variant)["multiply_adds"]
     w = match_width(reduced, size, variant=variant, inception="naive")
     # One epoch: the final weights as they are. A mean of that epoch's iterates would start at
-    # the random init (measured: reduced arms at 10% test top-1 averaged, 76-88% raw).
+    # the random init (what that cost: section "experiments" of benchmarks/results/notes.md).
     raw = {"average": "none"}
     return [Arm("reduction-reduced", "reduced modules (Fig. 2b)", dict(raw)),
             Arm("reduction-naive", "naive modules (Fig. 2a)", {"inception": "naive", **raw}),
@@ -145,7 +145,7 @@ def _norm_arms(s: dict[str, Any]) -> list[Arm]:
 def _averaging_arms(s: dict[str, Any]) -> list[Arm]:
     return [Arm("avg-none", "no averaging", {"average": "none"}),
             # decay 0.95: a ~20-step horizon. At 0.99 the init still weighs 0.99^195 = 14% after a
-            # 5-epoch run of 39 steps each (measured at 2 epochs: 10% test top-1, i.e. chance).
+            # 5-epoch run of 39 steps each (measured: benchmarks/results/notes.md, "experiments").
             Arm("avg-ema", "EMA (decay 0.95)", {"average": "ema", "ema_decay": 0.95,
                                                 "average_start_epoch": 0.0}),
             Arm("baseline", "tail mean (last epoch, Polyak)", {})]

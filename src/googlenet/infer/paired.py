@@ -3,7 +3,7 @@
 
 ``googlenet bench`` times every row in its own process, one after the other; on a shared machine
 the speed drifts over those minutes, and a ratio of two rows taken minutes apart carries that
-drift (measured here: OpenVINO int8 at batch 1 moved by 25% between two such processes). For
+drift (how much: section "paired" of benchmarks/results/notes.md). For
 the ratios that matter, our best mode over the best peer of a precision class, ``head_to_head``
 starts both runners as ``bench_worker --serve`` processes and has them time blocks in turn, so
 each round's two blocks see the same machine.

@@ -48,8 +48,8 @@ def _blob(blob: Any, arr: np.ndarray, legacy: bool) -> None:
     else:
         blob.shape.dim.extend(arr.shape)
     # BlobProto.data (field 5, packed float) as the wire bytes it is: tag, length, little-endian
-    # float32s. Measured: ~20x faster than extending the repeated field from Python (0.2 s vs 4 s
-    # for 7M floats); the parse that follows is protobuf's own.
+    # float32s: much faster than extending the repeated field from Python (section "caffe" of
+    # benchmarks/results/notes.md); the parse that follows is protobuf's own.
     raw = arr.tobytes()
     blob.MergeFromString(bytes([5 << 3 | 2]) + varint(len(raw)) + raw)
 

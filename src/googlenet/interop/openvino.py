@@ -10,10 +10,10 @@ plugin's default precision.
 Streams. A synchronous call runs on one stream: ``PERFORMANCE_HINT=LATENCY`` (one stream, all
 threads) is what a single call of any batch size wants. ``THROUGHPUT`` makes several streams of
 fewer threads each; only a call split across them (``AsyncInferQueue``) gains from it, which
-``OVRunner`` does for batches of at least two images per stream. Not for int8: with OpenVINO
-2026.4 on an AVX512-VNNI EPYC, an NNCF-quantized GoogLeNet compiled with two streams
-(THROUGHPUT, or NUM_STREAMS=2) returned wrong logits (max |diff| 21 against 0.17 with one
-stream), so int8 models always compile with one stream.
+``OVRunner`` does for batches of at least two images per stream. Not for int8: an NNCF-quantized
+GoogLeNet compiled with two streams has returned wrong logits, so int8 models always compile
+with one stream (what was seen, with the versions: section "openvino" of
+benchmarks/results/notes.md).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def from_googlenet(model: nn.Module, example: torch.Tensor,
     """An ``ov.Model`` of a GoogLeNet: aux heads dropped and BatchNorm folded, through our ONNX
     export (``onnx_path``, an export of this very model, or a fresh one) with each decomposed
     LRN put back as one ONNX ``LRN`` node (``onnx_lrn``), which OpenVINO runs as its own LRN
-    kernel: measured on the paper variant at 224 px, 2 threads (loaded machine), 2.0x faster at
-    batch 1 and 1.8x at batch 8 than the 9-node decomposition the PyTorch frontend produces."""
+    kernel, faster than the 9-node decomposition the PyTorch frontend produces (measured:
+    section "openvino" of benchmarks/results/notes.md)."""
     import shutil
     import tempfile
 

@@ -140,7 +140,7 @@ class GoogLeNet(nn.Module):
 
         conv = partial(ConvBlock, batchnorm=use_bn, bn_eps=bn_eps)
         # Caffe's LRN (size 5, alpha 1e-4, beta 0.75, k 1); models/lrn.py computes the same function
-        # as nn.LocalResponseNorm with a hand-written backward, 7-8x faster at 32x192x56x56.
+        # as nn.LocalResponseNorm with a hand-written backward, several times faster on a CPU.
         lrn = (lambda: LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)) if use_lrn else nn.Identity
 
         self.input_transform = TorchvisionInputTransform() if transform_input else nn.Identity()

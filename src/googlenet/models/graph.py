@@ -67,7 +67,7 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     # oneDNN's own check: AVX512-BF16 (AVX512_CORE_BF16) or AMX. Without it bf16 convs are
-    # emulated (about 30x slower than fp32 on the AVX2-only EPYC this was developed on).
+    # emulated, far slower than fp32 (section "graph" of benchmarks/results/notes.md).
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 

@@ -2,15 +2,11 @@
 
 Why: the faithful GoogLeNet (``variant="paper"``) has LRN after pool1 (64x56x56 at 224 px) and
 after conv2 (192x56x56). ``torch.nn.LocalResponseNorm`` builds it from pad + avg_pool3d + pow +
-div, and autograd differentiates each of those: on the 2-core AMD EPYC (Zen 5, AVX-512) this
-project is developed on, its forward+backward of a 32x192x56x56 batch takes ~620-740 ms, and the
-paper variant trained at 0.56-0.65x the speed of the BatchNorm variant. Here the same function
-is a handful of elementwise passes with a hand-written backward. Measured on that machine
-(benchmarks/bench_lrn.py, torch 2.15, 2 threads, both implementations alternating in one
-process, load average ~1.7): forward+backward 32x192x56x56 in 90 ms against 650 ms (NCHW, 7.3x)
-and 740 ms (channels_last, 8.2x); 32x64x56x56 in 16-18 ms against 100-126 ms (6.2-7.1x). A
-training step at 224 px, batch 32, channels_last: the paper variant with this LRN ran at
-1.00-1.08x the bn variant's speed, against 0.62-0.65x with torch's LRN.
+div, and autograd differentiates each of those, which made the paper variant train far slower
+than the BatchNorm variant on a CPU. Here the same function is a handful of elementwise passes
+with a hand-written backward, several times faster, which brings the paper variant to the bn
+variant's speed (``benchmarks/bench_lrn.py``; the figures, with the machine: section "lrn" of
+benchmarks/results/notes.md).
 
 What it matches: ``torch.nn.LocalResponseNorm(size, alpha, beta, k)`` (same constructor, no
 parameters or buffers, so state dicts are interchangeable; it subclasses it, so
@@ -58,12 +54,8 @@ __all__ = ["LocalResponseNorm", "local_response_norm"]
 
 # The input is processed in slices of about this many elements, each slice going through ~10
 # (forward) and ~17 (backward) elementwise ops on scratch buffers of the slice's size, which are
-# allocated once per call and stay in the 32 MiB L3. Measured forward+backward at 32x192x56x56 on
-# the 2-core EPYC, quiet: 0.5M elements 94 ms, 1M 82-84 ms, 2M 86-93 ms, 4M 107 ms (an early
-# unsliced version, with full-size temporaries, took ~119 ms). On an oversubscribed machine
-# bigger slices suffer less (every op is a fork-join over torch's threads, and each join can
-# wait for a descheduled thread): at a load average of ~5-12, 4M-element slices were up to ~2x
-# faster than 1M, and this LRN's margin over torch's shrank to ~2-3x.
+# allocated once per call and stay in the L3 cache; 1M elements was the fastest size measured on
+# a quiet machine (slice sizes timed: section "lrn" of benchmarks/results/notes.md).
 _CHUNK_ELEMS = 1 << 20
 
 
