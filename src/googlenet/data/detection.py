@@ -41,7 +41,9 @@ from torchvision.transforms import v2 as T
 
 from ..errors import UserError
 from . import detection_formats as fmt
-from .detection_dataset import ArrayDetectionDataset, DetectionDataset, DetRecord, FileDetectionDataset
+from .detection_dataset import (  # the dataset types, importable from here
+    ArrayDetectionDataset, DetectionDataset, DetRecord, FileDetectionDataset,
+)
 from .digits_detect import DIGITS_DETECT_MEAN, DIGITS_DETECT_STD, digits_detect
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 

@@ -157,7 +157,7 @@ def digits_detect_arrays(split: str) -> tuple[torch.Tensor, tuple[tuple[np.ndarr
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), tuple(anns)
 
 
-def digits_detect(split: str, *, transforms: Optional[Callable] = None) -> Any:
+def digits_detect(split: str, *, transforms: Optional[Callable] = None) -> ArrayDetectionDataset:
     images, anns = digits_detect_arrays(split)
     records = [DetRecord(file=f"digits-detect/{split}/{i}", height=CANVAS, width=CANVAS,
                          boxes=b, labels=c, image_id=i) for i, (b, c) in enumerate(anns)]

@@ -18,7 +18,8 @@ from ..models.graph import without_aux
 from ..weights.io import atomic_write
 from .formats import DEFAULT_OPSET, MIN_OPSET
 
-__all__ = ["torch_max_opset", "MAX_OPSET", "INPUT_NAME", "OUTPUT_NAME", "check_opset", "export_program", "export_onnx"]
+__all__ = ["torch_max_opset", "MAX_OPSET", "INPUT_NAME", "OUTPUT_NAME", "check_opset",
+           "export_program", "export_onnx"]
 
 
 def torch_max_opset(name: str, default: int) -> int:

@@ -12,7 +12,7 @@ __all__ = ["check_args", "check_ablation", "check_global_pool", "same_dropout", 
 
 
 def check_args(variant: str, num_classes: Any, in_chans: Any, inception: str, stem: str,
-                transform_input: bool, global_pool: str) -> None:
+               transform_input: bool, global_pool: str) -> None:
     """Raise ValueError for constructor arguments GoogLeNet cannot be built with."""
     check_global_pool(global_pool, num_classes)
     if variant not in VARIANTS:
@@ -60,7 +60,7 @@ def check_global_pool(global_pool: Any, num_classes: int) -> None:
 
 
 def check_input_shape(x: torch.Tensor, in_chans: int, img_size: Optional[int] = None,
-                 min_size: int = MIN_INPUT_SIZE) -> None:
+                      min_size: int = MIN_INPUT_SIZE) -> None:
     """Raise ValueError for input the network cannot take, saying what it accepts. An FX leaf
     (``torch.fx.wrap``, below): traced graphs keep the check instead of failing on it. Written
     so TorchScript compiles it too (no tuple(), no module-level int)."""

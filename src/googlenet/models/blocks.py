@@ -17,8 +17,8 @@ import torch.nn.functional as F
 __all__ = [
     "InceptionSpec", "TABLE1", "STEM_CONV1", "STEM_CONV2_REDUCE", "STEM_CONV2",
     "SEPARABLE_DEPTH_MULTIPLIER", "AUX_TAPS", "AUX_CONV", "AUX_FC", "AUX_GRID", "scale_width",
-    "scaled_spec", "ConvBlock", "SeparableConvBlock", "max_pool", "Inception", "aux_pool", "AuxHead",
-    "TorchvisionInputTransform",
+    "scaled_spec", "ConvBlock", "SeparableConvBlock", "max_pool", "Inception", "aux_pool",
+    "AuxHead", "TorchvisionInputTransform",
 ]
 
 

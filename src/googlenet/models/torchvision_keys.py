@@ -27,7 +27,7 @@ def torchvision_key(key: str) -> str:
 
 
 def torchvision_keys_hook(state_dict, prefix, local_metadata, strict, missing_keys,
-                           unexpected_keys, error_msgs) -> None:
+                          unexpected_keys, error_msgs) -> None:
     own = prefix + "inception_3a."
     tv = prefix + "inception3a."
     if any(k.startswith(tv) for k in state_dict) and not any(k.startswith(own) for k in state_dict):

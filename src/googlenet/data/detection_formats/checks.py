@@ -16,8 +16,8 @@ from ...fileio import not_regular
 from ..detection_dataset import DetRecord
 from ..imaging import ImageError, read_image_size
 
-__all__ = ["MAX_SIDE", "Log", "reason", "read_text", "class_list", "whole", "number", "show", "usable_id",
-           "clean_box", "make_record"]
+__all__ = ["MAX_SIDE", "Log", "reason", "read_text", "class_list", "whole", "number", "show",
+           "usable_id", "clean_box", "make_record"]
 
 # Image sides an annotation may state (COCO width/height, VOC <size>): Pillow's decompression-bomb
 # limit refuses far less than this in pixels; the bound only keeps absurd numbers out.
@@ -142,7 +142,7 @@ def clean_box(x0: float, y0: float, x1: float, y1: float, width: int,
 
 
 def make_record(file: Path, hw: tuple[int, int], boxes: list, labels: list, image_id: int,
-            difficult: Optional[list] = None) -> DetRecord:
+                difficult: Optional[list] = None) -> DetRecord:
     return DetRecord(file=str(file), height=int(hw[0]), width=int(hw[1]),
                      boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
                      labels=np.asarray(labels, dtype=np.int64).reshape(-1), image_id=int(image_id),

@@ -1,5 +1,6 @@
-"""Pascal VOC XML folders: ``Annotations/*.xml`` + ``ImageSets/Main/{split}.txt`` + ``JPEGImages/``;
-VOC's 1-based inclusive pixel indices become ``(xmin - 1, ymin - 1, xmax, ymax)`` (as Detectron2)."""
+"""Pascal VOC XML folders: ``Annotations/*.xml`` + ``ImageSets/Main/{split}.txt`` +
+``JPEGImages/``; VOC's 1-based inclusive pixel indices become ``(xmin - 1, ymin - 1, xmax,
+ymax)`` (as Detectron2 reads them)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""YOLO txt folders: ``images/{split}/*`` + ``labels/{split}/*.txt`` of normalised ``class cx cy w h``,
-class names in ``classes.txt`` or ``data.yaml`` ``names:``."""
+"""YOLO txt folders: ``images/{split}/*`` + ``labels/{split}/*.txt`` of normalised
+``class cx cy w h``, class names in ``classes.txt`` or ``data.yaml`` ``names:``."""
 
 from __future__ import annotations
 
