@@ -17,10 +17,7 @@ from ...data.imaging import list_images
 from ...data.preprocess import MAX_CROP
 from ...errors import UserError
 from ...fileio import check_writable_dir
-from ...interop.export import (
-    MAX_OPSET, TOLERANCE, check_export, check_images, check_opset, export_metadata, export_onnx,
-    export_precision, export_program, export_torchscript, save_program,
-)
+from ...interop import export as interop_export  # looked up when called: tests replace them
 from ...interop.formats import FORMATS, MIN_OPSET, PRECISION_FILES
 from ...metrics.agreement import TOLERANCES
 from ...weights.records import LoadedWeights
@@ -44,7 +41,7 @@ def _check_formats(args: argparse.Namespace) -> None:
 def export(args: argparse.Namespace, loaded: LoadedWeights, prefix_of: Callable[[], Path]) -> int:
     """``googlenet export`` of a classifier: --format's files (fp32) or --precision's, each
     checked against eager on real images. ``prefix_of()``: the output path without extension."""
-    check_opset(args.opset, MIN_OPSET, MAX_OPSET)  # before anything is traced
+    interop_export.check_opset(args.opset, MIN_OPSET, interop_export.MAX_OPSET)  # before anything is traced
     _check_formats(args)
     pre = loaded.preprocess
     if args.image_size is not None:
@@ -54,8 +51,8 @@ def export(args: argparse.Namespace, loaded: LoadedWeights, prefix_of: Callable[
     model = loaded.model.eval()
     prefix = prefix_of()
     check_writable_dir(prefix.parent, "--out")  # before the exports are traced, not after
-    x, where = check_images(args.check_images, pre, args.check_count)
-    meta = export_metadata(model, pre, loaded.class_names)
+    x, where = interop_export.check_images(args.check_images, pre, args.check_count)
+    meta = interop_export.export_metadata(model, pre, loaded.class_names)
     print(f"weights: {loaded.source} (variant {model.config['variant']}, "
           f"{model.num_classes} classes); input {x.shape[1]}x{pre.crop}x{pre.crop}, dynamic batch; "
           f"aux heads left out", file=sys.stderr)
@@ -67,15 +64,15 @@ def export(args: argparse.Namespace, loaded: LoadedWeights, prefix_of: Callable[
     for fmt in args.formats:
         path = Path(str(prefix) + FORMATS[fmt])
         if fmt == "torchscript":
-            export_torchscript(model, path, example=example, metadata=meta)
+            interop_export.export_torchscript(model, path, example=example, metadata=meta)
         else:
-            program = program or export_program(model, example)
+            program = program or interop_export.export_program(model, example)
             if fmt == "export":
-                save_program(program, path, meta)
+                interop_export.save_program(program, path, meta)
             else:
-                export_onnx(program, path, example=example, opset=args.opset, metadata=meta)
-        a = check_export(fmt, path, model, x)
-        ok = a.max_abs_diff <= TOLERANCE[fmt] * max(1.0, a.max_abs_ref) and a.top1 == 1.0
+                interop_export.export_onnx(program, path, example=example, opset=args.opset, metadata=meta)
+        a = interop_export.check_export(fmt, path, model, x)
+        ok = a.max_abs_diff <= interop_export.TOLERANCE[fmt] * max(1.0, a.max_abs_ref) and a.top1 == 1.0
         failed |= not ok
         print(f"{fmt:12s} {path}  max |logit diff| {a.max_abs_diff:.2e}, top-1 agreement "
               f"{a.top1:.2%} on {where}  {'ok' if ok else 'MISMATCH'}")
@@ -92,7 +89,7 @@ def _calibration(args: argparse.Namespace, pre) -> tuple[torch.Tensor, dict]:
         imgs = [ds.load(i)[0] for i in range(n)]
         source = {"dataset": "digits (built-in)", "split": "train", "indices": [0, n]}
     else:
-        x, _ = check_images(args.calibration_images, pre, args.calibration_count,
+        x, _ = interop_export.check_images(args.calibration_images, pre, args.calibration_count,
                             what="--calibration-images")
         p = Path(args.calibration_images)
         files = (list_images(p) if p.is_dir() else [p])[:args.calibration_count]
@@ -107,7 +104,7 @@ def _export_precision(args, model, pre, meta, prefix: Path, x: torch.Tensor,
                       example: torch.Tensor, where: str) -> int:
     calib, record = (_calibration(args, pre) if args.precision == "int8" else (None, None))
     tol = TOLERANCES["bf16" if args.precision in ("bf16", "fp16") else args.precision]
-    written = export_precision(model, args.precision, prefix, example=example, check_x=x,
+    written = interop_export.export_precision(model, args.precision, prefix, example=example, check_x=x,
                                calibration=list(calib.split(32)) if calib is not None else None,
                                calibration_record=record, metadata=meta, opset=args.opset)
     failed = False

@@ -15,10 +15,7 @@ import torch
 from ...errors import UserError
 from ...fileio import check_writable_dir
 from ...infer.pictures import contact_sheet, sheet_path
-from ...interop.export import (
-    DETECTOR_MAX_OPSET, check_detector_onnx, check_opset, detector_check_images,
-    export_detector_onnx,
-)
+from ...interop import export as interop_export  # looked up when called: tests replace them
 from ...interop.formats import DEFAULT_OPSET, DETECTOR_MIN_OPSET, DETECTOR_OPSET
 from ...weights.records import LoadedWeights
 from .evaluation import Runner, drawn_names, evaluate_runs, predict_files
@@ -121,16 +118,16 @@ def export(args: argparse.Namespace, loaded: LoadedWeights, prefix: Callable[[],
         raise UserError(f"--image-size {size}: GoogLeNet needs 32 to 4096")
     path = Path(str(prefix()) + ".onnx")
     opset = args.opset if args.opset != DEFAULT_OPSET else DETECTOR_OPSET
-    check_opset(opset, DETECTOR_MIN_OPSET, DETECTOR_MAX_OPSET)
+    interop_export.check_opset(opset, DETECTOR_MIN_OPSET, interop_export.DETECTOR_MAX_OPSET)
     check_writable_dir(path.parent, "--out")  # before the export is traced, not after
     meta = {"format": "googlenet-detector", "model_config": cfg, "class_names": loaded.class_names,
             "input": "image: float (3, H, W) RGB in [0, 1]; normalised inside the graph",
             "outputs": "boxes (K, 4) xyxy px, scores (K,), labels (K,) = class index + 1"}
     print(f"weights: {loaded.source} ({cfg['detector']} on GoogLeNet {cfg['variant']}, "
           f"{model.num_classes} classes); input 3x{size}x{size}, one image", file=sys.stderr)
-    export_detector_onnx(model, path, size=size, opset=opset, metadata=meta)
-    images, where = detector_check_images(args.check_images, size, args.check_count)
-    r = check_detector_onnx(path, model, images)
+    interop_export.export_detector_onnx(model, path, size=size, opset=opset, metadata=meta)
+    images, where = interop_export.detector_check_images(args.check_images, size, args.check_count)
+    r = interop_export.check_detector_onnx(path, model, images)
     ok = r["same_counts"] and r["same_labels"] and r["max_abs_diff"] <= 1e-3
     print(f"onnx         {path}  max |box/score diff| {r['max_abs_diff']:.2e}, same detection "
           f"counts {r['same_counts']}, same labels {r['same_labels']} on {where} "
