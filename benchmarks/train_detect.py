@@ -139,7 +139,7 @@ def child_train_torchvision(out: Path, epochs: int, tiny: bool) -> None:
     from googlenet.data.detection import (detection_collate, detection_eval_transforms,
                                           detection_train_transforms, open_detection_dataset)
     from googlenet.models.detection import to_image, to_model_targets
-    from googlenet.tasks.detection import evaluate_detections, predict
+    from googlenet.tasks.detect.task import evaluate_detections, predict
 
     torch.manual_seed(0)
     train = open_detection_dataset(None, "train", transforms=detection_train_transforms(128, hflip=0.0))

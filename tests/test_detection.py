@@ -409,7 +409,7 @@ def test_digits_pretraining_starts_the_backbone_and_is_reused(tmp_path):
     checkpoints dropped once done), becomes --init, and is reused when the command runs again;
     it is skipped for --init and for data other than digits-detect."""
     from googlenet.engine.distributed import DistInfo
-    from googlenet.tasks.detection import pretrain_backbone
+    from googlenet.tasks.detect.stages import pretrain_backbone
 
     out, lines = tmp_path / "run", []
     cfg = config_lib.resolve("detect", {"max_steps": 2, "out": str(out), "progress": False,

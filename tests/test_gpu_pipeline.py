@@ -231,7 +231,7 @@ def test_training_with_the_gpu_loader_resumes_exactly(tmp_path):
 
 
 def test_loader_choice(tmp_path, monkeypatch, capsys):
-    from googlenet.tasks import classification as C
+    from googlenet.tasks.classify import task as C
 
     class Cfg:
         loader = "auto"

@@ -207,7 +207,7 @@ def test_explain_errors(tiny, monkeypatch, capsys):
 # -- detection drawings, the precision-recall plot, curves.png ------------------------------------
 
 def test_detection_drawing_is_upscaled_with_a_colour_per_class():
-    from googlenet.infer.detect import draw
+    from googlenet.tasks.detect.evaluation import draw
     from googlenet.infer.pictures import PALETTE
 
     img = torch.full((3, 128, 128), 90, dtype=torch.uint8)

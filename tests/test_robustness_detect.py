@@ -823,7 +823,7 @@ def det_weights(tmp_path):
 
 
 def test_detection_eval_streams_batch_by_batch(tmp_path, det_weights, monkeypatch, capsys):
-    import googlenet.infer.detect as det
+    import googlenet.tasks.detect.evaluation as det
     from googlenet.data.detection import FileDetectionDataset
 
     data = yolo(tmp_path / "y", n=6, splits=("train", "test"))

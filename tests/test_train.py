@@ -25,8 +25,8 @@ from googlenet.engine.optim import lr_lambda, make_averaged, make_optimizer
 from googlenet.engine.sampling import SeededDataset
 from googlenet.engine.trainer import TrainingDiverged
 from googlenet.tasks import train
-from googlenet.tasks import classification
-from googlenet.tasks.classification import compute_loss
+from googlenet.tasks.classify import task as classification
+from googlenet.tasks.classify.task import compute_loss
 from googlenet.weights.records import TrainCheckpoint, WeightsMeta
 from googlenet.cli import main as cli_main
 from googlenet.data.datasets import default_preprocess

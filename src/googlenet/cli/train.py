@@ -13,7 +13,7 @@ from typing import Any
 from ..engine import config as config_lib
 from ..errors import UserError
 from ..fileio import check_writable_dir
-from ..tasks import TASKS, get_task
+from ..tasks import CONFIG_TASKS, unit_for_command_line, unit_for_config
 from . import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FILESYSTEM, EXIT_INTERNAL, EXIT_INTERRUPTED,
                EXIT_OK, EXIT_OUT_OF_MEMORY)
 
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "then these flags and --set KEY=VALUE (see --help-config for every key).")
     p.epilog = _EPILOG
     g = p.add_argument_group("what to train on")
-    g.add_argument("--task", choices=sorted(TASKS), default=argparse.SUPPRESS,
+    g.add_argument("--task", choices=sorted(CONFIG_TASKS), default=argparse.SUPPRESS,
                    help="classify (default) or detect (recipe 'detect' unless --recipe is given; "
                         "data: digits-detect, a COCO/VOC/YOLO folder, voc2007)")
     g.add_argument("--arch", choices=config_lib.CHOICES["arch"], default=argparse.SUPPRESS,
@@ -168,12 +168,14 @@ def elastic_restart() -> bool:
 
 
 def default_recipe(over: dict[str, Any]) -> str:
-    """The recipe when --recipe is not given: ``detect`` for --task detect, else the default."""
-    return "detect" if over.get("task") == "detect" else config_lib.DEFAULT_RECIPE
+    """The recipe when --recipe is not given: the task unit's (``detect`` for --task detect,
+    else the default)."""
+    return unit_for_command_line(over).recipe
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import load_resume
+    from ..engine.stages import run_stages
     from ..engine.trainer import fit
     from ..weights.records import CHECKPOINT_LAST
 
@@ -203,15 +205,11 @@ def run(args: argparse.Namespace) -> int:
         over.pop("out", None)
         cfg = config_lib.resolve(base=ckpt.config, overrides=over)
         cfg.out = str(run_dir)
-        fit(get_task(cfg.task), cfg, resume=ckpt, resume_dir=run_dir)
+        fit(unit_for_config(cfg).task(), cfg, resume=ckpt, resume_dir=run_dir)
     else:
         cfg = config_lib.resolve(recipe, over)
         check_writable_dir(cfg.out or "runs", "--out")  # before the data is read, not after
-        if cfg.task == "detect":
-            from ..engine.distributed import from_env
-            from ..tasks.detection import pretrain_backbone
-
-            main = from_env().is_main
-            cfg = pretrain_backbone(cfg, log=lambda s: print(s, flush=True) if main else None)
-        fit(get_task(cfg.task), cfg)
+        unit = unit_for_config(cfg)
+        cfg = run_stages(unit.stages, cfg)  # e.g. the detector's backbone pretraining
+        fit(unit.task(), cfg)
     return 0

@@ -25,7 +25,7 @@ from ..engine.config import TrainConfig
 from ..engine.runs import complete
 from ..engine.distributed import unwrap
 from ..errors import UserError
-from ..tasks.classification import ClassificationTask
+from ..tasks.classify.task import ClassificationTask
 from ..weights.records import CHECKPOINT_LAST
 from .arms import Arm
 

@@ -1,6 +1,7 @@
 """Object detection (the paper's §8) as a ``Task`` of the training engine: a GoogLeNet-FPN
 detector (googlenet.models.detection: FCOS, RetinaNet or Faster R-CNN from torchvision) trained
-end to end, or, with ``arch = "rcnn"``, the paper's own pipeline (googlenet.tasks.rcnn).
+end to end. The paper's own pipeline (``arch = "rcnn"``) is googlenet.tasks.rcnn, which shares the
+helpers here.
 
 Labels: datasets number classes 0..C-1; torchvision's detectors keep 0 for the background, so
 targets go in as label + 1 and predictions come out minus 1 (``to_model_targets`` /
@@ -13,29 +14,28 @@ of every process gathered first when training is distributed.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
 
-from ..engine.config import TrainConfig
-from ..engine.distributed import DistInfo
-from ..engine.task import StepResult, TaskData
-from ..engine.trainer import autocast
-from ..errors import UserError
-from ..models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
-from ..weights.records import WeightsMeta
+from ...engine.config import TrainConfig
+from ...engine.distributed import DistInfo
+from ...engine.task import StepResult, TaskData
+from ...engine.trainer import autocast
+from ...errors import UserError
+from ...models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
+from ...weights.records import WeightsMeta
 
-__all__ = ["DetectionTask", "predict",
-           "evaluate_detections", "gather"]
+__all__ = ["DetectionTask", "DetectionSplits", "open_splits", "task_data", "predict",
+           "evaluate_detections", "gather", "LOSS_NAMES"]
 
 # Loss names of torchvision's detectors -> the short names logged here.
-_LOSS_NAMES = {"classification": "cls", "bbox_regression": "box", "bbox_ctrness": "ctr",
+LOSS_NAMES = {"classification": "cls", "bbox_regression": "box", "bbox_ctrness": "ctr",
                "loss_classifier": "cls", "loss_box_reg": "box", "loss_objectness": "rpn_obj",
                "loss_rpn_box_reg": "rpn_box"}
 _ARCH_LOSSES = {"fcos": ("cls", "box", "ctr"), "retinanet": ("cls", "box"),
-                "fasterrcnn": ("cls", "box", "rpn_obj", "rpn_box"), "rcnn": ("cls",)}
+                "fasterrcnn": ("cls", "box", "rpn_obj", "rpn_box")}
 
 
 @torch.no_grad()
@@ -65,7 +65,7 @@ def evaluate_detections(preds: list[dict[str, torch.Tensor]], targets: list[dict
     0 where pycocotools leaves a number undefined (no detections at all)."""
     import math
 
-    from ..metrics.detection import coco_map
+    from ...metrics.detection import coco_map
 
     gts = [{"boxes": t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4).cpu(),
             "labels": t["labels"].as_subclass(torch.Tensor).long().cpu()} for t in targets]
@@ -75,46 +75,61 @@ def evaluate_detections(preds: list[dict[str, torch.Tensor]], targets: list[dict
             "images": len(preds)}
 
 
-# What a digits pretraining keeps of the detection run's settings (the rest is the classification
-# recipe's for the variant: the run `googlenet train --variant V` makes).
-PRETRAIN_KEYS = ("variant", "inception", "stem", "seed", "device", "amp", "threads",
-                 "deterministic", "channels_last", "compile", "progress", "tensorboard", "plots",
-                 "max_steps", "log_every")
+class DetectionSplits(NamedTuple):
+    spec: Optional[str]
+    size: int
+    preprocess: Any  # googlenet.data.preprocess.Preprocess at the detection size
+    train: Any
+    val: Any
+    test: Any  # None: no test split (the final evaluation is on val)
+    classes: list[str]
 
 
-def pretrain_backbone(cfg: TrainConfig, log: Any = print) -> TrainConfig:
-    """``pretrain = "digits"`` (the detect recipe's): before a detector on the built-in
-    digits-detect is trained without --init weights, train the classifier ``googlenet train --variant V``
-    would (the short recipe's table for the variant: ~30 s for bn on a 2-core CPU) in
-    ``OUT/pretrain`` (its weights and metrics; checkpoints are dropped once it is done) and start
-    the backbone from it (``cfg.init``). Classifying the digits is what
-    a from-scratch detector learns last (its class-agnostic AP50 leads its AP50 by ~5 points).
-    Running the command again continues the pretraining or reuses it (``engine.runs.complete``).
-    Returns ``cfg``, its ``out`` made concrete and ``init`` set where the pretraining applies."""
-    from ..data.detection import DIGITS_DETECT
-    from ..engine import config as config_lib
-    from ..engine.runs import complete
-    from ..engine.checkpoint import default_run_dir
-    from .classification import ClassificationTask
+def splits_size(cfg: TrainConfig) -> int:
+    from ...data import detection as D
 
-    if cfg.pretrain == "none" or cfg.init:
-        return cfg
-    if cfg.data not in (None, DIGITS_DETECT):
-        log(f"pretrain {cfg.pretrain}: applies to the built-in digits-detect only; the backbone "
-            f"starts from scratch (--init imagenet starts it from ImageNet weights)")
-        return cfg
-    if not cfg.out:
-        cfg.out = str(default_run_dir(cfg))
-    over = {k: getattr(cfg, k) for k in PRETRAIN_KEYS}
-    over.update(task="classify", data=None, out=str(Path(cfg.out) / "pretrain"))
-    pcfg = config_lib.resolve(None, over)
-    log(f"pretraining the backbone: a {cfg.variant} digits classifier, {pcfg.epochs} epochs, "
-        f"in {pcfg.out}")
-    how = complete(ClassificationTask(), pcfg, keep_checkpoints=False)
-    if how == "done":
-        log(f"pretraining: {pcfg.out} is finished; reusing it")
-    cfg.init = pcfg.out
-    return cfg
+    return cfg.image_size or D.default_detection_size(cfg.data)
+
+
+def open_splits(cfg: TrainConfig, train_transforms: Any, eval_transforms: bool) -> DetectionSplits:
+    """The run's train, val and (where the data has one) test splits; ``eval_transforms``:
+    resize val/test to the detection size (False: the images as they are)."""
+    from ...data import detection as D
+
+    spec = cfg.data
+    size = splits_size(cfg)
+    preprocess = D.default_detection_preprocess(spec, size)
+    kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction, root=cfg.data_root)
+    train = D.open_detection_dataset(spec, "train", transforms=train_transforms, **kw)
+    evalt = D.detection_eval_transforms(size) if eval_transforms else None
+    val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
+    if list(val.classes) != list(train.classes):
+        raise UserError(f"{spec}: train and val have different classes", key="data")
+    try:
+        test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
+    except UserError as e:
+        if "no 'test' split" not in str(e):
+            raise
+        test = None  # no test split: the final evaluation is on val
+    return DetectionSplits(spec, size, preprocess, train, val, test, [str(c) for c in train.classes])
+
+
+def task_data(task: str, cfg: TrainConfig, s: DetectionSplits, train: Any, collate: Any, *,
+              in_memory: bool, note: str = "") -> TaskData:
+    """The ``TaskData`` of a detection run whose training items are ``train`` (the train split
+    itself, or items made from it); ``note`` ends the description line."""
+    val, test = s.val, s.test
+    return TaskData(
+        train=train, val=val, test=test,
+        meta=WeightsMeta(model_config={}, class_names=list(train.classes),
+                         preprocess=s.preprocess.to_dict(), task=task),
+        description=(f"data: {getattr(val, 'name', None) or s.spec} train {len(train)} / val "
+                     f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
+                     + f" images, {len(train.classes)} classes, {s.size} px, arch {cfg.arch}"
+                     + note),
+        collate=collate,
+        skipped=_named(getattr(train, "skipped", []), val.skipped),
+        in_memory=in_memory)
 
 
 def _named(*lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -133,63 +148,27 @@ class DetectionTask:
     def __init__(self) -> None:
         self.arch = "fcos"
         self.classes: list[str] = []
-        self._extra: Any = None  # rcnn: the MultiBox stand-in proposer
         self._init_source: Optional[dict[str, Any]] = None  # model config of --init weights
+
+    def _losses(self) -> tuple[str, ...]:
+        """The loss parts this detector logs (short names)."""
+        return _ARCH_LOSSES.get(self.arch, ())
 
     # -- data and model ------------------------------------------------------------------------
 
     def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
-        from ..data import detection as D
+        from ...data import detection as D
 
         self.arch = cfg.arch
-        spec = cfg.data
-        size = cfg.image_size or D.default_detection_size(spec)
-        preprocess = D.default_detection_preprocess(spec, size)
-        kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction, root=cfg.data_root)
-        rcnn = cfg.arch == "rcnn"  # the paper's pipeline works on the images as they are
-        train = D.open_detection_dataset(spec, "train", transforms=None if rcnn else
-                                         D.detection_train_transforms(size, hflip=cfg.hflip,
-                                                                      scale=cfg.scale_jitter), **kw)
-        evalt = None if rcnn else D.detection_eval_transforms(size)
-        val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
-        if list(val.classes) != list(train.classes):
-            raise UserError(f"{spec}: train and val have different classes", key="data")
-        self.classes = [str(c) for c in train.classes]
-        try:
-            test = D.open_detection_dataset(spec, "test", transforms=evalt, **kw)
-        except UserError as e:
-            if "no 'test' split" not in str(e):
-                raise
-            test = None  # no test split: the final evaluation is on val
-        collate = D.detection_collate
-        if rcnn:
-            from .rcnn import ExtraProposer, RegionDataset, region_collate
-
-            if cfg.rcnn_extra_proposals:
-                self._extra = ExtraProposer(cfg.rcnn_extra_proposals)
-            train = RegionDataset(train, cfg.rcnn_region_size, round(cfg.rcnn_region_size * 16 / 227),
-                                  cfg.rcnn_fg_fraction, self._extra)
-            collate = region_collate
-        return TaskData(
-            train=train, val=val, test=test,
-            meta=WeightsMeta(model_config={}, class_names=list(train.classes),
-                             preprocess=preprocess.to_dict(), task=self.name),
-            description=(f"data: {getattr(val, 'name', None) or spec} train {len(train)} / val "
-                         f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
-                         + f" images, {len(train.classes)} classes, {size} px, arch {cfg.arch}"
-                         + (f" (Selective Search + {cfg.rcnn_extra_proposals}'s top-200 boxes as "
-                            f"the MultiBox stand-in)" if rcnn and self._extra else "")),
-            collate=collate,
-            skipped=_named(getattr(train, "skipped", []), val.skipped),
-            in_memory=hasattr(train, "images") and not rcnn)
+        splits = open_splits(cfg, D.detection_train_transforms(
+            splits_size(cfg), hflip=cfg.hflip, scale=cfg.scale_jitter), eval_transforms=True)
+        self.classes = splits.classes
+        return task_data(self.name, cfg, splits, splits.train, D.detection_collate,
+                         in_memory=hasattr(splits.train, "images"))
 
     def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
         pre = data.meta.preprocess_obj("the data")
         init = self._init_source or {}
-        if cfg.arch == "rcnn":
-            from .rcnn import build_rcnn
-
-            return build_rcnn(cfg, len(data.meta.class_names), pre, init)
         return GoogLeNetDetector(
             arch=cfg.arch, num_classes=len(data.meta.class_names), variant=cfg.variant,
             inception=cfg.inception, stem=cfg.stem, fpn_channels=cfg.fpn_channels,
@@ -233,7 +212,7 @@ class DetectionTask:
     def load_init(self, cfg: TrainConfig, data: TaskData) -> Any:
         """Classification weights (run, file, imagenet, caffe:FILE) for the backbone, with their
         input normalisation; or a detection run of the same detector and classes."""
-        from ..sources import load_weights
+        from ...sources import load_weights
 
         loaded = load_weights(cfg.init)
         mc = dict(loaded.model.config)
@@ -275,10 +254,6 @@ class DetectionTask:
 
     def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
                    device: torch.device) -> StepResult:
-        if cfg.arch == "rcnn":
-            from .rcnn import rcnn_train_step
-
-            return rcnn_train_step(model, batch, cfg, device)
         images, targets = batch
         images = [to_image(i, device) for i in images]
         tgts = to_model_targets(targets, device)
@@ -290,24 +265,18 @@ class DetectionTask:
             sums = {"loss": loss.detach() * n, "images": n,
                     "objects": torch.tensor(float(sum(len(t["labels"]) for t in tgts)), device=device)}
             for k, v in losses.items():
-                sums[f"loss_{_LOSS_NAMES.get(k, k)}"] = v.detach().float() * n
+                sums[f"loss_{LOSS_NAMES.get(k, k)}"] = v.detach().float() * n
         return StepResult(loss=loss, sums=sums)
 
     def epoch_metrics(self, sums: dict[str, float], model: nn.Module) -> dict[str, float]:
         n = max(sums.get("images", 0.0), 1.0)
         out = {"train_loss": sums.get("loss", 0.0) / n}
-        for k in _ARCH_LOSSES.get(self.arch, ()):
+        for k in self._losses():
             out[f"train_loss_{k}"] = sums.get(f"loss_{k}", float("nan")) / n
-        if "regions" in sums:  # rcnn: accuracy of the region classifier on its batches
-            out["train_region_acc"] = 100.0 * sums["region_correct"] / max(sums["regions"], 1.0)
         return out
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
                  device: torch.device, cfg: TrainConfig) -> dict[str, float]:
-        if cfg.arch == "rcnn":
-            from .rcnn import rcnn_evaluate
-
-            return rcnn_evaluate(model, loader, device, self.classes, self._extra)
         preds: list[dict[str, torch.Tensor]] = []
         targets: list[dict[str, Any]] = []
         for images, tgts in loader:
@@ -320,7 +289,7 @@ class DetectionTask:
     # -- reporting -------------------------------------------------------------------------
 
     def epoch_summary(self, row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
-        parts = [f"{k} {row[f'train_loss_{k}']:.3f}" for k in _ARCH_LOSSES.get(self.arch, ())
+        parts = [f"{k} {row[f'train_loss_{k}']:.3f}" for k in self._losses()
                  if f"train_loss_{k}" in row]
         s = f"epoch {row['epoch']:>3}/{cfg.epochs}  loss {row['train_loss']:.4f} ({', '.join(parts)})"
         if "val_map" in row:
@@ -344,7 +313,7 @@ class DetectionTask:
 
     def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
         losses = [("train_loss", "train (total)")] + [
-            (f"train_loss_{k}", f"train {k}") for k in _ARCH_LOSSES.get(self.arch, ())]
+            (f"train_loss_{k}", f"train {k}") for k in self._losses()]
         return [("loss", losses),
                 ("COCO AP (%)", [("val_map", "val mAP@[.5:.95]"), ("val_map50", "val AP50"),
                                  ("val_map75", "val AP75"),

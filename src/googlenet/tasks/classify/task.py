@@ -12,20 +12,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.datasets import ArrayImageDataset, FolderImageDataset, default_eval_split, \
+from ...data.datasets import ArrayImageDataset, FolderImageDataset, default_eval_split, \
     default_image_size, default_preprocess, open_dataset
-from ..data.gpu_pipeline import EncodedImages, GpuAugment, encoded_collate, is_jpeg_folder
-from ..data.transforms import augment_params, train_transform
-from ..engine import distributed as dist_lib
-from ..engine.config import TrainConfig
-from ..engine.distributed import DistInfo
-from ..engine.task import StepResult, TaskData
-from ..engine.trainer import autocast
-from ..errors import UserError
-from ..metrics.classification import topk_hits
-from ..models.googlenet import GoogLeNet, GoogLeNetOutputs
-from ..sources import load_weights
-from ..weights.records import WeightsMeta
+from ...data.gpu_pipeline import EncodedImages, GpuAugment, encoded_collate, is_jpeg_folder
+from ...data.transforms import augment_params, train_transform
+from ...engine import distributed as dist_lib
+from ...engine.config import TrainConfig
+from ...engine.distributed import DistInfo
+from ...engine.task import StepResult, TaskData
+from ...engine.trainer import autocast
+from ...errors import UserError
+from ...metrics.classification import topk_hits
+from ...models.googlenet import GoogLeNet, GoogLeNetOutputs
+from ...sources import load_weights
+from ...weights.records import WeightsMeta
 
 __all__ = ["ClassificationTask", "Loss", "compute_loss", "evaluate"]
 

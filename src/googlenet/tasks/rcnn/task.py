@@ -1,9 +1,9 @@
 """The paper's detection pipeline (§8), ``googlenet train --task detect --arch rcnn``: R-CNN with
 GoogLeNet as the region classifier.
 
-- Proposals: Selective Search, fast mode, ``base_k = inc_k = 300`` (the paper: "superpixel size
-  doubled"; OpenCV's default k is 150), cached on disk per image
-  (googlenet.data.proposals.selective_search), at most ``RCNN_MAX_PROPOSALS`` per image; with
+- Proposals (googlenet.tasks.rcnn.proposals, the same for training and inference): Selective
+  Search, fast mode, ``base_k = inc_k = 300`` (the paper: "superpixel size doubled"; OpenCV's
+  default k is 150), cached on disk per image, at most ``RCNN_MAX_PROPOSALS`` per image; with
   ``rcnn_extra_proposals=RUN``, plus that detection run's 200 best boxes per image as the
   stand-in for the paper's 200 MultiBox proposals (MultiBox itself is not reproduced).
 - Training: each image gives ``REGIONS_PER_IMAGE`` warped regions, ``rcnn_fg_fraction``
@@ -20,43 +20,25 @@ GoogLeNet as the region classifier.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 
-from ..engine.config import TrainConfig
-from ..engine.task import StepResult
-from ..engine.trainer import autocast
-from ..models.detection import RegionClassifier, from_model_outputs, rcnn_detect, to_image
-from .classification import compute_loss
+from ...data.proposals import label_proposals, proposal_stats, warp_regions
+from ...engine.config import TrainConfig
+from ...engine.distributed import DistInfo, unwrap
+from ...engine.task import StepResult, TaskData
+from ...engine.trainer import autocast
+from ...models.detection import RegionClassifier, from_model_outputs, rcnn_detect
+from ..classify.task import compute_loss
+from ..detect.task import DetectionTask, evaluate_detections, gather, open_splits, task_data
+from .proposals import SELECTIVE_SEARCH, ExtraProposer, extra_proposer, image_proposals
 
-__all__ = ["RegionDataset", "proposals_for", "region_collate", "build_rcnn", "rcnn_train_step",
-           "rcnn_evaluate", "proposal_cache_dir", "ExtraProposer", "REGIONS_PER_IMAGE", "RCNN_MAX_PROPOSALS"]
+__all__ = ["RCNNTask", "RegionDataset", "region_collate", "build_rcnn", "rcnn_train_step",
+           "rcnn_evaluate", "REGIONS_PER_IMAGE"]
 
 REGIONS_PER_IMAGE = 16  # warped regions per training image (R-CNN: 128 per batch of 2 images)
-RCNN_MAX_PROPOSALS = 300  # Selective Search boxes kept per image (in its ranking order)
-EXTRA_PROPOSALS = 200  # the paper's MultiBox count
-
-
-def proposal_cache_dir() -> Path:
-    """Where Selective Search results are cached ($GOOGLENET_CACHE or ~/.cache/googlenet)."""
-    return Path(os.environ.get("GOOGLENET_CACHE", "~/.cache/googlenet")).expanduser() / "proposals"
-
-
-# The paper's Selective Search: fast mode, superpixel size doubled (k = 300; OpenCV's: 150).
-SELECTIVE_SEARCH = dict(mode="fast", base_k=300, inc_k=300, max_proposals=RCNN_MAX_PROPOSALS)
-
-
-def proposals_for(image: torch.Tensor, extra: Optional[Callable[[Any], torch.Tensor]] = None) -> torch.Tensor:
-    """Selective Search (``SELECTIVE_SEARCH``, cached) + the ``extra`` proposer's boxes (the
-    MultiBox stand-in, when given) -> (K, 4) float XYXY."""
-    from ..data.proposals import selective_search
-
-    ss = selective_search(image, **SELECTIVE_SEARCH, cache_dir=proposal_cache_dir())
-    return ss if extra is None else torch.cat([ss, extra(image).float().reshape(-1, 4)])
 
 
 class RegionDataset(torch.utils.data.Dataset):
@@ -64,7 +46,7 @@ class RegionDataset(torch.utils.data.Dataset):
     their labels (R,) in 0..C (0: background), sampled fg:bg as ``fg_fraction``."""
 
     def __init__(self, images: Any, size: int, context: int, fg_fraction: float,
-                 extra: Optional[Callable[[Any], torch.Tensor]] = None) -> None:
+                 extra: Optional[ExtraProposer] = None) -> None:
         self.images, self.size, self.context = images, size, context
         self.fg_fraction, self.extra = fg_fraction, extra
         self.classes = images.classes
@@ -73,11 +55,9 @@ class RegionDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from ..data.proposals import label_proposals, warp_regions
-
         image, t = self.images[i]
         gt = t["boxes"].as_subclass(torch.Tensor).float().reshape(-1, 4)
-        boxes = torch.cat([proposals_for(image, self.extra), gt])
+        boxes = torch.cat([image_proposals(image, self.extra), gt])
         lab = label_proposals(boxes, gt, t["labels"], fg_iou=0.5, bg_iou=0.3)
         fg = torch.nonzero(lab.labels > 0).flatten()
         bg = torch.nonzero((lab.labels == 0) & ~lab.ignore).flatten()
@@ -102,27 +82,6 @@ def region_collate(batch: list[Any]) -> tuple[Any, Any]:
         return torch.cat([b[0] for b in batch]), torch.cat([b[1] for b in batch])
     images, targets = zip(*batch)
     return list(images), list(targets)
-
-
-class ExtraProposer:
-    """A modern detection run's ``EXTRA_PROPOSALS`` best boxes per image: the stand-in for the
-    paper's 200 MultiBox proposals (labelled as such in the logs; MultiBox is not reproduced)."""
-
-    def __init__(self, run: str) -> None:
-        from ..errors import UserError
-        from ..sources import load_weights
-
-        loaded = load_weights(run)
-        if loaded.task != "detect" or loaded.model.config.get("detector") == "rcnn":
-            raise UserError(f"{run}: rcnn_extra_proposals takes a run of a modern detector "
-                            f"(--arch fcos/retinanet/fasterrcnn)", key="rcnn_extra_proposals")
-        self.model = loaded.model.eval()
-        self.model.detector.score_thresh = 0.0  # every box is a candidate; the best 200 stay
-
-    @torch.no_grad()
-    def __call__(self, image: Any) -> torch.Tensor:
-        det = self.model([to_image(image, torch.device("cpu"))])[0]
-        return det["boxes"][:EXTRA_PROPOSALS]
 
 
 def build_rcnn(cfg: TrainConfig, num_classes: int, preprocess: Any,
@@ -157,16 +116,11 @@ def rcnn_train_step(model: nn.Module, batch: Any, cfg: TrainConfig, device: torc
 
 
 def rcnn_evaluate(model: nn.Module, loader: Any, device: torch.device, classes: list[str],
-                  extra: Optional[Callable[[Any], torch.Tensor]] = None) -> dict[str, float]:
-    from ..data.proposals import proposal_stats, warp_regions
-    from .detection import evaluate_detections, gather
-
-    from ..engine.distributed import unwrap
-
+                  extra: Optional[ExtraProposer] = None) -> dict[str, float]:
     net = unwrap(model)
     preds, targets, props = [], [], []
     for images, tgts in loader:
-        boxes = [proposals_for(im, extra) for im in images]
+        boxes = [image_proposals(im, extra) for im in images]
         preds += from_model_outputs(rcnn_detect([net], images, boxes, warp_regions, device=device))
         targets += [{"boxes": t["boxes"].as_subclass(torch.Tensor).cpu(), "labels": t["labels"].cpu()}
                     for t in tgts]
@@ -176,3 +130,47 @@ def rcnn_evaluate(model: nn.Module, loader: Any, device: torch.device, classes: 
     st = proposal_stats(props, [t["boxes"] for t in targets])
     res.update(proposal_recall50=100.0 * st["recall@0.5"], proposals_per_image=st.get("per_image_mean", 0.0))
     return res
+
+
+class RCNNTask(DetectionTask):
+    """The ``Task`` of ``googlenet train --task detect --arch rcnn``: the detection run's data,
+    checks, init and reporting (``DetectionTask``), with region batches, the region classifier
+    and proposal-based evaluation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arch = "rcnn"
+        self._extra: Optional[ExtraProposer] = None  # the MultiBox stand-in proposer
+
+    def _losses(self) -> tuple[str, ...]:
+        return ("cls",)
+
+    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
+        splits = open_splits(cfg, None, eval_transforms=False)  # the images as they are
+        self.classes = splits.classes
+        extra = cfg.rcnn_extra_proposals
+        self._extra = extra_proposer(extra) if extra else None
+        size = cfg.rcnn_region_size
+        train = RegionDataset(splits.train, size, round(size * 16 / 227), cfg.rcnn_fg_fraction,
+                              self._extra)
+        note = (f" (Selective Search + {extra}'s top-200 boxes as the MultiBox stand-in)"
+                if self._extra else "")
+        return task_data(self.name, cfg, splits, train, region_collate, in_memory=False, note=note)
+
+    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
+        pre = data.meta.preprocess_obj("the data")
+        return build_rcnn(cfg, len(data.meta.class_names), pre, self._init_source or {})
+
+    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+                   device: torch.device) -> StepResult:
+        return rcnn_train_step(model, batch, cfg, device)
+
+    def epoch_metrics(self, sums: dict[str, float], model: nn.Module) -> dict[str, float]:
+        out = super().epoch_metrics(sums, model)
+        # accuracy of the region classifier on its batches
+        out["train_region_acc"] = 100.0 * sums["region_correct"] / max(sums["regions"], 1.0)
+        return out
+
+    def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
+                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+        return rcnn_evaluate(model, loader, device, self.classes, self._extra)

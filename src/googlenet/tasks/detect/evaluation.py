@@ -6,7 +6,8 @@ Ensembles of several runs fuse boxes, not scores: every model's detections of an
 concatenated and reduced by per-class NMS (``torchvision.ops.batched_nms``) at the first
 model's NMS IoU, keeping the ``detections_per_img`` best. (The paper's §8 ensemble averages the
 softmax of six region classifiers over the same proposals; that is the R-CNN pipeline's, in
-googlenet.tasks.rcnn. One-stage detectors have no shared proposals to average over.)
+googlenet.tasks.rcnn, whose unit passes its own ``Runner``. One-stage detectors have no
+shared proposals to average over.)
 
 Labels here are the dataset's, 0..C-1 (the task's ``from_model_outputs`` undoes torchvision's
 background shift).
@@ -14,76 +15,29 @@ background shift).
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
-from ..errors import UserError
-from ..fileio import atomic_write
-from ..models.detection import from_model_outputs, to_image
-from ..models.graph import amp_autocast
-from ..weights.records import LoadedWeights
+from ...errors import UserError
+from ...fileio import atomic_write
+from ...models.detection import from_model_outputs, to_image
+from ...models.graph import amp_autocast
+from ...weights.records import LoadedWeights
 
-__all__ = ["DetectionReport", "run_detector", "fuse", "evaluate_detectors", "predict_files",
+__all__ = ["DetectionReport", "Runner", "run_detector", "describe", "fuse", "evaluate_detectors",
+           "evaluate_runs", "predict_files", "drawn_names",
            "draw", "check_detection_classes"]
-
-
-def rcnn_proposals(model: torch.nn.Module, images: Sequence[Any]) -> list[torch.Tensor]:
-    """The proposals an R-CNN run was trained with: Selective Search with its saved settings,
-    plus the saved detection run's 200 best boxes (the MultiBox stand-in) when it had them."""
-    from ..data.proposals import selective_search
-
-    cfg = model.config
-    extra = _extra_proposer(cfg["extra_proposals"]) if cfg.get("extra_proposals") else None
-    out = []
-    for im in images:
-        boxes = selective_search(im, **cfg["proposals"])
-        if extra is not None:
-            with torch.no_grad():
-                boxes = torch.cat([boxes, extra([to_image(im, torch.device("cpu"))])[0]["boxes"][:200]])
-        out.append(boxes)
-    return out
-
-
-@functools.lru_cache(maxsize=2)
-def _extra_proposer(source: str) -> torch.nn.Module:
-    """The detection run an R-CNN run takes its extra proposals from, loaded once (evaluation
-    asks for it batch after batch)."""
-    from ..sources import load_weights
-
-    extra = load_weights(source).model.eval()
-    extra.detector.score_thresh = 0.0
-    return extra
-
-
-def is_rcnn(model: torch.nn.Module) -> bool:
-    return getattr(model, "config", {}).get("detector") == "rcnn"
-
-
-@torch.no_grad()
-def run_rcnn(models: Sequence[torch.nn.Module], images: Sequence[Any],
-             device: torch.device) -> list[dict[str, torch.Tensor]]:
-    """R-CNN runs (one, or an ensemble: softmax averaged over the same proposals, §8)."""
-    from ..data.proposals import warp_regions
-    from ..models.detection import rcnn_detect
-
-    for m in models:
-        m.eval().to(device)
-    props = rcnn_proposals(models[0], images)
-    return from_model_outputs(rcnn_detect(list(models), list(images), props, warp_regions,
-                                          device=device))
 
 
 @torch.no_grad()
 def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.device, *,
                  batch_size: int = 8, amp: str | bool = "none") -> list[dict[str, torch.Tensor]]:
-    """Detections (dataset labels, CPU) of ``model`` for each image, in order."""
-    if is_rcnn(model):
-        return run_rcnn([model], images, device)
+    """Detections (dataset labels, CPU) of ``model`` (a one-stage or Faster R-CNN detector)
+    for each image, in order."""
     model.eval().to(device)
     out: list[dict[str, torch.Tensor]] = []
     for i in range(0, len(images), batch_size):
@@ -91,6 +45,27 @@ def run_detector(model: torch.nn.Module, images: Sequence[Any], device: torch.de
         with amp_autocast(amp, device, detector=True):
             out += from_model_outputs(model(batch))
     return out
+
+
+def describe(model: torch.nn.Module) -> str:
+    """The "method" column of a detector's row."""
+    return f"{model.config['detector']}, GoogLeNet {model.config['variant']} FPN"
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How a unit runs detection weights: ``run(model, images, device, batch_size=, amp=)``
+    -> detections; ``describe(model)``: its row's method; ``ensemble(models, images, device)``:
+    an ensemble's detections other than box fusion (None: ``fuse``), named ``ensemble_method``."""
+
+    run: Optional[Callable[..., list[dict[str, torch.Tensor]]]] = None  # None: run_detector
+    describe: Callable[[torch.nn.Module], str] = describe
+    ensemble: Optional[Callable[..., list[dict[str, torch.Tensor]]]] = None
+    ensemble_method: str = "box fusion (concatenate + per-class NMS)"
+
+    def detections(self, model: torch.nn.Module, images: Sequence[Any], device: torch.device,
+                   **kw: Any) -> list[dict[str, torch.Tensor]]:
+        return (self.run or run_detector)(model, images, device, **kw)
 
 
 def fuse(per_model: list[list[dict[str, torch.Tensor]]], iou: float = 0.5,
@@ -181,7 +156,7 @@ class DetectionReport:
                 "skipped": [{"file": f, "why": w} for f, w in self.skipped]}
 
     def save(self, out: str | Path) -> list[Path]:
-        from ..metrics.detection import precision_recall, save_pr_curve
+        from ...metrics.detection import precision_recall, save_pr_curve
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -198,7 +173,7 @@ class DetectionReport:
 
 def _row(name: str, method: str, preds: list[dict[str, torch.Tensor]],
          targets: list[dict[str, torch.Tensor]], classes: list[str]) -> tuple[dict[str, Any], list[float]]:
-    from ..metrics.detection import coco_map, voc07_ap
+    from ...metrics.detection import coco_map, voc07_ap
 
     c = coco_map(preds, targets, classes)
     v = voc07_ap(preds, targets, classes)
@@ -216,7 +191,7 @@ def _eval_batches(dataset: Any, idx: Sequence[int], batch_size: int, strict: boo
     """(images, targets) ``batch_size`` at a time, each decoded and transformed only when its
     batch comes: memory holds one batch, never the split. An image that cannot be read is
     skipped and recorded in ``skipped`` as (file, why) (``strict``: raised)."""
-    from ..data.imaging import ImageError
+    from ...data.imaging import ImageError
 
     images: list[Any] = []
     targets: list[dict[str, torch.Tensor]] = []
@@ -243,7 +218,8 @@ def _eval_batches(dataset: Any, idx: Sequence[int], batch_size: int, strict: boo
 def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: Sequence[str],
                        device: torch.device, batch_size: int = 8, amp: str | bool = "none",
                        indices: Optional[Sequence[int]] = None, strict: bool = False,
-                       info: Optional[dict[str, Any]] = None) -> DetectionReport:
+                       info: Optional[dict[str, Any]] = None,
+                       runner: Runner = Runner()) -> DetectionReport:
     """Each model alone, then (several models) their box-fused ensemble, on ``dataset``'s items
     (``(image, target)``, dataset labels), streamed batch by batch (only detections and boxes
     are kept). Files the dataset skipped when it was opened and images that fail to decode
@@ -253,16 +229,15 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
     per_model: list[list[dict[str, torch.Tensor]]] = [[] for _ in models]
     fused: list[dict[str, torch.Tensor]] = []
     targets: list[dict[str, torch.Tensor]] = []
-    rcnn_ensemble = len(models) > 1 and all(is_rcnn(m.model) for m in models)
     for images, tgts in _eval_batches(dataset, idx, batch_size, strict, skipped):
         targets += tgts
         batch = []
         for k, m in enumerate(models):
-            batch.append(run_detector(m.model, images, device, batch_size=batch_size, amp=amp))
+            batch.append(runner.detections(m.model, images, device, batch_size=batch_size, amp=amp))
             per_model[k] += batch[-1]
         if len(models) > 1:
-            if rcnn_ensemble:  # the paper's: softmax averaged per region
-                fused += run_rcnn([m.model for m in models], images, device)
+            if runner.ensemble is not None:  # e.g. R-CNN's: softmax averaged per region
+                fused += runner.ensemble([m.model for m in models], images, device)
             else:
                 fused += fuse(batch, iou=float(models[0].model.config.get("nms_thresh", 0.5)),
                               keep=int(models[0].model.config.get("detections_per_img", 100)))
@@ -273,20 +248,14 @@ def evaluate_detectors(models: Sequence[LoadedWeights], dataset: Any, *, names: 
     classes = [str(c) for c in dataset.classes]
     rows, per_class = [], {}
     for m, n, preds in zip(models, names, per_model):
-        cfg = m.model.config
-        method = (f"R-CNN (Selective Search{' + MultiBox stand-in' if cfg.get('extra_proposals') else ''}"
-                  f", GoogLeNet {cfg['variant']} regions)" if is_rcnn(m.model)
-                  else f"{cfg['detector']}, GoogLeNet {cfg['variant']} FPN")
-        row, pc = _row(n, method, preds, targets, classes)
+        row, pc = _row(n, runner.describe(m.model), preds, targets, classes)
         rows.append(row)
         per_class[n] = pc
     final = per_model[-1]
     if len(models) > 1:
         name = f"ensemble of {len(models)}"
-        method = ("R-CNN, softmax averaged over the models" if rcnn_ensemble
-                  else "box fusion (concatenate + per-class NMS)")
         final = fused
-        row, pc = _row(name, method, final, targets, classes)
+        row, pc = _row(name, runner.ensemble_method, final, targets, classes)
         rows.append(row)
         per_class[name] = pc
     return DetectionReport(rows=rows, class_names=classes, per_class=per_class,
@@ -300,7 +269,7 @@ def draw(image: Any, det: dict[str, torch.Tensor], class_names: Optional[Sequenc
     side is at least ``min_side`` (default ``pictures.MIN_SIDE``) so the labels can be read."""
     from PIL import Image
 
-    from .pictures import MIN_SIDE, draw_detections
+    from ...infer.pictures import MIN_SIDE, draw_detections
 
     if isinstance(image, torch.Tensor):
         image = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
@@ -339,7 +308,8 @@ def drawn_names(files: Sequence[Path], out: Path) -> list[Path]:
 def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch.device,
                   score_thresh: float = 0.3, batch_size: int = 8,
                   out: Optional[str | Path] = None, amp: str | bool = "none",
-                  sheet: Optional[list[Any]] = None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                  sheet: Optional[list[Any]] = None,
+                  runner: Runner = Runner()) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Detections per readable file as plain dicts (file, boxes, names, scores), and
     ``(file, why)`` for the files that could not be read. With ``out``, the images with the
     boxes drawn are written there, each atomically, as ``drawn_names`` says (``"drawn"`` in its
@@ -348,8 +318,8 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
     cells. Images are decoded ``batch_size`` at a time."""
     import numpy as np
 
-    from ..data.imaging import ImageError, load_image
-    from .pictures import SHEET_MAX
+    from ...data.imaging import ImageError, load_image
+    from ...infer.pictures import SHEET_MAX
 
     results, failed = [], []
     targets = drawn_names(list(files), Path(out)) if out is not None else [None] * len(files)
@@ -365,7 +335,7 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
                 continue
             images.append(torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1))  # (3, H, W) uint8
             good.append((f, target))
-        dets = run_detector(loaded.model, images, device, batch_size=batch_size, amp=amp)
+        dets = runner.detections(loaded.model, images, device, batch_size=batch_size, amp=amp)
         for (f, target), img, d in zip(good, images, dets):
             keep = d["scores"] >= score_thresh
             d = {k: v[keep] for k, v in d.items()}
@@ -387,12 +357,13 @@ def predict_files(loaded: LoadedWeights, files: Sequence[Path], *, device: torch
 def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
                   spec: Optional[str], split: Optional[str], device: torch.device,
                   batch_size: int = 8, amp: str | bool = "none", limit: Optional[int] = None,
-                  strict: bool = False, root: Optional[str] = None) -> DetectionReport:
+                  strict: bool = False, root: Optional[str] = None,
+                  runner: Runner = Runner()) -> DetectionReport:
     """``googlenet eval`` of detection runs: open the data (default: what the first run was
     trained on, else digits-detect) at the first model's input size, then ``evaluate_detectors``."""
     import numpy as np
 
-    from ..data.detection import detection_eval_transforms, open_detection_dataset
+    from ...data.detection import detection_eval_transforms, open_detection_dataset
 
     check_detection_classes(models, None, names)
     cfg = models[0].metadata.get("config") if isinstance(models[0].metadata, dict) else None
@@ -420,4 +391,4 @@ def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
             "weights": [m.source for m in models], "torch": torch.__version__,
             "ensemble": "box fusion: concatenate every model's detections, per-class NMS"}
     return evaluate_detectors(models, ds, names=names, device=device, batch_size=batch_size,
-                              amp=amp, indices=idx, strict=strict, info=info)
+                              amp=amp, indices=idx, strict=strict, info=info, runner=runner)
