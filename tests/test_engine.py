@@ -15,9 +15,8 @@ from safetensors.torch import load_file
 from googlenet.engine import config as config_lib
 from googlenet.engine.checkpoint import load_resume
 from googlenet.engine.hooks import EXIT_DIVERGED, HookBase, TrainingDiverged
-from googlenet.engine.report import Metric
 from googlenet.engine.rundir import RunDir
-from googlenet.engine.task import StepResult, TaskData
+from googlenet.engine.task import Metric, StepResult, TaskData
 from googlenet.engine.trainer import fit
 from googlenet.weights import records
 from googlenet.weights.records import WeightsMeta
@@ -155,3 +154,30 @@ def test_nan_loss_stops_with_exit_status_3(tmp_path):
         fit(ToyTask(nan_at=5), _cfg(tmp_path / "run", checkpoint_every=3))
     assert e.value.exit_code == EXIT_DIVERGED == 3
     assert load_resume(tmp_path / "run")[1].run_state["step"] == 3
+
+
+def test_the_lines_of_classification_and_detection_from_their_declarations():
+    from googlenet.engine.report import epoch_line, final_line
+    from googlenet.tasks.classification import ClassificationTask
+    from googlenet.tasks.detection import DetectionTask
+
+    cfg = config_lib.resolve(None, {"epochs": 8})
+    row = {"epoch": 3, "step": 117, "lr": 0.0015, "images_per_s": 26.4, "epoch_seconds": 50.52,
+           "train_loss": 0.4945, "train_main_loss": 0.3206, "train_aux1_loss": 0.245,
+           "train_aux2_loss": 0.334, "val_top1": 90.56, "val_top5": 99.44}
+    c = ClassificationTask()
+    assert epoch_line(c, {**row, "val_top1_raw": 88.1}, cfg) == (
+        "epoch   3/8  loss 0.4945 (main 0.3206, aux 0.245/0.334)  val top-1 90.56% top-5 99.44% "
+        "(raw weights 88.10%)  lr 0.0015  26 img/s  50.5s")
+    assert epoch_line(c, {**row, "train_aux1_loss": float("nan"), "train_aux2_loss": float("nan")},
+                      cfg) == "epoch   3/8  loss 0.4945  val top-1 90.56% top-5 99.44%  lr 0.0015  26 img/s  50.5s"
+    assert final_line(c, "val", {"top1": 90.0, "top5": 99.0, "images": 180}, True) == (
+        "final val accuracy (averaged weights, 180 images): top-1 90.00%  top-5 99.00%")
+    d = DetectionTask()
+    d.arch = "rcnn"
+    assert epoch_line(d, {**row, "train_loss_cls": 1.2, "val_map": 30.0, "val_map50": 50.0,
+                          "val_proposals_per_image": 812.4, "val_proposal_recall50": 91.23}, cfg) == (
+        "epoch   3/8  loss 0.4945 (cls 1.200)  val mAP 30.00% AP50 50.00%  proposals 812/image, "
+        "recall@.5 91.2%  lr 0.0015  26.4 img/s  50.5s")
+    assert final_line(d, "test", {"map": 40.0, "map50": 70.0, "map75": 41.0, "images": 50}, False) == (
+        "final test detection (weights, 50 images): COCO mAP@[.5:.95] 40.00%  AP50 70.00%  AP75 41.00%")

@@ -272,7 +272,7 @@ class EpochLogHook(HookBase):
 
     def after_epoch(self) -> None:
         t = self.trainer
-        t.log(epoch_line(t.task, t.row, t.cfg, t.averaged is not None))
+        t.log(epoch_line(t.task, t.row, t.cfg))
 
 
 def default_hooks(extra: Sequence[HookBase] = ()) -> list[HookBase]:
