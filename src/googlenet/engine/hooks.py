@@ -107,6 +107,8 @@ class ProgressHook(HookBase):
             self.bar.close()
             self.bar = None
 
+    after_train = after_epoch  # stopped inside an epoch (an exception): the bar goes too
+
 
 class AveragingHook(HookBase):
     """Polyak averaging (``average``: ema, tail mean; engine/optim.py) of the weights after each
