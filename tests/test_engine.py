@@ -149,6 +149,34 @@ def test_resumed_after_a_kill_bit_exactly(tmp_path, kill_at):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+
+def test_a_checkpoint_written_before_hooks_had_state_resumes(tmp_path):
+    """Checkpoints without the ``hooks`` entry (earlier versions) still resume exactly."""
+    fit(ToyTask(), _cfg(tmp_path / "straight"))
+    cut = RunDir(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        fit(ToyTask(), _cfg(cut.path, checkpoint_every=3), hooks=[Counter(), Kill(14)])
+    state = torch.load(cut.checkpoint_last, weights_only=True)
+    assert state.pop("hooks") == {"Counter": {"steps": 12}}
+    torch.save(state, cut.checkpoint_last)
+    run, ckpt = load_resume(cut.path)
+    assert ckpt.hooks == {}
+    fit(ToyTask(), _cfg(cut.path, checkpoint_every=3), resume=ckpt, resume_dir=run)
+    a, b = load_file(tmp_path / "straight" / RunDir.FINAL_WEIGHTS), load_file(cut.final_weights)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_dir_names_its_files(tmp_path):
+    run = RunDir(tmp_path)
+    assert run.results == tmp_path / "results.json" and run.config == tmp_path / "config.toml"
+    assert run.checkpoint_last == tmp_path / "checkpoint-last.pt" and str(run) == str(tmp_path)
+    assert set(RunDir.FILES) >= {"metrics.csv", "curves.png", "model.safetensors"}
+    lock = run.lock().acquire()
+    try:
+        assert (tmp_path / ".lock").read_text().strip().isdigit()
+    finally:
+        lock.release()
+
 def test_nan_loss_stops_with_exit_status_3(tmp_path):
     with pytest.raises(TrainingDiverged, match=r"nan at step 5 .*\(step 3\) is intact") as e:
         fit(ToyTask(nan_at=5), _cfg(tmp_path / "run", checkpoint_every=3))
