@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from ..errors import UserError
-from ..weights.io import atomic_write, save_weights
+from ..weights.io import save_weights
 from .checkpoint import snapshot
 from .distributed import unwrap
 from .logging import Scalars, StepProgress, compile_cache_note, write_metrics

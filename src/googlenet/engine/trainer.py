@@ -41,8 +41,9 @@ from .logging import RunLog, hms, load_warning, plot_curves
 from .optim import choose_final, make_averaged, make_optimizer, make_scheduler
 from .prefetch import prefetched
 from .report import count_of, final_line, plot_groups, throughput_key
-from .rundir import RunDir, check_new_run, claim_run_dir, default_run_dir  # noqa: F401
-from .rundir import RunLock
+from .rundir import (  # noqa: F401  (default_run_dir: re-exported)
+    RunDir, RunLock, check_new_run, claim_run_dir, default_run_dir,
+)
 from .sampling import SeededDataset, SeededSampler, loader_workers, seed_rng, step_seed
 from .state import RunState, rng_state, set_rng_state
 from .task import Task, TaskData
