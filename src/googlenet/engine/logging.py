@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from ..weights.io import atomic_write
+from .rundir import RunDir
 
 __all__ = ["RunLog", "StepProgress", "write_metrics", "curves_figure", "plot_curves", "Scalars", "hms",
            "cpus_available", "load_warning"]
@@ -64,7 +65,7 @@ class StepProgress:
     as torchvision's ``MetricLogger`` and timm's train loop print; no lines on a terminal."""
 
     def __init__(self, *, enabled: bool, log: Callable[[str], None], epoch: int, epochs: int,
-                 steps: int, done: int, images: float, every: int) -> None:
+                 steps: int, done: int, images: float, every: int, unit: str = "img") -> None:
         from tqdm import tqdm
 
         tty = sys.stderr.isatty()
@@ -75,6 +76,7 @@ class StepProgress:
         self.log, self.epoch, self.epochs, self.steps = log, epoch, epochs, steps
         self.t0, self.done0, self.images0 = time.perf_counter(), done, images
         self.smooth: Optional[float] = None
+        self.unit = unit  # what ``images`` counts: "img/s"
 
     def update(self, *, done: int, step: int, total_steps: int, loss: float, images: float) -> None:
         """After a step: ``done`` steps of this epoch and ``step`` of the run's ``total_steps``
@@ -86,11 +88,11 @@ class StepProgress:
             per_step = (now - self.t0) / max(1, done - self.done0)
             ips = (images - self.images0) / max(now - self.t0, 1e-9)
             run_eta = hms(per_step * (total_steps - step))
-            self.bar.set_postfix_str(f"loss {self.smooth:.4f} {ips:.0f} img/s run ETA {run_eta}",
+            self.bar.set_postfix_str(f"loss {self.smooth:.4f} {ips:.0f} {self.unit}/s run ETA {run_eta}",
                                      refresh=False)
             if line:
                 self.log(f"epoch {self.epoch}/{self.epochs}  step {done}/{self.steps}  loss "
-                         f"{self.smooth:.4f}  {ips:.0f} img/s  ETA {hms(per_step * (self.steps - done))} "
+                         f"{self.smooth:.4f}  {ips:.0f} {self.unit}/s  ETA {hms(per_step * (self.steps - done))} "
                          f"this epoch, {run_eta} run")
         self.bar.update(1)
 
@@ -134,7 +136,7 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
             for h in history:
                 w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in h.items()})
 
-    atomic_write(run_dir / "metrics.csv", write)
+    atomic_write(run_dir / RunDir.METRICS, write)
 
 
 def _x(row: dict[str, Any]) -> float:
@@ -209,7 +211,7 @@ class Scalars:
             log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard, "
                 "or --set tensorboard=false to silence this)")
             return
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=step or None)
+        self.writer = SummaryWriter(str(run_dir / RunDir.TENSORBOARD), purge_step=step or None)
 
     def step(self, step: int, loss: float, lr: float) -> None:
         if self.writer is not None:

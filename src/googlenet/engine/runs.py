@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..weights.records import CHECKPOINT_BEST, CHECKPOINT_LAST
 from . import distributed as dist_lib
 from .checkpoint import load_resume
 from .config import TrainConfig
+from .rundir import RunDir
 from .task import Task
 from .trainer import fit
 
@@ -27,9 +27,9 @@ def complete(task: Task, cfg: TrainConfig, *, keep_checkpoints: bool = True) -> 
     not its checkpoints (over 100 MB each at full width; nothing reads them once it is done)."""
     run = Path(cfg.out)  # type: ignore[arg-type]
     main = dist_lib.from_env().is_main
-    if (run / "results.json").is_file():
+    if RunDir(run).is_finished():
         return "done"
-    if (run / CHECKPOINT_LAST).is_file():
+    if RunDir(run).checkpoint_last.is_file():
         run, ckpt = load_resume(run)
         fit(task, cfg, resume=ckpt, resume_dir=run)
         how = "resumed"
@@ -38,7 +38,7 @@ def complete(task: Task, cfg: TrainConfig, *, keep_checkpoints: bool = True) -> 
             shutil.rmtree(run)
         fit(task, cfg)
         how = "trained"
-    if not keep_checkpoints and (run / "results.json").is_file() and main:
-        for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):
+    if not keep_checkpoints and RunDir(run).is_finished() and main:
+        for name in (RunDir.CHECKPOINT_LAST, RunDir.CHECKPOINT_BEST):
             (run / name).unlink(missing_ok=True)
     return how

@@ -1,13 +1,35 @@
-"""What the engine asks of a task. The engine (``trainer.fit``) owns the loop, progress,
-checkpoints, resume, averaging, schedule, DDP, logging and plots; a task brings its data, its
-model, the loss of a batch, its metrics, what "best" means, and the check that weights or a
-checkpoint fit it. ``googlenet.tasks.classification`` is one; a detector is another.
+"""What the engine asks of a task, and how a task plugs in.
+
+The engine (``trainer.fit``) owns the loop, progress, checkpoints and resume, averaging, the
+schedule, DDP, metrics.csv, TensorBoard, the lines it logs and curves.png; a task brings its
+data, its model, the loss of a batch, its metrics, what "best" means, and the check that
+weights or a checkpoint fit it. ``googlenet.tasks.classify`` is one; a detector is another;
+tests/test_engine.py trains a 30-line regression task with the same engine.
+
+A task is an object with (``Task`` below lists the signatures):
+
+- ``name`` (stored in weights and checkpoints) and ``best_metric``: the key of the epoch's row
+  that is maximised for "best" (``"val_top1"``; a loss to minimise is shown as its negative);
+- ``setup_data`` -> ``TaskData`` (train/val/test datasets, collate, what the weights carry),
+  ``build_model`` (an ``nn.Module`` with a ``config`` dict: what its weights file records);
+- ``train_step`` -> ``StepResult``: the loss to back-propagate and per-batch sums (0-d
+  tensors) that the engine sums over processes and the epoch; ``epoch_metrics`` turns the
+  epoch's sums into the row's ``train_*`` numbers; ``evaluate`` -> the ``val_*`` numbers;
+- ``check_compatible`` (and, for ``init``, ``load_init``/``apply_init``): refuse weights that do
+  not fit;
+- what is shown (engine/report.py): ``metrics`` (``Metric``: key, label, format, curves.png
+  panel), optionally ``epoch_line``/``final_line`` templates, and the throughput's
+  ``count_key``/``count_unit`` (the ``StepResult.sums`` entry counting a step's items; default
+  ``"images"``, shown as img/s). Optional: ``prepare_batch`` (a batch to the device, one ahead).
+
+``fit(task, cfg, hooks=[...])`` runs it; a hook (engine/hooks.py, ``HookBase``) adds behaviour
+around the loop without touching the engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import torch
 import torch.nn as nn
@@ -15,8 +37,9 @@ import torch.nn as nn
 from ..weights.records import WeightsMeta
 from .config import TrainConfig
 from .distributed import DistInfo
+from .report import Metric
 
-__all__ = ["Task", "TaskData", "StepResult"]
+__all__ = ["Task", "TaskData", "StepResult", "Metric"]
 
 
 @dataclass
@@ -44,7 +67,8 @@ class StepResult:
 
     ``sums`` are per-batch totals (e.g. loss x images, correct predictions) as 0-d tensors; the
     engine sums them over processes and over the epoch, and hands the epoch totals to
-    ``Task.epoch_metrics``. ``sums["images"]`` is required: it makes per-image means and img/s.
+    ``Task.epoch_metrics``. ``sums[task.count_key]`` (default ``"images"``) is required: it
+    counts what the step processed, for the mean loss and the throughput (img/s).
     ``loss_key`` names the entry of ``sums`` that is the total loss (checked for NaN/inf).
     """
 
@@ -56,6 +80,7 @@ class StepResult:
 class Task(Protocol):
     name: str  # "classify", "detect": stored in weights and checkpoints
     best_metric: str  # the epoch-row key maximised for checkpoint-best.pt, e.g. "val_top1"
+    metrics: Sequence[Metric]  # what the lines and curves.png show (engine/report.py)
 
     def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData: ...
 
@@ -80,10 +105,3 @@ class Task(Protocol):
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
                  device: torch.device, cfg: TrainConfig) -> dict[str, float]:
         """Metrics over a loader's batches, summed over all processes' shards."""
-
-    def epoch_summary(self, row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str: ...
-
-    def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str: ...
-
-    def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """Panels of curves.png: (title, [(row key, label), ...])."""

@@ -1,28 +1,28 @@
 """The training engine: ``fit(task, cfg)`` trains any ``Task`` (engine/task.py), on one process
 or many (torchrun), resumably.
 
-Shaped like torchvision's ``references/classification/train.py`` (``train_one_epoch``,
-``evaluate``, ``main``), with the task-specific parts behind the ``Task`` protocol. The engine
-owns the loop, the progress bar, checkpoints and resume, Polyak averaging, the LR schedule, DDP,
-metrics.csv, TensorBoard and the curves.
+``Trainer`` is the loop: set up the system, the run directory, the data and the model, then for
+each epoch the steps (forward, backward, optimizer, schedule), then the final model and its
+evaluation. Everything else is a hook (engine/hooks.py, as detectron2's ``HookBase``): progress,
+averaging, the divergence check, evaluation and "best", checkpoints, metrics.csv, TensorBoard
+and the epoch's line; ``fit(..., hooks=[...])`` adds more.
 
 Reproducibility and resume: every random draw is a function of the seed and a position
 (engine/sampling.py), so a checkpoint only needs the weights, the optimizer, the scheduler, the
-averaged weights, the counters and the running sums of the epoch in progress; a resumed run
-continues bit-exactly on CPU (the saved RNG states are restored too, for anything else that
-draws). Checkpoints are written atomically in the background (engine/checkpoint.py).
+hooks' state (the averaged weights), the counters and the running sums of the epoch in progress;
+a resumed run continues bit-exactly on CPU (the saved RNG states are restored too, for anything
+else that draws). Checkpoints are written atomically in the background (engine/checkpoint.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,33 +31,24 @@ from ..errors import UserError
 from ..models.graph import amp_autocast
 from ..models.precision import describe_amp
 from ..weights.io import atomic_write, save_weights
-from ..weights.records import (
-    BEST_WEIGHTS, CHECKPOINT_LAST, FINAL_WEIGHTS, TrainCheckpoint, WeightsMeta,
-)
+from ..weights.records import TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
 from .distributed import unwrap  # re-exported: tasks and experiments unwrap models with it
-from .checkpoint import (  # noqa: F401  (default_run_dir: re-exported)
-    CheckpointWriter, RunLock, check_new_run, claim_run_dir, default_run_dir, snapshot,
-)
+from .checkpoint import CheckpointWriter
 from .config import TrainConfig, to_toml
-from .logging import (
-    RunLog, Scalars, StepProgress, compile_cache_note, hms, load_warning, plot_curves,
-    write_metrics,
-)
+from .hooks import EXIT_DIVERGED, HookBase, TrainingDiverged, default_hooks  # noqa: F401
+from .logging import RunLog, hms, load_warning, plot_curves
 from .optim import choose_final, make_averaged, make_optimizer, make_scheduler
 from .prefetch import prefetched
+from .report import count_of, final_line, plot_groups, throughput_key
+from .rundir import (  # noqa: F401  (default_run_dir: re-exported)
+    RunDir, RunLock, check_new_run, claim_run_dir, default_run_dir,
+)
 from .sampling import SeededDataset, SeededSampler, loader_workers, seed_rng, step_seed
 from .state import RunState, rng_state, set_rng_state
 from .task import Task, TaskData
 
-__all__ = ["fit", "TrainingDiverged", "unwrap", "default_run_dir", "autocast"]
-
-EXIT_DIVERGED = 3  # the command line's exit status for a diverged run (2: bad arguments)
-
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-    exit_code = EXIT_DIVERGED
+__all__ = ["fit", "Trainer", "TrainingDiverged", "unwrap", "default_run_dir", "autocast"]
 
 
 def autocast(cfg: Optional[TrainConfig], device: torch.device):
@@ -69,35 +60,45 @@ def autocast(cfg: Optional[TrainConfig], device: torch.device):
 
 
 def fit(task: Task, cfg: TrainConfig, *, resume: Optional[TrainCheckpoint] = None,
-        resume_dir: Optional[Path] = None) -> dict[str, Any]:
-    """Train ``task`` with ``cfg`` (or continue the checkpoint ``resume`` of ``resume_dir``).
-    Returns the final results (also written to RUN/results.json)."""
+        resume_dir: Optional[Path] = None, hooks: Sequence[HookBase] = ()) -> dict[str, Any]:
+    """Train ``task`` with ``cfg`` (or continue the checkpoint ``resume`` of ``resume_dir``);
+    ``hooks`` run after the engine's own, before the checkpoint. Returns the final results (also RUN/results.json)."""
     t0 = time.perf_counter()
     info = dist_lib.from_env()
     device = dist_lib.resolve_device(cfg.device, info)
     dist_lib.init(info, device)
     try:
-        return _Trainer(task, cfg, info, device, t0, resume, resume_dir).run()
+        return Trainer(task, cfg, info, device, t0, resume, resume_dir, hooks).run()
     finally:
         dist_lib.shutdown()
 
 
-class _Trainer:
-    """One run of ``fit``: set up (system, run directory, data, model), loop, finish."""
+class Trainer:
+    """One run of ``fit``: set up (system, run directory, data, model), loop, finish. Hooks
+    read (and some write) its attributes: ``state``, ``row``, ``model``, ``averaged``, ..."""
 
     def __init__(self, task: Task, cfg: TrainConfig, info: dist_lib.DistInfo,
                  device: torch.device, t0: float, resume: Optional[TrainCheckpoint],
-                 resume_dir: Optional[Path]) -> None:
+                 resume_dir: Optional[Path], hooks: Sequence[HookBase] = ()) -> None:
         self.task, self.cfg, self.info, self.device, self.t0 = task, cfg, info, device, t0
         self.resume, self.resume_dir = resume, resume_dir
+        self.count_key, self.count_unit = count_of(task)
         self.log = RunLog(info.is_main)
         self.state = RunState()
         self.averaged = None
-        self.scalars: Optional[Scalars] = None
         self.init: Any = None  # what Task.load_init returned
-        self._compile_pending = False  # --compile: the first step (compilation) is to be reported
+        self.compile_pending = False  # --compile: the first step (compilation) is to be reported
         self.lock: Optional[RunLock] = None  # rank 0's lock on the run directory
+        self.writer: Optional[CheckpointWriter] = None
+        self.row: dict[str, Any] = {}  # the epoch's row, filled by the hooks' after_epoch
         self.last_row: dict[str, Any] = {}  # the last epoch's row (partial: stopped at max_steps)
+        self.is_best = self.stopped_early = self.last_epoch = False  # of the epoch that ended
+        self.step_values: dict[str, float] = {}  # the step's sums over processes
+        self.step_loss = self.step_seconds = 0.0  # the step's mean loss, its time
+        self.loss_key = "loss"
+        self.hooks: list[HookBase] = default_hooks(hooks)
+        for h in self.hooks:
+            h.trainer = self
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class _Trainer:
             dist_lib.barrier()
         if data.skipped:
             self.log(f"skipped {len(data.skipped)} unreadable file(s) (listed in "
-                     f"{self.run_dir / 'train.log'}; --strict stops at the first instead)")
+                     f"{self.run_dir.train_log}; --strict stops at the first instead)")
             for _, why in data.skipped:
                 self.log(f"  skipped: {why}", console=False)
         # A checkpoint or init weights for other classes or another network: refuse now.
@@ -154,6 +155,9 @@ class _Trainer:
             SeededDataset(data.train), batch_size=cfg.batch_size, sampler=self.sampler,
             drop_last=True, generator=torch.Generator().manual_seed(cfg.seed), **kw)
         self.steps_per_epoch = len(base) // cfg.batch_size
+        self.total_steps = cfg.epochs * self.steps_per_epoch  # of the run
+        if cfg.max_steps:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
         self.val_loader = self.eval_loader(data.val, data)
 
     def eval_loader(self, ds: torch.utils.data.Dataset, data: TaskData) -> torch.utils.data.DataLoader:
@@ -189,9 +193,9 @@ class _Trainer:
         if cfg.compile:
             # The compiler's cache lives with the run unless the user chose one: a resumed run
             # (or a rerun of the same settings) loads the compiled graphs instead of compiling.
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self.run_dir) / "compile-cache"))
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.run_dir.compile_cache))
             self.train_model = torch.compile(self.train_model)
-            self._compile_pending = True
+            self.compile_pending = True
 
     def _restore(self, ckpt: TrainCheckpoint) -> None:
         self.model.load_state_dict(ckpt.model)
@@ -199,13 +203,14 @@ class _Trainer:
         self.scheduler.load_state_dict(ckpt.scheduler)
         if ckpt.scaler and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt.scaler)
-        if self.averaged is not None and ckpt.averaged_model is not None:
-            self.averaged.module.load_state_dict(ckpt.averaged_model)
-            self.averaged.n_averaged.fill_(ckpt.averaged_n)
+        for h in self.hooks:  # the averaged weights among them (AveragingHook)
+            fields = h.checkpoint_fields
+            h.load_state_dict({k: getattr(ckpt, k) for k in fields} if fields
+                              else ckpt.hooks.get(h.name, {}))
         self.state = RunState.from_dict(ckpt.run_state)
         if ckpt.rng is not None:
             set_rng_state(ckpt.rng)
-        self.log(f"resumed from {self.run_dir / CHECKPOINT_LAST}: epoch {self.state.epoch + 1}, "
+        self.log(f"resumed from {self.run_dir.checkpoint_last}: epoch {self.state.epoch + 1}, "
                  f"step {self.state.step}")
 
     def eval_model(self) -> nn.Module:
@@ -215,40 +220,28 @@ class _Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
-    def _checkpoint(self, st: RunState) -> TrainCheckpoint:
-        a = self.averaged
+    def checkpoint(self) -> TrainCheckpoint:
+        """The run as it stands, with every hook's state (AveragingHook's in its own fields)."""
+        own, states = {}, {}
+        for h in self.hooks:
+            sd = h.state_dict()
+            if h.checkpoint_fields:
+                own.update(sd)
+            elif sd:
+                states[h.name] = sd
         return TrainCheckpoint(
             meta=self.meta, model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
-            run_state=st.to_dict(), config=self.cfg_dict,
-            averaged_model=a.module.state_dict() if a is not None and a.n_averaged > 0 else None,
-            averaged_n=int(a.n_averaged) if a is not None else 0, rng=rng_state(),
+            run_state=self.state.to_dict(), config=self.cfg_dict, rng=rng_state(),
             world_size=self.info.world_size,
-            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None)
-
-    def save(self, st: RunState, *, best: bool = False) -> None:
-        """checkpoint-last.pt, and what ``save_checkpoints`` keeps of the best epoch: its whole
-        checkpoint (all) or its evaluated weights as model-best.safetensors (best)."""
-        keep = self.cfg.save_checkpoints
-        if keep == "none":
-            return
-        if self.info.is_main:
-            weights = None
-            if best and keep == "best":
-                sd, extra = snapshot(self.eval_model().state_dict()), {"epoch": st.best_epoch}
-                weights = lambda: save_weights(  # noqa: E731  (run in the writer's thread)
-                    self.model, self.run_dir / BEST_WEIGHTS, state_dict=sd, task=self.task.name,
-                    class_names=self.meta.class_names, preprocess=self.preprocess, extra=extra)
-            self.writer.submit(self._checkpoint(st), best=best and keep == "all", weights=weights,
-                               note=f"checkpoint: step {st.step} (epoch {st.epoch + 1}, batch "
-                                    f"{st.epoch_step})" + (", best so far" if best else ""))
-        st.last_checkpoint_step = st.step
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            hooks=states, **own)
 
     # -- the run ----------------------------------------------------------------------------
 
     def _lock_run_dir(self) -> None:
         if self.info.is_main and self.lock is None:
-            self.lock = claim_run_dir(self.run_dir, self.resume is not None, self.log)
+            self.lock = claim_run_dir(self.run_dir.path, self.resume is not None, self.log)
 
     def run(self) -> dict[str, Any]:
         try:
@@ -260,17 +253,17 @@ class _Trainer:
     def _run(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         self._setup_system()
-        self.run_dir = Path(self.resume_dir) if self.resume_dir is not None else (
-            Path(cfg.out) if cfg.out else default_run_dir(cfg))
-        if self.run_dir.is_dir():  # another process in it: refused now, before the data is read
+        self.run_dir = RunDir(self.resume_dir if self.resume_dir is not None else (
+            cfg.out if cfg.out else default_run_dir(cfg)))
+        if self.run_dir.path.is_dir():  # another process in it: refused now, before the data is read
             self._lock_run_dir()
-        check_new_run(self.run_dir, self.resume is not None)
+        check_new_run(self.run_dir.path, self.resume is not None)
         self.log(f"run directory: {self.run_dir}")
         data = self._setup_data()
         if info.is_main:  # the data is usable: only now does the run directory appear
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir.path.mkdir(parents=True, exist_ok=True)
             self._lock_run_dir()
-            self.log.open(self.run_dir / "train.log")
+            self.log.open(self.run_dir.train_log)
         self._setup_loaders(data)
         self._setup_model(data)
         self.cfg_dict = cfg.to_dict()
@@ -278,21 +271,24 @@ class _Trainer:
                                 class_names=data.meta.class_names,
                                 preprocess=data.meta.preprocess, task=self.task.name)
         self.preprocess = data.meta.preprocess_obj(str(self.run_dir))
-        self.writer = CheckpointWriter(self.run_dir, self.log)
+        self.writer = CheckpointWriter(self.run_dir.path, self.log)
         try:
             if info.is_main and self.resume is None:
-                atomic_write(self.run_dir / "config.toml",
+                atomic_write(self.run_dir.config,
                              lambda tmp: Path(tmp).write_text(to_toml(self.cfg_dict)))
-            self.scalars = Scalars(cfg.tensorboard and info.is_main, self.run_dir,
-                                   self.state.step, self.log)
+            self._call("before_train")
             self._log_start()
             self._loop()
             return self._finish(data)
         finally:
-            self.writer.wait()  # a checkpoint in flight reaches the disk, whatever happened
-            if self.scalars is not None:
-                self.scalars.close()
-            self.log.close()
+            try:
+                self._call("after_train")  # the checkpoint in flight reaches the disk
+            finally:
+                self.log.close()
+
+    def _call(self, event: str) -> None:
+        for h in self.hooks:
+            getattr(h, event)()
 
     def _log_start(self) -> None:
         cfg, info = self.cfg, self.info
@@ -310,93 +306,58 @@ class _Trainer:
                                        "longer than on a quiet machine"):
             self.log(busy)
 
+    def max_steps_reached(self) -> bool:
+        return bool(self.cfg.max_steps and self.state.step >= self.cfg.max_steps)
+
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state
         while st.epoch < cfg.epochs:
-            if cfg.max_steps and st.step >= cfg.max_steps:
+            if self.max_steps_reached():
                 self.log(f"already at max_steps={cfg.max_steps}: nothing left to train")
                 return
             self.sampler.set_epoch(st.epoch, skip=st.epoch_step * cfg.batch_size)
-            t_epoch = time.perf_counter()
+            self.epoch_t0 = time.perf_counter()
+            self._call("before_epoch")
             stats = self.train_one_epoch()
-            stopped_early = bool(cfg.max_steps and st.step >= cfg.max_steps
-                                 and st.epoch_step < self.steps_per_epoch)
-            self._end_epoch(stats, t_epoch, stopped_early)
-            if stopped_early:
+            self.stopped_early = self.max_steps_reached() and st.epoch_step < self.steps_per_epoch
+            self.last_epoch = st.epoch + 1 == cfg.epochs or self.stopped_early
+            self.row, self.is_best = {"epoch": st.epoch + 1, "step": st.step, **stats}, False
+            self._call("after_epoch")
+            if self.stopped_early:
                 self.log(f"stopped at max_steps={cfg.max_steps}")
                 return
 
-    def _end_epoch(self, stats: dict[str, float], t_epoch: float, stopped_early: bool) -> None:
-        cfg, st = self.cfg, self.state
-        last = st.epoch + 1 == cfg.epochs or stopped_early
-        row: dict[str, Any] = {"epoch": st.epoch + 1, "step": st.step, **stats}
-        if (st.epoch + 1) % cfg.eval_every == 0 or last:
-            val = self.task.evaluate(self.eval_model(), self.val_loader, self.device, cfg)
-            row.update({f"val_{k}": v for k, v in val.items() if k != "images"})
-            if self.averaged is not None and last:  # the raw weights, for comparison, once
-                raw = self.task.evaluate(self.model, self.val_loader, self.device, cfg)
-                key = self.task.best_metric[len("val_"):]
-                row[f"{self.task.best_metric}_raw"] = raw[key]
-        row["epoch_seconds"] = time.perf_counter() - t_epoch
-        is_best = self.task.best_metric in row and row[self.task.best_metric] > st.best_metric
-        if is_best:
-            st.best_metric, st.best_epoch = row[self.task.best_metric], st.epoch + 1
-        if stopped_early:  # written to metrics.csv and curves.png, not kept in the history
-            row.update(partial=1, epoch_fraction=round(st.epoch_step / self.steps_per_epoch, 4))
-        else:
-            st.history.append(row)
-            st.next_epoch()
-        self.last_row = row
-        self.save(st, best=is_best)
-        if self.info.is_main:
-            write_metrics(self.run_dir, self._rows())
-            self.scalars.epoch(row)
-        self.log(self.task.epoch_summary(row, cfg, self.averaged is not None))
-
-    def _rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[dict[str, Any]]:
         """The epochs' rows, and the partial epoch's where max_steps stopped one."""
         return self.state.history + ([self.last_row] if self.last_row.get("partial") else [])
 
+    def tally_train_time(self) -> None:
+        """Adds the training time since the last tally to ``state.train_seconds``."""
+        now = time.perf_counter()
+        self.state.train_seconds += now - self.t_tally
+        self.t_tally = now
+
     def train_one_epoch(self) -> dict[str, float]:
         """Train until the end of ``state.epoch`` (from ``state.epoch_step``); its metrics."""
-        cfg, st = self.cfg, self.state
+        st = self.state
         self.train_model.train()
-        total_steps = cfg.epochs * self.steps_per_epoch
-        if cfg.max_steps:
-            total_steps = min(total_steps, cfg.max_steps)
-        bar = StepProgress(enabled=self.info.is_main and cfg.progress, log=self.log,
-                           epoch=st.epoch + 1, epochs=cfg.epochs, steps=self.steps_per_epoch,
-                           done=st.epoch_step, images=st.sums.get("images", 0.0),
-                           every=cfg.log_every or max(1, min(50, self.steps_per_epoch // 10)))
-        avg_start = int(round(cfg.average_start_epoch * self.steps_per_epoch))
-        t_start = time.perf_counter()
+        self.t_tally = time.perf_counter()
         prepare = getattr(self.task, "prepare_batch", None)  # optional: batch -> device, ahead
         for batch in prefetched(self.train_loader, prepare, self.device):
             t_step = time.perf_counter()
-            loss = self._step(batch)
-            if self._compile_pending:
-                self._compile_pending = False
-                self.log(f"torch.compile: the first step took {time.perf_counter() - t_step:.1f} s "
-                         f"(compilation; {compile_cache_note()})")
-            if self.averaged is not None and st.step > avg_start:
-                self.averaged.update_parameters(unwrap(self.model))
-            self._progress(bar, loss, total_steps)
-            if cfg.max_steps and st.step >= cfg.max_steps:
+            self._step(batch)
+            self.step_seconds = time.perf_counter() - t_step
+            self._call("after_step")
+            if self.max_steps_reached():
                 break
-            if (cfg.checkpoint_every and st.step % cfg.checkpoint_every == 0
-                    and st.epoch_step < self.steps_per_epoch):
-                st.train_seconds += time.perf_counter() - t_start
-                t_start = time.perf_counter()
-                self.save(st)
-        bar.close()
-        st.train_seconds += time.perf_counter() - t_start
+        self.tally_train_time()
         out = self.task.epoch_metrics(dict(st.sums), unwrap(self.model))
-        out["images_per_s"] = st.sums.get("images", 0.0) / max(st.train_seconds, 1e-9)
+        out[throughput_key(self.task)] = st.sums.get(self.count_key, 0.0) / max(st.train_seconds, 1e-9)
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
-    def _step(self, batch: Any) -> float:
-        """One optimizer step on ``batch``; returns the batch's mean loss (over all ranks)."""
+    def _step(self, batch: Any) -> None:
+        """One optimizer step on ``batch``; ``step_loss``: its mean loss (over all ranks)."""
         cfg, st, device = self.cfg, self.state, self.device
         # Dropout's randomness at this step depends on (seed, rank, step) only: exact resume.
         seed_rng(step_seed(cfg.seed, self.info.rank, st.step), device)
@@ -406,10 +367,8 @@ class _Trainer:
             red = torch.stack([res.sums[k].detach().float() for k in keys])
             dist_lib.all_reduce_sum(red)
             vals = dict(zip(keys, red.cpu().tolist()))
-        images = max(vals["images"], 1.0)
-        if not math.isfinite(vals[res.loss_key]):
-            self.writer.wait()  # the last good checkpoint is complete on disk before we stop
-            raise TrainingDiverged(self._diverged(vals[res.loss_key] / images))
+        self.step_values, self.loss_key = vals, res.loss_key
+        self._call("after_forward")  # DivergenceHook: a NaN/inf loss stops here
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(res.loss).backward()
         if cfg.clip_grad_norm > 0:
@@ -425,25 +384,7 @@ class _Trainer:
         for k, v in vals.items():
             st.sums[k] = st.sums.get(k, 0.0) + v
         st.sums["batches"] = st.sums.get("batches", 0.0) + 1
-        return vals[res.loss_key] / images
-
-    def _progress(self, bar: StepProgress, loss: float, total_steps: int) -> None:
-        st = self.state
-        bar.update(done=st.epoch_step, step=st.step, total_steps=total_steps, loss=loss,
-                   images=st.sums.get("images", 0.0))
-        if st.step % 10 == 0:
-            self.scalars.step(st.step, loss, self.optimizer.param_groups[0]["lr"])
-
-    def _diverged(self, value: float) -> str:
-        st = self.state
-        last = (f"{self.run_dir / CHECKPOINT_LAST} (step {st.last_checkpoint_step}) is intact"
-                if st.last_checkpoint_step >= 0 else "no checkpoint was written yet"
-                + (" (save_checkpoints none)" if self.cfg.save_checkpoints == "none" else ""))
-        return (f"the training loss became {value} at step {st.step + 1} (epoch {st.epoch + 1}, "
-                f"batch {st.epoch_step + 1}); stopped without updating the weights. The last good "
-                f"checkpoint, {last}. Lower the learning rate (lr), add warmup "
-                f"(warmup_epochs=1) or gradient clipping (clip_grad_norm=5), then resume the run "
-                f"or start again")
+        self.step_loss = vals[res.loss_key] / max(vals[self.count_key], 1.0)
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -473,7 +414,7 @@ class _Trainer:
         averaged = choice["chosen"] == "averaged"
         self.log(f"final model: the {choice['chosen']} weights ({choice['why']})")
         if info.is_main:
-            save_weights(self.model, run_dir / FINAL_WEIGHTS, state_dict=final.state_dict(),
+            save_weights(self.model, run_dir.final_weights, state_dict=final.state_dict(),
                          class_names=self.meta.class_names, task=self.task.name,
                          preprocess=self.preprocess,
                          extra={"epochs": epochs, "steps": st.step, "averaged": averaged,
@@ -483,17 +424,17 @@ class _Trainer:
         res = self.task.evaluate(final, loader, self.device, cfg)
         results.update({f"{split}_{k}": v for k, v in res.items()})
         results.update({"eval_split": split, "wall_seconds": time.perf_counter() - self.t0,
-                        "final_weights": str(run_dir / FINAL_WEIGHTS), "averaged": averaged,
+                        "final_weights": str(run_dir.final_weights), "averaged": averaged,
                         "final_weights_choice": choice})
         if info.is_main:
-            atomic_write(run_dir / "results.json",
+            atomic_write(run_dir.results,
                          lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
-            if cfg.plots and self._rows():
-                plot_curves(self._rows(), run_dir / "curves.png", self.task.plot_groups(),
-                            title=f"{run_dir.name}: {self.task.name}, {cfg.variant}, "
+            if cfg.plots and self.rows():
+                plot_curves(self.rows(), run_dir.curves, plot_groups(self.task),
+                            title=f"{run_dir.path.name}: {self.task.name}, {cfg.variant}, "
                                   f"{cfg.data or 'digits'}, {st.step} steps")
-        self.log(self.task.final_summary(split, res, averaged)
+        self.log(final_line(self.task, split, res, averaged)
                  + f"  [{hms(results['wall_seconds'])} wall]")
-        self.log(f"run directory: {run_dir}  (final model: {run_dir / FINAL_WEIGHTS}; "
+        self.log(f"run directory: {run_dir}  (final model: {run_dir.final_weights}; "
                  f"`googlenet eval {run_dir}` to evaluate)")
         return results

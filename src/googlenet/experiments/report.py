@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..engine import config as config_lib
+from ..engine.rundir import RunDir
 from .arms import DEFAULTS_NOTE, Claim, Experiment, model_cost
 
 if sys.version_info >= (3, 11):
@@ -32,7 +33,7 @@ RULE = (f"A claim measured over seeds is **supported** when the mean difference 
 
 
 def _read_metrics(run: Path) -> list[dict[str, float]]:
-    path = run / "metrics.csv"
+    path = RunDir(run).metrics
     if not path.is_file():
         return []
     rows = []
@@ -49,11 +50,11 @@ def _mean_over(rows: list[dict[str, float]], key: str) -> float:
 
 def run_summary(run: Path) -> dict[str, Any]:
     """One finished run, as its files say: final accuracy, speed, gap, gradient norms, costs."""
-    res = json.loads((run / "results.json").read_text())
+    res = json.loads(RunDir(run).results.read_text())
     rows = _read_metrics(run)
     split = res.get("eval_split", "test")
     last = rows[-1] if rows else {}
-    with open(run / "config.toml", "rb") as f:
+    with open(RunDir(run).config, "rb") as f:
         cfg = config_lib.resolve(base=tomllib.load(f))
     size = cfg.image_size or 32
     cost = model_cost(size, variant=cfg.variant, inception=cfg.inception, stem=cfg.stem,

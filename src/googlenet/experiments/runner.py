@@ -22,11 +22,11 @@ import torch.nn as nn
 
 from ..engine import config as config_lib
 from ..engine.config import TrainConfig
+from ..engine.rundir import RunDir
 from ..engine.runs import complete
 from ..engine.distributed import unwrap
 from ..errors import UserError
 from ..tasks.classify.task import ClassificationTask
-from ..weights.records import CHECKPOINT_LAST
 from .arms import Arm
 
 if sys.version_info >= (3, 11):
@@ -116,7 +116,7 @@ def run_dir(root: Path, arm: Arm, seed: int) -> Path:
 
 
 def _saved_config(run: Path) -> Optional[dict[str, Any]]:
-    path = run / "config.toml"
+    path = RunDir(run).config
     if not path.is_file():
         return None
     with open(path, "rb") as f:
@@ -140,9 +140,9 @@ def _check_same(run: Path, cfg: TrainConfig) -> None:
 def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None],
             keep_checkpoints: bool = False) -> tuple[str, Path]:
     """Train (or continue, or skip) one run; returns what was done: done / resumed / trained."""
-    if (run / "results.json").is_file() or (run / CHECKPOINT_LAST).is_file():
+    if RunDir(run).is_finished() or RunDir(run).checkpoint_last.is_file():
         _check_same(run, cfg)
-    if not (run / "results.json").is_file():
+    if not RunDir(run).is_finished():
         log(f"  {run.name}: " + ("resuming from its checkpoint"
-                                 if (run / CHECKPOINT_LAST).is_file() else "training"))
+                                 if RunDir(run).checkpoint_last.is_file() else "training"))
     return complete(GradNormTask(), cfg, keep_checkpoints=keep_checkpoints), run

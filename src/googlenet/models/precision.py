@@ -2,7 +2,7 @@
 
 Autocast lowers convolutions and matrix products to bf16/fp16, and which other ops it lowers
 differs between devices (CUDA's lists are not the CPU's). A classifier only needs its loss taken
-on float32 logits (``tasks.classification.compute_loss`` casts them). A detector computes far
+on float32 logits (``tasks.classify.task.compute_loss`` casts them). A detector computes far
 more after its network: anchors, box coding and decoding, IoU/GIoU matching, the losses, score
 thresholds and NMS. In bf16 a 128 px image's box coordinates are rounded to 0.5 px and box deltas
 to 1/256 of their size; that is how detection under CUDA autocast stopped learning its boxes. So

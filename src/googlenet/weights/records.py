@@ -268,6 +268,9 @@ class TrainCheckpoint:
     rng: Optional[dict[str, Any]] = None
     world_size: int = 1
     scaler: Optional[dict[str, Any]] = None  # torch.amp.GradScaler's state (amp fp16 only)
+    # The training hooks' own state (engine/hooks.py), by hook name; readers that predate it
+    # ignore the entry, and a checkpoint without it restores every hook to its start.
+    hooks: dict[str, Any] = field(default_factory=dict)
 
     def to_state(self) -> dict[str, Any]:
         """The dict ``torch.save`` writes (plain containers and tensors: weights_only loads)."""
@@ -278,7 +281,7 @@ class TrainCheckpoint:
             "averaged_model": self.averaged_model, "averaged_n": self.averaged_n,
             "optimizer": self.optimizer, "scheduler": self.scheduler,
             "run_state": self.run_state, "config": self.config, "rng": self.rng,
-            "world_size": self.world_size, "scaler": self.scaler,
+            "world_size": self.world_size, "scaler": self.scaler, "hooks": self.hooks,
         }
 
     @classmethod
@@ -312,7 +315,8 @@ class TrainCheckpoint:
                    scheduler=d["scheduler"], run_state=rs, config=d["config"],
                    averaged_model=d.get("averaged_model"), averaged_n=int(d.get("averaged_n", 0)),
                    rng=d.get("rng"), world_size=int(d.get("world_size", 1)),
-                   scaler=d.get("scaler") if isinstance(d.get("scaler"), dict) else None)
+                   scaler=d.get("scaler") if isinstance(d.get("scaler"), dict) else None,
+                   hooks=dict(d["hooks"]) if isinstance(d.get("hooks"), dict) else {})
 
     @property
     def best_metric(self) -> float:

@@ -19,6 +19,7 @@ from ...data.transforms import augment_params, train_transform
 from ...engine import distributed as dist_lib
 from ...engine.config import TrainConfig
 from ...engine.distributed import DistInfo
+from ...engine.report import Metric
 from ...engine.task import StepResult, TaskData
 from ...engine.trainer import autocast
 from ...errors import UserError
@@ -119,6 +120,22 @@ class ClassificationTask:
 
     name = "classify"
     best_metric = "val_top1"
+    # What the engine shows (engine/report.py): the epoch's and the final line, curves.png.
+    epoch_line = ("loss {train_loss:.4f}",
+                  " (main {train_main_loss:.4f}, aux {train_aux1_loss:.3f}/{train_aux2_loss:.3f})",
+                  "  val top-1 {val_top1:.2f}% top-5 {val_top5:.2f}%",
+                  " (raw weights {val_top1_raw:.2f}%)")
+    final_line = ("final {split} accuracy ({which}, {images} images): top-1 {top1:.2f}%  "
+                  "top-5 {top5:.2f}%",)
+    metrics = (Metric("train_loss", "train (total)", group="loss"),
+               Metric("train_main_loss", "train main", group="loss"),
+               Metric("train_aux1_loss", "train aux1", group="loss"),
+               Metric("train_aux2_loss", "train aux2", group="loss"),
+               Metric("val_loss", "val", group="loss"),
+               Metric("train_top1", "train top-1", group="accuracy (%)"),
+               Metric("val_top1", "val top-1", group="accuracy (%)"),
+               Metric("val_top5", "val top-5", group="accuracy (%)"),
+               Metric("val_top1_raw", "val top-1 (raw weights)", group="accuracy (%)"))
     _augment: Optional[GpuAugment] = None  # loader gpu: decode + augment on the device (setup_data)
 
     def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
@@ -222,28 +239,3 @@ class ClassificationTask:
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
                  device: torch.device, cfg: TrainConfig) -> dict[str, float]:
         return evaluate(model, loader, device, cfg=cfg)
-
-    def epoch_summary(self, row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
-        s = f"epoch {row['epoch']:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}"
-        if row.get("train_aux1_loss", float("nan")) == row.get("train_aux1_loss"):  # not NaN
-            s += (f" (main {row['train_main_loss']:.4f}, aux {row['train_aux1_loss']:.3f}/"
-                  f"{row['train_aux2_loss']:.3f})")
-        if "val_top1" in row:
-            s += f"  val top-1 {row['val_top1']:.2f}% top-5 {row['val_top5']:.2f}%"
-            if averaged and "val_top1_raw" in row:
-                s += f" (raw weights {row['val_top1_raw']:.2f}%)"
-        return s + (f"  lr {row['lr']:.3g}  {row['images_per_s']:.0f} img/s  "
-                    f"{row['epoch_seconds']:.1f}s")
-
-    def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str:
-        which = "averaged weights" if averaged else "weights"
-        return (f"final {split} accuracy ({which}, {res['images']} images): top-1 "
-                f"{res['top1']:.2f}%  top-5 {res['top5']:.2f}%")
-
-    def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        return [("loss", [("train_loss", "train (total)"), ("train_main_loss", "train main"),
-                          ("train_aux1_loss", "train aux1"), ("train_aux2_loss", "train aux2"),
-                          ("val_loss", "val")]),
-                ("accuracy (%)", [("train_top1", "train top-1"), ("val_top1", "val top-1"),
-                                  ("val_top5", "val top-5"),
-                                  ("val_top1_raw", "val top-1 (raw weights)")])]

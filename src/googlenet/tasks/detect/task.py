@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ...engine.config import TrainConfig
 from ...engine.distributed import DistInfo
+from ...engine.report import Metric
 from ...engine.task import StepResult, TaskData
 from ...engine.trainer import autocast
 from ...errors import UserError
@@ -288,34 +289,29 @@ class DetectionTask:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def epoch_summary(self, row: dict[str, Any], cfg: TrainConfig, averaged: bool) -> str:
-        parts = [f"{k} {row[f'train_loss_{k}']:.3f}" for k in self._losses()
-                 if f"train_loss_{k}" in row]
-        s = f"epoch {row['epoch']:>3}/{cfg.epochs}  loss {row['train_loss']:.4f} ({', '.join(parts)})"
-        if "val_map" in row:
-            s += f"  val mAP {row['val_map']:.2f}% AP50 {row['val_map50']:.2f}%"
-            if averaged and "val_map_raw" in row:
-                s += f" (raw weights mAP {row['val_map_raw']:.2f}%)"
-            if "val_proposal_recall50" in row:
-                s += (f"  proposals {row['val_proposals_per_image']:.0f}/image, recall@.5 "
-                      f"{row['val_proposal_recall50']:.1f}%")
-        return s + (f"  lr {row['lr']:.3g}  {row['images_per_s']:.1f} img/s  "
-                    f"{row['epoch_seconds']:.1f}s")
+    count_format = ".1f"  # img/s in the epoch line
+    final_line = ("final {split} detection ({which}, {images} images): COCO mAP@[.5:.95] "
+                  "{map:.2f}%  AP50 {map50:.2f}%  AP75 {map75:.2f}%",
+                  "  (Selective Search: {proposals_per_image:.0f} proposals/image, recall@.5 "
+                  "{proposal_recall50:.1f}%)")
 
-    def final_summary(self, split: str, res: dict[str, float], averaged: bool) -> str:
-        which = "averaged weights" if averaged else "weights"
-        s = (f"final {split} detection ({which}, {res['images']} images): COCO mAP@[.5:.95] "
-             f"{res['map']:.2f}%  AP50 {res['map50']:.2f}%  AP75 {res['map75']:.2f}%")
-        if "proposal_recall50" in res:
-            s += (f"  (Selective Search: {res['proposals_per_image']:.0f} proposals/image, "
-                  f"recall@.5 {res['proposal_recall50']:.1f}%)")
-        return s
+    @property
+    def epoch_line(self) -> tuple[str, ...]:
+        parts = ", ".join(f"{k} {{train_loss_{k}:.3f}}" for k in self._losses())
+        return (f"loss {{train_loss:.4f}} ({parts})",
+                "  val mAP {val_map:.2f}% AP50 {val_map50:.2f}%",
+                " (raw weights mAP {val_map_raw:.2f}%)",
+                "  proposals {val_proposals_per_image:.0f}/image, recall@.5 "
+                "{val_proposal_recall50:.1f}%")
 
-    def plot_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        losses = [("train_loss", "train (total)")] + [
-            (f"train_loss_{k}", f"train {k}") for k in self._losses()]
-        return [("loss", losses),
-                ("COCO AP (%)", [("val_map", "val mAP@[.5:.95]"), ("val_map50", "val AP50"),
-                                 ("val_map75", "val AP75"),
-                                 ("val_map_raw", "val mAP (raw weights)")])]
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        """What curves.png draws: the losses, then COCO AP."""
+        ap = "COCO AP (%)"
+        return (Metric("train_loss", "train (total)", group="loss"),
+                *(Metric(f"train_loss_{k}", f"train {k}", group="loss")
+                  for k in self._losses()),
+                Metric("val_map", "val mAP@[.5:.95]", group=ap),
+                Metric("val_map50", "val AP50", group=ap), Metric("val_map75", "val AP75", group=ap),
+                Metric("val_map_raw", "val mAP (raw weights)", group=ap))
 
