@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..engine import config as config_lib
-from ..engine.rundir import RunDir
 from .arms import DEFAULTS_NOTE, Claim, Experiment, model_cost
 
 if sys.version_info >= (3, 11):
@@ -32,8 +31,16 @@ RULE = (f"A claim measured over seeds is **supported** when the mean difference 
         f"or there is one seed). Counts (parameters, multiply-adds) have no noise: the sign decides.")
 
 
+def _run_dir(run: Path) -> Any:
+    """``engine.rundir.RunDir(run)``, imported here: it loads torch (through the weights'
+    file names), and `googlenet experiment --help` imports this module."""
+    from ..engine.rundir import RunDir
+
+    return RunDir(run)
+
+
 def _read_metrics(run: Path) -> list[dict[str, float]]:
-    path = RunDir(run).metrics
+    path = _run_dir(run).metrics
     if not path.is_file():
         return []
     rows = []
@@ -50,11 +57,11 @@ def _mean_over(rows: list[dict[str, float]], key: str) -> float:
 
 def run_summary(run: Path) -> dict[str, Any]:
     """One finished run, as its files say: final accuracy, speed, gap, gradient norms, costs."""
-    res = json.loads(RunDir(run).results.read_text())
+    res = json.loads(_run_dir(run).results.read_text())
     rows = _read_metrics(run)
     split = res.get("eval_split", "test")
     last = rows[-1] if rows else {}
-    with open(RunDir(run).config, "rb") as f:
+    with open(_run_dir(run).config, "rb") as f:
         cfg = config_lib.resolve(base=tomllib.load(f))
     size = cfg.image_size or 32
     cost = model_cost(size, variant=cfg.variant, inception=cfg.inception, stem=cfg.stem,
