@@ -102,3 +102,23 @@ def test_the_command_line_has_no_task_forks():
     hits = [f"{f.name}:{i}" for f in (SRC / "cli").glob("*.py")
             for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def test_one_comparison_of_model_configs():
+    """Resume and --init compare the saved model config with what the run builds in one function,
+    over one list of the backbone's keys (models.choices.BACKBONE_KEYS)."""
+    from types import SimpleNamespace
+
+    from googlenet.models.choices import BACKBONE_KEYS
+    from googlenet.tasks.base import backbone_section, model_differences
+
+    cfg = SimpleNamespace(variant="bn", inception="reduced", stem="paper", arch="fcos")
+    assert backbone_section(cfg) == {"variant": "bn", "inception": "reduced", "stem": "paper"}
+    assert tuple(backbone_section(cfg)) == BACKBONE_KEYS
+    saved = {"variant": "paper", "inception": "reduced", "detector": "fcos"}
+    assert model_differences(saved, dict(detector="fcos", **backbone_section(cfg))) == (
+        "variant: 'paper' there, 'bn' here, stem: None there, 'paper' here")
+    # a key the saved file predates (no "stem" there) counts as the value this run has
+    assert model_differences(saved, {"inception": "reduced", "stem": "paper"},
+                             missing_matches=True) == ""
+    assert model_differences(saved, {"variant": "paper"}) == ""

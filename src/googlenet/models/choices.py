@@ -13,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["Variant", "VARIANTS", "INCEPTION_KINDS", "STEMS", "HEADS", "NORMS", "MIN_INPUT_SIZE",
-           "feature_grid", "AMP_CHOICES", "LOADERS"]
+           "feature_grid", "AMP_CHOICES", "LOADERS", "BACKBONE_KEYS"]
+
+# The settings that make a GoogLeNet trunk (its layers' shapes), in a model config and in a
+# training config alike: what a classifier and a detector's backbone, or a run and its resume,
+# must agree on for weights to move between them.
+BACKBONE_KEYS = ("variant", "inception", "stem")
 
 @dataclass(frozen=True)
 class Variant:

@@ -27,6 +27,7 @@ from ...metrics.classification import topk_hits
 from ...models.googlenet import GoogLeNet, GoogLeNetOutputs
 from ...sources import load_weights
 from ...weights.records import WeightsMeta
+from ..base import backbone_section, model_differences
 
 __all__ = ["ClassificationTask", "Loss", "compute_loss", "evaluate"]
 
@@ -84,12 +85,10 @@ def check_compatible(meta: WeightsMeta, cfg: TrainConfig, classes: list[str], so
     saved = meta.model_config
     if meta.task != "classify":
         raise UserError(f"{source}: {what} is a {meta.task!r} model, not a classifier")
-    want = dict(variant=cfg.variant, inception=cfg.inception, stem=cfg.stem, in_chans=3,
-                transform_input=False, width=cfg.width, head=cfg.head,
-                norm=None if cfg.norm == "variant" else cfg.norm)
-    diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k, v) != v}
-    if diff:
-        txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+    want = dict(backbone_section(cfg), in_chans=3, transform_input=False, width=cfg.width,
+                head=cfg.head, norm=None if cfg.norm == "variant" else cfg.norm)
+    txt = model_differences(saved, want, missing_matches=True)
+    if txt:
         raise UserError(f"{source}: {what} is for a different network ({txt}); pass the matching "
                         f"variant/inception/stem settings or other weights")
     names = meta.class_names

@@ -27,6 +27,7 @@ from ...engine.trainer import autocast
 from ...errors import UserError
 from ...models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
 from ...weights.records import WeightsMeta
+from ..base import backbone_section, model_differences
 
 __all__ = ["DetectionTask", "DetectionSplits", "open_splits", "task_data", "predict",
            "evaluate_detections", "gather", "LOSS_NAMES"]
@@ -186,10 +187,8 @@ class DetectionTask:
         if meta.task != self.name or "detector" not in saved:
             raise UserError(f"{source}: {what} is a {meta.task!r} model, not a detector; start a "
                             f"new run (--init takes classification weights for the backbone)")
-        want = dict(detector=cfg.arch, variant=cfg.variant, inception=cfg.inception, stem=cfg.stem)
-        diff = {k: (saved.get(k), v) for k, v in want.items() if saved.get(k) != v}
-        if diff:
-            txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        txt = model_differences(saved, dict(detector=cfg.arch, **backbone_section(cfg)))
+        if txt:
             raise UserError(f"{source}: {what} is a different detector ({txt}); pass the matching "
                             f"settings (--arch, --variant)")
         names, classes = meta.class_names, data.meta.class_names
@@ -222,10 +221,8 @@ class DetectionTask:
             self.check_compatible(meta, cfg, data, cfg.init, "the init weights")
             self._init_source = {"transform_input": bool(mc.get("transform_input", False))}
             return loaded
-        want = dict(variant=cfg.variant, inception=cfg.inception, stem=cfg.stem)
-        diff = {k: (mc.get(k), v) for k, v in want.items() if mc.get(k) != v}
-        if diff or mc.get("in_chans", 3) != 3:
-            txt = ", ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        txt = model_differences(mc, backbone_section(cfg))
+        if txt or mc.get("in_chans", 3) != 3:
             txt = txt or "1 input channel"
             raise UserError(f"{cfg.init}: the init weights are for another backbone ({txt}); "
                             f"pass --variant {mc.get('variant')} (and the same inception/stem)",
