@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from googlenet.tasks import resolve_config
 from googlenet.cli import main as cli_main
 from googlenet.engine import config as config_lib
 from googlenet.engine.optim import make_averaged
@@ -133,7 +134,7 @@ def test_config_round_trip_and_channels_last_and_averaging():
     # As the engine does: channels_last weights (the list of images follows inside the backbone),
     # and a Polyak average (swa_utils, BN buffers included) of the detector.
     model.train().to(memory_format=torch.channels_last)
-    avg = make_averaged(model, config_lib.resolve("detect", {"average": "mean"}))
+    avg = make_averaged(model, resolve_config("detect", {"task": "detect", "average": "mean"}).average)
     feats = {}
 
     def hook(module, inputs, output) -> None:
@@ -177,18 +178,18 @@ def test_bad_detector_settings_are_refused():
     with pytest.raises(ValueError, match="multiple of 32"):
         GoogLeNetDetector(num_classes=2, fpn_channels=32)
     with pytest.raises(UserError, match="fpn_channels"):
-        config_lib.resolve("detect", {"fpn_channels": "40"})
+        resolve_config("detect", {"task": "detect", "fpn_channels": "40"})
     with pytest.raises(UserError, match="arch"):
-        config_lib.resolve("detect", {"arch": "yolo"})
+        resolve_config("detect", {"task": "detect", "arch": "yolo"})
 
 
 def test_detect_task_defaults_to_the_detect_recipe(capsys):
     assert cli_main(["train", "--task", "detect", "--help-config"]) == 0
     out = capsys.readouterr().out
     assert "recipe detect" in out and "arch" in out
-    cfg = config_lib.resolve("detect")
-    assert cfg.arch == "fcos" and cfg.variant == "bn"
-    assert cfg.amp == "auto" and cfg.pretrain == "digits"  # bf16 only where native
+    cfg = resolve_config("detect", {"task": "detect"})
+    assert cfg.model.arch == "fcos" and cfg.model.variant == "bn"
+    assert cfg.system.amp == "auto" and cfg.model.pretrain == "digits"  # bf16 only where native
     assert get_task("detect").best_metric == "val_map"
 
 
@@ -283,7 +284,7 @@ def test_a_max_steps_detection_run_has_curves_results_and_its_final_choice(tmp_p
 def test_classification_checkpoint_is_refused_for_a_detection_run(tmp_path):
     data = tiny_yolo(tmp_path / "data")
     task = get_task("detect")
-    cfg = config_lib.resolve("detect", {"data": str(data), "image_size": 64})
+    cfg = resolve_config("detect", {"task": "detect", "data": str(data), "image_size": 64})
     from googlenet.engine.distributed import DistInfo
     from googlenet.weights.records import WeightsMeta
 
@@ -387,7 +388,7 @@ def test_init_from_classification_weights_loads_the_backbone_with_their_normalis
     pre = Preprocess(crop=32, resize=36, mean=(0.1, 0.2, 0.3), std=(0.5, 0.5, 0.5))
     save_weights(clf, tmp_path / "clf.safetensors", class_names=["a", "b", "c"], preprocess=pre)
     data = tiny_yolo(tmp_path / "data")
-    cfg = config_lib.resolve("detect", {"data": str(data), "image_size": 64,
+    cfg = resolve_config("detect", {"task": "detect", "data": str(data), "image_size": 64,
                                         "init": str(tmp_path / "clf.safetensors"),
                                         "fpn_channels": 64, "head_convs": 1})
     task = get_task("detect")
@@ -399,7 +400,7 @@ def test_init_from_classification_weights_loads_the_backbone_with_their_normalis
                        clf.inception_4e.conv3x3.conv.weight)
     assert model.config["image_mean"] == pytest.approx([0.1, 0.2, 0.3])
     assert td.meta.preprocess["mean"] == pytest.approx([0.1, 0.2, 0.3])  # saved with the run
-    cfg.variant = "paper"
+    cfg.model.variant = "paper"
     with pytest.raises(UserError, match="another backbone"):
         task.load_init(cfg, td)
 
@@ -412,23 +413,23 @@ def test_digits_pretraining_starts_the_backbone_and_is_reused(tmp_path):
     from googlenet.tasks.detect.stages import pretrain_backbone
 
     out, lines = tmp_path / "run", []
-    cfg = config_lib.resolve("detect", {"max_steps": 2, "out": str(out), "progress": False,
+    cfg = resolve_config("detect", {"task": "detect", "max_steps": 2, "out": str(out), "progress": False,
                                         "tensorboard": False, "plots": False})
-    assert cfg.pretrain == "digits"
+    assert cfg.model.pretrain == "digits"
     cfg = pretrain_backbone(cfg, log=lines.append)
     pre = out / "pretrain"
-    assert cfg.init == str(pre) and (pre / "model.safetensors").is_file()
+    assert cfg.run.init == str(pre) and (pre / "model.safetensors").is_file()
     assert not list(pre.glob("checkpoint-*.pt"))
     loaded = load_weights(pre)
-    assert loaded.task == "classify" and loaded.model.config["variant"] == cfg.variant
+    assert loaded.task == "classify" and loaded.model.config["variant"] == cfg.model.variant
     stamp = (pre / "model.safetensors").stat().st_mtime_ns
-    again = pretrain_backbone(config_lib.resolve("detect", {"max_steps": 2, "out": str(out)}),
+    again = pretrain_backbone(resolve_config("detect", {"task": "detect", "max_steps": 2, "out": str(out)}),
                               log=lines.append)
-    assert again.init == str(pre) and "reusing it" in lines[-1]
+    assert again.run.init == str(pre) and "reusing it" in lines[-1]
     assert (pre / "model.safetensors").stat().st_mtime_ns == stamp
     # the detector takes the classifier's trunk and normalisation
     data = tiny_yolo(tmp_path / "data")
-    dcfg = config_lib.resolve("detect", {"data": str(data), "image_size": 64, "init": str(pre),
+    dcfg = resolve_config("detect", {"task": "detect", "data": str(data), "image_size": 64, "init": str(pre),
                                          "fpn_channels": 64, "head_convs": 1})
     task = get_task("detect")
     td = task.setup_data(dcfg, DistInfo())
@@ -436,10 +437,10 @@ def test_digits_pretraining_starts_the_backbone_and_is_reused(tmp_path):
     task.apply_init(model, task.load_init(dcfg, td), dcfg)
     assert torch.equal(model.backbone.conv1.conv.weight, loaded.model.conv1.conv.weight)
     # skipped: --init given, or another dataset
-    mine = config_lib.resolve("detect", {"init": "x.safetensors", "out": str(tmp_path / "b")})
-    assert pretrain_backbone(mine, log=lines.append).init == "x.safetensors"
-    other = pretrain_backbone(config_lib.resolve("detect", {"data": str(data),
+    mine = resolve_config("detect", {"task": "detect", "init": "x.safetensors", "out": str(tmp_path / "b")})
+    assert pretrain_backbone(mine, log=lines.append).run.init == "x.safetensors"
+    other = pretrain_backbone(resolve_config("detect", {"task": "detect", "data": str(data),
                                                             "out": str(tmp_path / "c")}),
                               log=lines.append)
-    assert other.init is None and "digits-detect only" in lines[-1]
+    assert other.run.init is None and "digits-detect only" in lines[-1]
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

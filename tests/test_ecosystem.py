@@ -503,7 +503,9 @@ def test_every_help_shows_the_defaults():
     from googlenet.cli import COMMANDS, build_parser
     from googlenet.engine import config as config_lib
 
-    fields = set(config_lib.field_names())
+    from googlenet.tasks import schemas
+
+    fields = set(schemas().aliases)
     for command in COMMANDS:
         p = build_parser(command)
         fmt = p._get_formatter()

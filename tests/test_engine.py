@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
+from googlenet.tasks import resolve_config
 from googlenet.engine import config as config_lib
 from googlenet.engine.checkpoint import load_resume
 from googlenet.engine.hooks import EXIT_DIVERGED, HookBase, TrainingDiverged
@@ -76,11 +77,11 @@ def _toy_is_a_task(monkeypatch):
     monkeypatch.setattr(records, "TASKS", (*records.TASKS, ToyTask.name))
 
 
-def _cfg(out, **kw) -> config_lib.TrainConfig:
+def _cfg(out, **kw):
     o = dict(out=str(out), epochs=EPOCHS, batch_size=32, lr=0.3, optimizer="adamw",
              weight_decay=0.0, warmup_epochs=0, average="ema", average_start_epoch=1, progress=False, tensorboard=False,
              plots=False, workers=0, device="cpu")
-    return config_lib.resolve(None, {**o, **kw})
+    return resolve_config(None, {**o, **kw})
 
 
 class Counter(HookBase):
@@ -120,7 +121,7 @@ class Kill(HookBase):
 def test_toy_task_learns_and_the_hook_sees_every_call(tmp_path):
     task, count = ToyTask(), Counter()
     cfg = _cfg(tmp_path / "run")
-    torch.manual_seed(cfg.seed)  # the engine's initial weights
+    torch.manual_seed(cfg.system.seed)  # the engine's initial weights
     mse0 = task.evaluate(Line(), torch.utils.data.DataLoader(task.setup_data(cfg, None).val), None, cfg)["mse"]
     res = fit(task, cfg, hooks=[count])
     assert res["val_mse"] < mse0 / 10
@@ -190,27 +191,27 @@ def test_the_lines_of_classification_and_detection_from_their_declarations():
     from googlenet.tasks.detect.task import DetectionTask
     from googlenet.tasks.rcnn.task import RCNNTask
 
-    cfg = config_lib.resolve(None, {"epochs": 8})
+    epochs = resolve_config(None, {"epochs": 8}).run.epochs
     row = {"epoch": 3, "step": 117, "lr": 0.0015, "images_per_s": 26.4, "epoch_seconds": 50.52,
            "train_loss": 0.4945, "train_main_loss": 0.3206, "train_aux1_loss": 0.245,
            "train_aux2_loss": 0.334, "val_top1": 90.56, "val_top5": 99.44}
     c = ClassificationTask()
-    assert epoch_line(c, {**row, "val_top1_raw": 88.1}, cfg) == (
+    assert epoch_line(c, {**row, "val_top1_raw": 88.1}, epochs) == (
         "epoch   3/8  loss 0.4945 (main 0.3206, aux 0.245/0.334)  val top-1 90.56% top-5 99.44% "
         "(raw weights 88.10%)  lr 0.0015  26 img/s  50.5s")
     assert epoch_line(c, {**row, "train_aux1_loss": float("nan"), "train_aux2_loss": float("nan")},
-                      cfg) == "epoch   3/8  loss 0.4945  val top-1 90.56% top-5 99.44%  lr 0.0015  26 img/s  50.5s"
+                      epochs) == "epoch   3/8  loss 0.4945  val top-1 90.56% top-5 99.44%  lr 0.0015  26 img/s  50.5s"
     assert final_line(c, "val", {"top1": 90.0, "top5": 99.0, "images": 180}, True) == (
         "final val accuracy (averaged weights, 180 images): top-1 90.00%  top-5 99.00%")
     d = RCNNTask()
     assert epoch_line(d, {**row, "train_loss_cls": 1.2, "val_map": 30.0, "val_map50": 50.0,
-                          "val_proposals_per_image": 812.4, "val_proposal_recall50": 91.23}, cfg) == (
+                          "val_proposals_per_image": 812.4, "val_proposal_recall50": 91.23}, epochs) == (
         "epoch   3/8  loss 0.4945 (cls 1.200)  val mAP 30.00% AP50 50.00%  proposals 812/image, "
         "recall@.5 91.2%  lr 0.0015  26.4 img/s  50.5s")
     f = DetectionTask()
     f.arch = "fcos"
     assert epoch_line(f, {**row, "train_loss_cls": 0.5, "train_loss_box": 0.3, "train_loss_ctr": 0.6,
-                          "val_map": 30.0, "val_map50": 50.0, "val_map_raw": 28.0}, cfg) == (
+                          "val_map": 30.0, "val_map50": 50.0, "val_map_raw": 28.0}, epochs) == (
         "epoch   3/8  loss 0.4945 (cls 0.500, box 0.300, ctr 0.600)  val mAP 30.00% AP50 50.00% "
         "(raw weights mAP 28.00%)  lr 0.0015  26.4 img/s  50.5s")
     assert final_line(d, "test", {"map": 40.0, "map50": 70.0, "map75": 41.0, "images": 50}, False) == (

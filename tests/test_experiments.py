@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from googlenet.tasks import resolve_config
 from googlenet.cli import main as cli_main
 from googlenet.engine import config as config_lib
 from googlenet.engine.task import TaskData
@@ -81,11 +82,11 @@ def test_aux_arms_weights_and_gradnorm_rows(tmp_path):
     arms = _arms("aux")
     s = default_settings(EXPERIMENTS["aux"])
     cfgs = {n: arm_config(a, 0, s, 2, {}, tmp_path / n) for n, a in arms.items()}
-    assert cfgs["aux-off"].aux_logits is False
-    assert [cfgs[n].aux_weight for n in ("baseline", "aux-w0.1", "aux-w1.0")] == [0.3, 0.1, 1.0]
-    assert all(c.epochs == 2 and c.average_start_epoch == 1.0 for c in cfgs.values())
+    assert cfgs["aux-off"].model.aux_logits is False
+    assert [cfgs[n].loss.aux_weight for n in ("baseline", "aux-w0.1", "aux-w1.0")] == [0.3, 0.1, 1.0]
+    assert all(c.run.epochs == 2 and c.average.start_epoch == 1.0 for c in cfgs.values())
     # a one-epoch run (--epochs 1) averages its second half, never from the random init
-    assert arm_config(arms["baseline"], 0, s, 1, {}, tmp_path / "one").average_start_epoch == 0.5
+    assert arm_config(arms["baseline"], 0, s, 1, {}, tmp_path / "one").average.start_epoch == 0.5
     # the task's hooks record the gradient norm of conv1 per step, into the epoch row
     task = GradNormTask()
     model = _model(arms["baseline"], s, tmp_path).train()
@@ -131,10 +132,10 @@ def test_default_models_unchanged_by_the_switches():
     assert torch.equal(a(x), b(x))
 
 def test_config_keys_validated():
-    assert config_lib.resolve(None, {"width": "0.5", "head": "fc", "norm": "none"}).width == 0.5
+    assert resolve_config(None, {"width": "0.5", "head": "fc", "norm": "none"}).model.width == 0.5
     for k, v in (("width", "0"), ("head", "max"), ("norm", "group")):
         with pytest.raises(UserError, match=k):
-            config_lib.resolve(None, {k: v})
+            resolve_config(None, {k: v})
 
 # -- end to end ------------------------------------------------------------------------------
 
@@ -250,3 +251,11 @@ def test_figures_redrawn_from_the_committed_results(tmp_path, monkeypatch, capsy
     assert means == {f"{r['top1']['mean']:.1f}" for r in res["experiments"]["crops"]["table3"]}
     lines = drawn["averaging-curves.png"].axes[0].lines
     assert len({(ln.get_linestyle(), ln.get_marker(), ln.get_linewidth()) for ln in lines}) == 3
+
+
+@pytest.mark.parametrize("key,why", [("seed", "--seeds"), ("system.seed", "--seeds"),
+                                     ("run.epochs", "--epochs"), ("out", "--out")])
+def test_experiment_refuses_its_own_settings_in_either_spelling(tmp_path, key, why):
+    with pytest.raises(UserError, match=why):
+        run_experiment("norm", out=tmp_path / "x", seeds=[0], user={key: "3"}, log=lambda s: None)
+    assert not (tmp_path / "x").exists()

@@ -233,14 +233,10 @@ def test_training_with_the_gpu_loader_resumes_exactly(tmp_path):
 def test_loader_choice(tmp_path, monkeypatch, capsys):
     from googlenet.tasks.classify import task as C
 
-    class Cfg:
-        loader = "auto"
-
     root = _folder(tmp_path / "data")
     train = open_dataset(str(root), "train")
-    assert C._loader(Cfg, train, torch.device("cpu")) == "cpu"
-    assert C._loader(Cfg, train, torch.device("cuda", 0)) == "gpu"
-    Cfg.loader = "cpu"
-    assert C._loader(Cfg, train, torch.device("cuda", 0)) == "cpu"
+    assert C._loader("auto", train, torch.device("cpu")) == "cpu"
+    assert C._loader("auto", train, torch.device("cuda", 0)) == "gpu"
+    assert C._loader("cpu", train, torch.device("cuda", 0)) == "cpu"
     code = cli_main(["train", "--loader", "gpu", "--epochs", "1", "--out", str(tmp_path / "r"), *ARGS])
     assert code == 2 and "--loader: loader gpu decodes image files" in capsys.readouterr().err

@@ -25,6 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
+from googlenet.tasks import resolve_config
 from googlenet import cli
 from googlenet.cli import EXIT_CODES, main
 from googlenet.data.crops import multi_crop
@@ -434,16 +435,20 @@ def _numeric(hint) -> bool:
 
 
 def test_every_numeric_setting_has_a_range():
-    hints = typing.get_type_hints(config_lib.TrainConfig)
-    numeric = [f.name for f in dataclasses.fields(config_lib.TrainConfig)
-               if _numeric(hints[f.name])]
-    assert len(numeric) > 25
-    assert [k for k in numeric if k not in config_lib.RANGES] == []
-    defaults = config_lib.TrainConfig()
-    for k in numeric:  # the defaults themselves are in range
-        v = getattr(defaults, k)
-        for x in (v if isinstance(v, tuple) else (v,)):
-            assert v is None or x in config_lib.RANGES[k], k
+    from googlenet.settings import leaves
+    from googlenet.tasks import schemas
+
+    seen = 0
+    for cls in schemas().all:
+        numeric = [leaf for leaf in leaves(cls).values() if _numeric(leaf.hint)]
+        assert len(numeric) > 25, cls
+        assert [leaf.path for leaf in numeric if leaf.range is None] == [], cls
+        for leaf in numeric:  # the defaults themselves are in range
+            v = leaf.default
+            for x in (v if isinstance(v, tuple) else (v,)):
+                assert v is None or x in leaf.range, leaf.path
+        seen += len(numeric)
+    assert seen > 80
 
 
 @pytest.mark.parametrize("key,value,accepted", [
@@ -456,7 +461,7 @@ def test_every_numeric_setting_has_a_range():
 ])
 def test_out_of_range_settings_are_refused_naming_key_and_range(key, value, accepted, capsys):
     with pytest.raises(UserError) as e:
-        config_lib.resolve(overrides={key: value})
+        resolve_config(overrides={key: value})
     assert key in str(e.value) and accepted in str(e.value)
     assert main(["train", "--set", f"{key}={value}"]) == 2
     line = _one_line(capsys.readouterr().err)
@@ -464,10 +469,15 @@ def test_out_of_range_settings_are_refused_naming_key_and_range(key, value, acce
 
 
 def test_saved_config_with_bad_values_is_refused():
-    cfg = config_lib.TrainConfig().to_dict()
-    cfg["lr"] = float("inf")
-    with pytest.raises(UserError, match=r"saved config: lr = inf: must be a finite number"):
-        config_lib.resolve(base=cfg)
+    cfg = resolve_config().to_dict()
+    cfg["optim"]["lr"] = float("inf")
+    with pytest.raises(UserError, match=r"saved config: optim.lr = inf: must be a finite number"):
+        resolve_config(base=cfg)
+    flat = {"epochs": 3, "lr": float("inf")}  # a version-1 (flat) config, as earlier runs saved
+    with pytest.raises(UserError, match=r"saved config: optim.lr = inf: must be a finite number"):
+        resolve_config(base=flat)
+    with pytest.raises(UserError, match=r"config version 9 is not one this googlenet reads"):
+        resolve_config(base={**cfg, "version": 9})
 
 
 # -- 8. weights with NaN/inf -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from googlenet.engine.config import resolve
+from googlenet.tasks import resolve_config as resolve
 from googlenet.engine.stages import Stage, run_stages
 from googlenet.errors import UserError
 from googlenet.tasks import (CONFIG_TASKS, TASKS, get_unit, unit_for_command_line, unit_for_config,
@@ -62,14 +62,14 @@ def test_stages_run_in_order_on_the_config():
 
     def stage(tag):
         def run(cfg, log):
-            seen.append((tag, cfg.seed))
+            seen.append((tag, cfg.system.seed))
             log(f"stage {tag}")
-            cfg.seed += 1
+            cfg.system.seed += 1
             return cfg
         return Stage(tag, run)
 
     cfg = run_stages([stage("a"), stage("b")], resolve(None, {"seed": 5}), log=logged.append)
-    assert seen == [("a", 5), ("b", 6)] and cfg.seed == 7
+    assert seen == [("a", 5), ("b", 6)] and cfg.system.seed == 7
     assert logged == ["stage a", "stage b"]
     assert run_stages([], cfg) is cfg
 
@@ -105,20 +105,38 @@ def test_the_command_line_has_no_task_forks():
 
 
 def test_one_comparison_of_model_configs():
-    """Resume and --init compare the saved model config with what the run builds in one function,
-    over one list of the backbone's keys (models.choices.BACKBONE_KEYS)."""
-    from types import SimpleNamespace
-
+    """Resume and --init compare the saved model config with the run's model section in one
+    function, over one list of the backbone's keys (models.choices.BACKBONE_KEYS)."""
     from googlenet.models.choices import BACKBONE_KEYS
-    from googlenet.tasks.base import backbone_section, model_differences
+    from googlenet.tasks.base import model_differences
 
-    cfg = SimpleNamespace(variant="bn", inception="reduced", stem="paper", arch="fcos")
-    assert backbone_section(cfg) == {"variant": "bn", "inception": "reduced", "stem": "paper"}
-    assert tuple(backbone_section(cfg)) == BACKBONE_KEYS
+    cfg = resolve("detect", {"task": "detect", "variant": "bn"})
+    assert cfg.model.backbone() == {"variant": "bn", "inception": "reduced", "stem": "paper"}
+    assert tuple(cfg.model.backbone()) == BACKBONE_KEYS
     saved = {"variant": "paper", "inception": "reduced", "detector": "fcos"}
-    assert model_differences(saved, dict(detector="fcos", **backbone_section(cfg))) == (
+    assert model_differences(saved, cfg.model.detector()) == (
         "variant: 'paper' there, 'bn' here, stem: None there, 'paper' here")
     # a key the saved file predates (no "stem" there) counts as the value this run has
     assert model_differences(saved, {"inception": "reduced", "stem": "paper"},
                              missing_matches=True) == ""
     assert model_differences(saved, {"variant": "paper"}) == ""
+
+
+def test_detection_checks_a_checkpoint_without_changing_the_data_and_adopts_apart():
+    """check_compatible only checks; the saved normalisation is taken over by adopt (which the
+    engine calls on resume), so a resumed detector normalises as the interrupted run did."""
+    from types import SimpleNamespace
+
+    from googlenet.tasks.detect.task import DetectionTask
+    from googlenet.weights.records import WeightsMeta
+
+    cfg = resolve("detect", {"task": "detect", "variant": "bn"})
+    pre = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "crop": 128}
+    data = SimpleNamespace(meta=WeightsMeta(model_config={}, class_names=["a"], preprocess=dict(pre)))
+    saved = WeightsMeta(model_config={**cfg.model.detector(), "image_mean": [0.1, 0.2, 0.3],
+                                      "image_std": [0.9, 0.8, 0.7]}, class_names=["a"], task="detect")
+    task = DetectionTask()
+    task.check_compatible(saved, cfg, data, "run", "the checkpoint to resume")
+    assert data.meta.preprocess == pre
+    task.adopt(saved, data)
+    assert data.meta.preprocess == {**pre, "mean": [0.1, 0.2, 0.3], "std": [0.9, 0.8, 0.7]}

@@ -19,8 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
+from googlenet.tasks import resolve_config
 from googlenet.engine import config as config_lib
 from googlenet.data.transforms import PCALighting, train_transform
+from googlenet.engine.config import AverageConfig
 from googlenet.engine.optim import lr_lambda, make_averaged, make_optimizer
 from googlenet.engine.sampling import SeededDataset
 from googlenet.engine.trainer import TrainingDiverged
@@ -52,12 +54,12 @@ def _tiny_folder(root: Path, classes=("a", "b"), n_train=4, n_val=1) -> Path:
     return root
 
 
-def _cfg(data: Path, out: Path, **kw) -> config_lib.TrainConfig:
+def _cfg(data: Path, out: Path, **kw):
     recipe = kw.pop("recipe", "short")
     o = dict(data=str(data), out=str(out), epochs=1, batch_size=2, image_size=32, progress=False,
              tensorboard=False, plots=False, workers=0)
     o.update(kw)
-    return config_lib.resolve(recipe, o)
+    return resolve_config(recipe, o)
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -70,16 +72,18 @@ def _subprocess_env() -> dict[str, str]:
 # -- recipes and their transforms ------------------------------------------------------------
 
 def test_recipes_resolve_and_paper_values():
-    paper = config_lib.resolve("paper")
-    assert (paper.optimizer, paper.momentum, paper.lr_schedule, paper.lr_gamma,
-            paper.lr_step_epochs, paper.aux_weight) == ("sgd", 0.9, "step", 0.96, 8.0, 0.3)
-    assert paper.crop_scale == (0.08, 1.0) and paper.crop_ratio == pytest.approx((3 / 4, 4 / 3))
-    assert set(paper.interpolations) == {"bilinear", "box", "nearest", "bicubic"}
-    assert paper.hflip == 0.5 and paper.pca_lighting > 0 and paper.brightness > 0
-    assert paper.average != "none" and paper.variant == "paper"
-    short = config_lib.resolve()  # the default recipe
-    assert short.variant == "paper" and short.aux_weight == 0.3 and short.epochs < 50
-    assert config_lib.resolve(overrides={"variant": "bn"}).variant == "bn"
+    paper = resolve_config("paper")
+    o, a = paper.optim, paper.augment
+    assert (o.optimizer, o.momentum, o.schedule, o.gamma, o.step_epochs,
+            paper.loss.aux_weight) == ("sgd", 0.9, "step", 0.96, 8.0, 0.3)
+    assert a.crop_scale == (0.08, 1.0) and a.crop_ratio == pytest.approx((3 / 4, 4 / 3))
+    assert set(a.interpolations) == {"bilinear", "box", "nearest", "bicubic"}
+    assert a.hflip == 0.5 and a.pca_lighting > 0 and a.brightness > 0
+    assert paper.average.mode != "none" and paper.model.variant == "paper"
+    short = resolve_config()  # the default recipe
+    assert short.model.variant == "paper" and short.loss.aux_weight == 0.3 and short.run.epochs < 50
+    assert resolve_config(overrides={"variant": "bn"}).model.variant == "bn"
+    assert resolve_config(overrides={"model.variant": "bn"}).run.epochs == 8  # the bn case
 
 
 def _crop_params(crop, n=3000):
@@ -93,8 +97,8 @@ def _crop_params(crop, n=3000):
 
 @pytest.mark.parametrize("recipe,scale", [("paper", (0.08, 1.0)), ("short", (0.8, 1.0))])
 def test_crop_area_and_aspect_ranges(recipe, scale):
-    cfg = config_lib.resolve(recipe)
-    tf = train_transform(cfg, default_preprocess(None, 32))
+    cfg = resolve_config(recipe)
+    tf = train_transform(cfg.augment, default_preprocess(None, 32))
     choice = tf.transforms[0]
     crops = choice.transforms
     assert len(crops) == 4
@@ -111,8 +115,8 @@ def test_crop_area_and_aspect_ranges(recipe, scale):
 
 
 def test_interpolation_is_random_among_four_per_sample():
-    cfg = config_lib.resolve("paper")
-    tf = train_transform(cfg, default_preprocess(None, 32))
+    cfg = resolve_config("paper")
+    tf = train_transform(cfg.augment, default_preprocess(None, 32))
     choice = tf.transforms[0]
     modes = [c.interpolation.value for c in choice.transforms]
     assert sorted(modes) == ["bicubic", "bilinear", "box", "nearest"]
@@ -144,11 +148,11 @@ def test_interpolation_is_random_among_four_per_sample():
 
 
 def test_paper_photometric_and_flip_short_recipe_none():
-    paper = train_transform(config_lib.resolve("paper"), default_preprocess(None, 32))
+    paper = train_transform(resolve_config("paper").augment, default_preprocess(None, 32))
     names = [type(t).__name__ for t in paper.transforms]
     assert names[:3] == ["RandomChoice", "RandomHorizontalFlip", "ColorJitter"]
     assert "PCALighting" in names
-    short = train_transform(config_lib.resolve("short"), default_preprocess(None, 32))
+    short = train_transform(resolve_config("short").augment, default_preprocess(None, 32))
     assert "RandomHorizontalFlip" not in [type(t).__name__ for t in short.transforms]
     # PCA lighting adds one RGB offset to every pixel, along ImageNet's principal components.
     light = PCALighting(0.5)
@@ -184,7 +188,7 @@ def test_per_sample_seeding_is_reproducible_and_skips_torch_manual_seed(monkeypa
     queues lazy device seeding with a stack trace per call (~2 ms a sample), so the dataset
     seeds the CPU generator alone, and leaves the global RNG state as it found it."""
     data = SeededDataset(_ListDataset(train_transform(
-        config_lib.resolve("paper"), default_preprocess(None, 32))))
+        resolve_config("paper").augment, default_preprocess(None, 32))))
     a = data[(0, 123)][0]
 
     def forbidden(*_a, **_k):
@@ -212,7 +216,7 @@ class _ListDataset(torch.utils.data.Dataset):
 def test_optimizers_use_the_fused_kernels():
     model = GoogLeNet(variant="bn", num_classes=3)
     for opt in ("adamw", "sgd"):
-        o = make_optimizer(model, config_lib.resolve(overrides={"optimizer": opt}))
+        o = make_optimizer(model, resolve_config(overrides={"optimizer": opt}).optim)
         assert o.defaults["fused"] is True, opt
         decay = {id(p) for p in o.param_groups[0]["params"]}
         assert all((p.ndim > 1) == (id(p) in decay) for p in model.parameters())
@@ -222,7 +226,7 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
     # BN brings an integer buffer (num_batches_tracked) that the averaging must survive.
     net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
     iterates = []
-    cfg = config_lib.TrainConfig(average="mean")
+    cfg = AverageConfig(mode="mean")
     avg = make_averaged(net, cfg)
     for k in range(5):
         with torch.no_grad():
@@ -237,7 +241,7 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
             assert torch.allclose(p, torch.stack([it[i] for it in iterates]).mean(0), atol=1e-6)
         else:  # the batch counter: the latest
             assert int(p) == 5
-    ema = make_averaged(net, config_lib.TrainConfig(average="ema", ema_decay=0.9))
+    ema = make_averaged(net, AverageConfig(mode="ema", ema_decay=0.9))
     ref = None
     for it in iterates:
         with torch.no_grad():
@@ -247,16 +251,16 @@ def test_polyak_mean_is_mean_of_iterates_and_ema_matches_formula():
         ref = [v.clone() for v in it] if ref is None else [0.9 * r + 0.1 * v for r, v in zip(ref, it)]
     for p, r in zip(ema.module.parameters(), ref):
         assert torch.allclose(p, r, atol=1e-6)
-    assert make_averaged(net, config_lib.TrainConfig(average="none")) is None
+    assert make_averaged(net, AverageConfig(mode="none")) is None
 
 
 def test_step_schedule_is_minus_4_percent_every_8_epochs():
-    cfg = config_lib.resolve("paper", {"epochs": 40})
-    f = lr_lambda(cfg, steps_per_epoch=10)
+    cfg = resolve_config("paper", {"epochs": 40})
+    f = lr_lambda(cfg.optim, cfg.run.epochs, steps_per_epoch=10)
     assert f(0) == 1.0 and f(79) == 1.0 and f(80) == pytest.approx(0.96)
     assert f(16 * 10 + 5) == pytest.approx(0.96 ** 2)
-    short = config_lib.resolve("short", {"epochs": 10, "warmup_epochs": 1})
-    g = lr_lambda(short, steps_per_epoch=10)
+    short = resolve_config("short", {"epochs": 10, "warmup_epochs": 1})
+    g = lr_lambda(short.optim, short.run.epochs, steps_per_epoch=10)
     assert g(0) == pytest.approx(0.01) and g(10) == pytest.approx(1.0) and g(100) == pytest.approx(0.0)
     assert g(55) == pytest.approx(0.5)
 
@@ -265,23 +269,24 @@ def test_step_schedule_is_minus_4_percent_every_8_epochs():
 
 def test_config_rejects_unknown_and_bad_values(tmp_path):
     with pytest.raises(UserError, match="unknown config key 'lrr'.*did you mean 'lr'"):
-        config_lib.resolve(overrides=config_lib.parse_set(["lrr=0.1"]))
+        resolve_config(overrides=config_lib.parse_set(["lrr=0.1"]))
     with pytest.raises(UserError, match="not a valid float"):
-        config_lib.resolve(overrides={"lr": "fast"})
+        resolve_config(overrides={"lr": "fast"})
     with pytest.raises(UserError, match="choose one of"):
-        config_lib.resolve(overrides={"variant": "resnet"})
+        resolve_config(overrides={"variant": "resnet"})
     with pytest.raises(UserError, match="at least 32"):
-        config_lib.resolve(overrides={"image_size": "16"})
+        resolve_config(overrides={"image_size": "16"})
     bad = tmp_path / "bad.toml"
     bad.write_text("epochs = 3\nbatchsize = 8\n")
     with pytest.raises(UserError, match="bad.toml: unknown config key 'batchsize'.*batch_size"):
-        config_lib.resolve(str(bad))
+        resolve_config(str(bad))
     good = tmp_path / "mine.toml"
     good.write_text('epochs = 3\ncrop_scale = [0.2, 1.0]\n[bn]\nlr = 0.5\n')
-    c = config_lib.resolve(str(good), {"crop_ratio": "0.5,2", "variant": "bn"})
-    assert (c.epochs, c.crop_scale, c.crop_ratio, c.lr) == (3, (0.2, 1.0), (0.5, 2.0), 0.5)
-    assert config_lib.resolve(str(good)).lr != 0.5  # the [bn] table only applies to bn
-    assert config_lib.resolve(overrides={"dropout": "none", "compile": "true"}).compile is True
+    c = resolve_config(str(good), {"crop_ratio": "0.5,2", "variant": "bn"})
+    assert (c.run.epochs, c.augment.crop_scale, c.augment.crop_ratio, c.optim.lr) == (
+        3, (0.2, 1.0), (0.5, 2.0), 0.5)
+    assert resolve_config(str(good)).optim.lr != 0.5  # the [bn] table only applies to bn
+    assert resolve_config(overrides={"dropout": "none", "compile": "true"}).system.compile is True
     assert cli_main(["train", "--set", "no_such_key=1"]) == 2
 
 
@@ -309,7 +314,7 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
         assert key not in ck and key in ck["run_state"], key
     assert ck["class_names"] == ["a", "b"] and ck["run_state"]["step"] == 8 and ck["run_state"]["epoch"] == 2
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in ck["model"])
-    assert ck["config"]["epochs"] == 2 and ck["preprocess"]["crop"] == 32
+    assert ck["config"]["version"] == 2 and ck["config"]["run"]["epochs"] == 2 and ck["preprocess"]["crop"] == 32
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     for col in ("train_loss", "train_main_loss", "train_aux1_loss", "train_aux2_loss", "val_top1",
@@ -319,7 +324,7 @@ def test_tiny_run_writes_the_run_directory(tmp_path, capsys):
     assert loaded.class_names == ["a", "b"] and loaded.preprocess.crop == 32
     final = load_weights(out / "model.safetensors")
     # The final weights carry the training config, so `googlenet eval RUN` finds the run's data.
-    assert final.metadata["config"]["data"] == str(data) and final.metadata["steps"] == 8
+    assert final.metadata["config"]["data"]["path"] == str(data) and final.metadata["steps"] == 8
     results = json.loads((out / "results.json").read_text())
     chosen = results["final_weights_choice"]["chosen"]  # the better on val: averaged or raw
     assert final.metadata["final_weights"]["chosen"] == chosen and results["averaged"] == (chosen == "averaged")
@@ -361,7 +366,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_checkpoint(tmp_path, monk
 # -- bad input: errors before any training ---------------------------------------------------------
 
 def _fake_checkpoint(path: Path, *, variant="paper", classes=("a", "b")) -> None:
-    cfg = config_lib.resolve(overrides={"variant": variant}).to_dict()
+    cfg = resolve_config(overrides={"variant": variant}).to_dict()
     model_config = dict(variant=variant, num_classes=len(classes), in_chans=3, aux_logits=True,
                         inception="reduced", stem="paper", transform_input=False, dropout=0.4,
                         aux_dropout=0.7)
@@ -527,7 +532,7 @@ def test_fp16_autocast_scales_the_loss_and_resumes_the_scaler(tmp_path, capsys):
 
     run_dir, ckpt = load_resume(out)
     assert ckpt.scaler == ck["scaler"]
-    cfg = config_lib.resolve(base=ckpt.config, overrides={"max_steps": 3})
+    cfg = resolve_config(base=ckpt.config, overrides={"max_steps": 3})
     fit(get_task(cfg.task), cfg, resume=ckpt, resume_dir=run_dir)
     ck2 = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert ck2["run_state"]["step"] == 3 and ck2["scaler"]["scale"] <= scale

@@ -8,6 +8,7 @@ import shlex
 import sys
 
 from ..engine import config as config_lib
+from ..tasks import resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     user = config_lib.parse_set(args.set)
-    config_lib.resolve(None, user)  # unknown keys / bad values: one line, before any training
+    resolve_config(None, user)  # unknown keys / bad values: one line, before any training
     typed = sys.argv[1:2] == ["experiment"]  # run as `googlenet experiment ...`, not from Python
     command = ("googlenet " + shlex.join(sys.argv[1:]) if typed
                else f"googlenet experiment {args.name}")

@@ -13,9 +13,17 @@ from typing import Any
 from ..engine import config as config_lib
 from ..errors import UserError
 from ..fileio import check_writable_dir
-from ..tasks import CONFIG_TASKS, unit_for_command_line, unit_for_config
+from ..settings import get_path, leaves
+from ..tasks import CONFIG_TASKS, dotted, resolve_config, schemas, unit_for_command_line, \
+    unit_for_config
 from . import (EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_FILESYSTEM, EXIT_INTERNAL, EXIT_INTERRUPTED,
                EXIT_OK, EXIT_OUT_OF_MEMORY)
+
+def _choices(key: str) -> tuple[str, ...]:
+    """The accepted values of a setting (flat key), as its section declares them."""
+    return next(leaf.choices for cls in schemas().all for leaf in leaves(cls).values()
+                if leaf.alias == key and leaf.choices)
+
 
 # Arguments of this command that are not config keys.
 _NOT_CONFIG = {"set", "recipe", "resume", "auto_resume", "help_config", "debug", "_run"}
@@ -40,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", choices=sorted(CONFIG_TASKS), default=argparse.SUPPRESS,
                    help="classify (default) or detect (recipe 'detect' unless --recipe is given; "
                         "data: digits-detect, a COCO/VOC/YOLO folder, voc2007)")
-    g.add_argument("--arch", choices=config_lib.CHOICES["arch"], default=argparse.SUPPRESS,
+    g.add_argument("--arch", choices=_choices("arch"), default=argparse.SUPPRESS,
                    help="detector (--task detect): fcos (default), retinanet, fasterrcnn on a "
                         "GoogLeNet FPN, or rcnn (the paper's §8 pipeline)")
     g.add_argument("--data", default=argparse.SUPPRESS, metavar="PATH|cifar10|cifar100",
@@ -60,17 +68,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--help-config", action="store_true", default=argparse.SUPPRESS,
                    help="list every config key with the value this command line would use (the "
                         "recipe's, for the chosen variant), and exit")
-    g.add_argument("--variant", choices=config_lib.CHOICES["variant"], default=argparse.SUPPRESS)
-    g.add_argument("--inception", choices=config_lib.CHOICES["inception"], default=argparse.SUPPRESS)
-    g.add_argument("--stem", choices=config_lib.CHOICES["stem"], default=argparse.SUPPRESS)
+    g.add_argument("--variant", choices=_choices("variant"), default=argparse.SUPPRESS)
+    g.add_argument("--inception", choices=_choices("inception"), default=argparse.SUPPRESS)
+    g.add_argument("--stem", choices=_choices("stem"), default=argparse.SUPPRESS)
     g.add_argument("--no-aux", dest="aux_logits", action="store_false", default=argparse.SUPPRESS,
                    help="train without the auxiliary classifiers")
     g.add_argument("--init", default=argparse.SUPPRESS, metavar="WEIGHTS",
                    help="start from these weights (run dir, .safetensors, .pt)")
-    g.add_argument("--pretrain", choices=config_lib.CHOICES["pretrain"], default=argparse.SUPPRESS,
+    g.add_argument("--pretrain", choices=_choices("pretrain"), default=argparse.SUPPRESS,
                    help="--task detect on digits-detect without --init: digits first trains the "
                         "variant's digits classifier in RUN_DIR/pretrain (~30 s on 2 cores) and "
-                        "starts the backbone from it (the detect recipe's choice)")
+                        "starts the backbone from it (default: digits, the detect recipe's; none "
+                        "otherwise)")
     g.add_argument("--epochs", type=int, default=argparse.SUPPRESS)
     g.add_argument("--batch-size", type=int, default=argparse.SUPPRESS, help="per process")
     g.add_argument("--lr", type=float, default=argparse.SUPPRESS)
@@ -91,7 +100,7 @@ def _add_run_arguments(g: argparse._ArgumentGroup) -> None:
                         "pass; implied when torchrun restarts the workers)")
     g.add_argument("--checkpoint-every", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="also checkpoint every N steps inside an epoch")
-    g.add_argument("--save-checkpoints", choices=config_lib.CHOICES["save_checkpoints"],
+    g.add_argument("--save-checkpoints", choices=_choices("save_checkpoints"),
                    default=argparse.SUPPRESS,
                    help="which checkpoints the run keeps: last = checkpoint-last.pt, what --resume "
                         "continues (a third of a checkpoint is the optimizer); best = that + the "
@@ -101,11 +110,11 @@ def _add_run_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--max-steps", type=int, default=argparse.SUPPRESS, help="stop after N steps in total")
     g.add_argument("--device", default=argparse.SUPPRESS, help="auto (default), cpu, cuda, cuda:N")
     g.add_argument("--workers", type=int, default=argparse.SUPPRESS, help="data loader processes")
-    g.add_argument("--loader", choices=config_lib.CHOICES["loader"], default=argparse.SUPPRESS,
+    g.add_argument("--loader", choices=_choices("loader"), default=argparse.SUPPRESS,
                    help="image folders: gpu reads files in the workers and decodes (nvJPEG) and "
                         "augments JPEGs on the device; cpu does it all in the workers; auto is "
                         "gpu for JPEG folders on a GPU")
-    g.add_argument("--amp", choices=config_lib.CHOICES["amp"], default=argparse.SUPPRESS,
+    g.add_argument("--amp", choices=_choices("amp"), default=argparse.SUPPRESS,
                    help="mixed precision: bf16 (autocast to bfloat16; CPUs with AVX512-BF16/AMX, "
                         "recent GPUs), fp16 (autocast to float16 with torch.amp.GradScaler; "
                         "GPUs without bf16) or auto (bf16 where the device has it natively, else "
@@ -133,12 +142,12 @@ def _show_defaults(p: argparse.ArgumentParser) -> None:
     """Each flag's help ends with its default, the value the default recipe gives it. The flags
     themselves default to SUPPRESS (a recipe's value must win over an untyped flag), which is why
     argparse's ArgumentDefaultsHelpFormatter cannot show them."""
-    base = config_lib.resolve(config_lib.DEFAULT_RECIPE, {})
-    fields = set(config_lib.field_names())
+    base = resolve_config(config_lib.DEFAULT_RECIPE, {})
+    own = {leaf.alias: path for path, leaf in leaves(type(base)).items()}
     for a in p._actions:
-        if a.dest not in fields or not a.option_strings or "default" in (a.help or ""):
+        if a.dest not in own or not a.option_strings or "default" in (a.help or ""):
             continue  # (a help that already names its default keeps its own words)
-        v = getattr(base, a.dest)
+        v = get_path(base, own[a.dest])
         if isinstance(a, argparse._StoreFalseAction):  # --no-X: whether X is on
             shown = f"{a.dest.replace('_', ' ')} {'on' if v else 'off'}"
         elif isinstance(a, argparse._StoreTrueAction):
@@ -147,7 +156,7 @@ def _show_defaults(p: argparse.ArgumentParser) -> None:
             shown = _AUTO.get(a.dest, {}).get(v, "none" if v is None else v)
         a.help = (a.help + " " if a.help else "") + f"(default: {shown})".replace("%", "%%")
     p.description += (f" The defaults shown are the {config_lib.DEFAULT_RECIPE} recipe's for "
-                      f"the {base.variant} variant; another --recipe, --variant or --task "
+                      f"the {base.model.variant} variant; another --recipe, --variant or --task "
                       f"changes them (--help-config lists the values a command line gets).")
 
 
@@ -155,11 +164,11 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys this command line sets: --set KEY=VALUE, then the flags (every flag whose
     destination is a config key)."""
     out: dict[str, Any] = dict(config_lib.parse_set(getattr(args, "set", [])))
-    fields = set(config_lib.field_names())
+    fields = set(schemas().aliases)
     for key, v in vars(args).items():
         if key in fields and key not in _NOT_CONFIG:
             out[key] = v
-    return out
+    return dotted(out)
 
 
 def elastic_restart() -> bool:
@@ -184,12 +193,13 @@ def run(args: argparse.Namespace) -> int:
     if not resume:
         recipe = recipe or default_recipe(over)
     if getattr(args, "help_config", False):
-        cfg = config_lib.resolve(recipe, over)
-        print(f"config keys (recipe files and --set KEY=VALUE), with the values this command "
-              f"would use (recipe {recipe}, variant {cfg.variant}):")
+        cfg = resolve_config(recipe, over)
+        print(f"config keys of the {cfg.task} task by section (recipe files and --set "
+              f"SECTION.KEY=VALUE; the flat name in parentheses is accepted too), with the values "
+              f"this command would use (recipe {recipe}, {cfg.summary() or cfg.task}):")
         print(config_lib.describe(cfg))
         return 0
-    out = over.get("out")
+    out = over.get("run.out")
     if not resume and out and (getattr(args, "auto_resume", False) or elastic_restart()) \
             and (Path(out) / CHECKPOINT_LAST).is_file():
         resume = out
@@ -202,13 +212,13 @@ def run(args: argparse.Namespace) -> int:
                             f"directory; leave out --out")
         run_dir, ckpt = load_resume(resume)
         check_writable_dir(run_dir, "--resume")
-        over.pop("out", None)
-        cfg = config_lib.resolve(base=ckpt.config, overrides=over)
-        cfg.out = str(run_dir)
+        over.pop("run.out", None)
+        cfg = resolve_config(base=ckpt.config, overrides=over)
+        cfg.run.out = str(run_dir)
         fit(unit_for_config(cfg).task(), cfg, resume=ckpt, resume_dir=run_dir)
     else:
-        cfg = config_lib.resolve(recipe, over)
-        check_writable_dir(cfg.out or "runs", "--out")  # before the data is read, not after
+        cfg = resolve_config(recipe, over)
+        check_writable_dir(cfg.run.out or "runs", "--out")  # before the data is read, not after
         unit = unit_for_config(cfg)
         cfg = run_stages(unit.stages, cfg)  # e.g. the detector's backbone pretraining
         fit(unit.task(), cfg)

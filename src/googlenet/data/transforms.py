@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from torchvision.transforms import v2 as T
 
+from .config import AugmentConfig
 from .preprocess import _INTERP, Preprocess
 
 __all__ = ["PCALighting", "train_transform", "augment_params"]
@@ -40,7 +41,7 @@ class PCALighting(nn.Module):
         return img + rgb.view(3, 1, 1).to(img.dtype)
 
 
-def train_transform(cfg: Any, preprocess: Preprocess) -> T.Compose:
+def train_transform(cfg: AugmentConfig, preprocess: Preprocess) -> T.Compose:
     """PIL RGB image -> normalised (3, S, S) tensor with the recipe's augmentation.
 
     The random interpolation method per sample (§6) is ``RandomChoice`` over one
@@ -63,7 +64,7 @@ def train_transform(cfg: Any, preprocess: Preprocess) -> T.Compose:
     return T.Compose(steps)
 
 
-def augment_params(cfg: Any, size: int) -> "AugmentParams":
+def augment_params(cfg: AugmentConfig, size: int) -> "AugmentParams":
     """The same augmentation settings for the GPU pipeline (data/gpu_pipeline.py)."""
     from .gpu_pipeline import AugmentParams
 

@@ -85,10 +85,10 @@ class ProgressHook(HookBase):
     def before_epoch(self) -> None:
         t = self.trainer
         cfg, st = t.cfg, t.state
-        self.bar = StepProgress(enabled=t.info.is_main and cfg.progress, log=t.log,
-                                epoch=st.epoch + 1, epochs=cfg.epochs, steps=t.steps_per_epoch,
+        self.bar = StepProgress(enabled=t.info.is_main and cfg.run.progress, log=t.log,
+                                epoch=st.epoch + 1, epochs=cfg.run.epochs, steps=t.steps_per_epoch,
                                 done=st.epoch_step, images=st.sums.get(t.count_key, 0.0),
-                                every=cfg.log_every or max(1, min(50, t.steps_per_epoch // 10)),
+                                every=cfg.run.log_every or max(1, min(50, t.steps_per_epoch // 10)),
                                 unit=t.count_unit)
 
     def after_step(self) -> None:
@@ -118,7 +118,7 @@ class AveragingHook(HookBase):
 
     def before_train(self) -> None:
         t = self.trainer
-        self.start = int(round(t.cfg.average_start_epoch * t.steps_per_epoch))
+        self.start = int(round(t.cfg.average.start_epoch * t.steps_per_epoch))
 
     def after_step(self) -> None:
         t = self.trainer
@@ -153,7 +153,7 @@ class DivergenceHook(HookBase):
         st = t.state
         last = (f"{t.run_dir.checkpoint_last} (step {st.last_checkpoint_step}) is intact"
                 if st.last_checkpoint_step >= 0 else "no checkpoint was written yet"
-                + (" (save_checkpoints none)" if t.cfg.save_checkpoints == "none" else ""))
+                + (" (save_checkpoints none)" if t.cfg.run.save_checkpoints == "none" else ""))
         return (f"the training loss became {value} at step {st.step + 1} (epoch {st.epoch + 1}, "
                 f"batch {st.epoch_step + 1}); stopped without updating the weights. The last good "
                 f"checkpoint, {last}. Lower the learning rate (lr), add warmup "
@@ -169,7 +169,7 @@ class EvaluationHook(HookBase):
     def after_epoch(self) -> None:
         t = self.trainer
         cfg, st, row, task = t.cfg, t.state, t.row, t.task
-        if (st.epoch + 1) % cfg.eval_every == 0 or t.last_epoch:
+        if (st.epoch + 1) % cfg.run.eval_every == 0 or t.last_epoch:
             val = task.evaluate(t.eval_model(), t.val_loader, t.device, cfg)
             row.update({f"val_{k}": v for k, v in val.items() if k not in ("images", t.count_key)})
             if t.averaged is not None and t.last_epoch:  # the raw weights, for comparison, once
@@ -203,7 +203,7 @@ class CheckpointHook(HookBase):
 
     def after_step(self) -> None:
         t = self.trainer
-        st, every = t.state, t.cfg.checkpoint_every
+        st, every = t.state, t.cfg.run.checkpoint_every
         if (every and st.step % every == 0 and st.epoch_step < t.steps_per_epoch
                 and not t.max_steps_reached()):
             t.tally_train_time()
@@ -217,7 +217,7 @@ class CheckpointHook(HookBase):
 
     def save(self, *, best: bool = False) -> None:
         t = self.trainer
-        st, keep = t.state, t.cfg.save_checkpoints
+        st, keep = t.state, t.cfg.run.save_checkpoints
         if keep == "none":
             return
         if t.info.is_main:
@@ -251,7 +251,7 @@ class TensorBoardHook(HookBase):
 
     def before_train(self) -> None:
         t = self.trainer
-        self.scalars = Scalars(t.cfg.tensorboard and t.info.is_main, t.run_dir.path,
+        self.scalars = Scalars(t.cfg.run.tensorboard and t.info.is_main, t.run_dir.path,
                                t.state.step, t.log)
 
     def after_step(self) -> None:
@@ -273,7 +273,7 @@ class EpochLogHook(HookBase):
 
     def after_epoch(self) -> None:
         t = self.trainer
-        t.log(epoch_line(t.task, t.row, t.cfg))
+        t.log(epoch_line(t.task, t.row, t.cfg.run.epochs))
 
 
 def default_hooks(extra: Sequence[HookBase] = ()) -> list[HookBase]:

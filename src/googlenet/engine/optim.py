@@ -11,37 +11,38 @@ import torch
 import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, get_swa_multi_avg_fn
 
-from .config import TrainConfig
+from .config import AverageConfig, OptimConfig
 
 __all__ = ["lr_lambda", "make_averaged", "choose_final", "make_optimizer", "make_scheduler"]
 
 
-def lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of ``cfg.lr`` at optimizer step ``s`` (per step, so mid-epoch resume is exact)."""
-    total = cfg.epochs * steps_per_epoch
+def lr_lambda(cfg: OptimConfig, epochs: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """Multiplier of ``cfg.lr`` at optimizer step ``s`` of a run of ``epochs`` (per step, so a
+    mid-epoch resume is exact)."""
+    total = epochs * steps_per_epoch
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    step_size = max(1, int(round(cfg.lr_step_epochs * steps_per_epoch)))
+    step_size = max(1, int(round(cfg.step_epochs * steps_per_epoch)))
 
     def f(s: int) -> float:
         if s < warmup:  # linear warmup from 1% of the base lr
             return 0.01 + 0.99 * s / warmup
-        if cfg.lr_schedule == "step":  # §6: x0.96 every 8 epochs
-            return cfg.lr_gamma ** (s // step_size)
+        if cfg.schedule == "step":  # §6: x0.96 every 8 epochs
+            return cfg.gamma ** (s // step_size)
         t = min(1.0, (s - warmup) / max(1, total - warmup))
-        if cfg.lr_schedule == "cosine":
+        if cfg.schedule == "cosine":
             return 0.5 * (1.0 + math.cos(math.pi * t))
         return 1.0 - t  # linear to 0
 
     return f
 
 
-def make_averaged(model: nn.Module, cfg: TrainConfig) -> Optional[AveragedModel]:
+def make_averaged(model: nn.Module, cfg: AverageConfig) -> Optional[AveragedModel]:
     """§6 "Polyak averaging": ``mean`` is Polyak-Juditsky's uniform mean of the iterates
     (``torch.optim.swa_utils``' SWA average), ``ema`` an exponential moving average. BN buffers
     are averaged too (``use_buffers``), so the averaged model needs no extra BN pass."""
-    if cfg.average == "none":
+    if cfg.mode == "none":
         return None
-    avg = get_ema_multi_avg_fn(cfg.ema_decay) if cfg.average == "ema" else get_swa_multi_avg_fn()
+    avg = get_ema_multi_avg_fn(cfg.ema_decay) if cfg.mode == "ema" else get_swa_multi_avg_fn()
 
     @torch.no_grad()
     def fn(averaged: list[torch.Tensor], current: list[torch.Tensor], n: Any) -> None:
@@ -78,7 +79,7 @@ def choose_final(averaged: Optional[AveragedModel], model: nn.Module, key: str,
         "why": f"{key} {max(avg, raw):.2f}% against {min(avg, raw):.2f}% for the {other} weights"}
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     # Weight decay on conv/linear weights only, not on biases or BN scales (as Caffe's
     # bvlc_googlenet, whose bias layers have decay_mult 0).
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
@@ -96,6 +97,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
                            fused=fused)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, epochs: int,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, epochs, steps_per_epoch))

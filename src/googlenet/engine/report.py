@@ -70,14 +70,14 @@ def _filled(templates: Sequence[str], values: Mapping[str, Any]) -> str:
     return "".join(s for s in (fill(t, values) for t in templates) if s is not None)
 
 
-def epoch_line(task: Any, row: dict[str, Any], cfg: Any) -> str:
+def epoch_line(task: Any, row: dict[str, Any], epochs: int) -> str:
     """The line logged after each epoch."""
     templates = getattr(task, "epoch_line", None)
     if templates is None:
         templates = [("  " if i else "") + m.template()
                      for i, m in enumerate(getattr(task, "metrics", ()))]
     unit, fmt = count_of(task)[1], getattr(task, "count_format", ".0f")
-    return (f"epoch {row['epoch']:>3}/{cfg.epochs}  " + _filled(templates, row)
+    return (f"epoch {row['epoch']:>3}/{epochs}  " + _filled(templates, row)
             + f"  lr {row['lr']:.3g}  {row[throughput_key(task)]:{fmt}} {unit}/s  "
               f"{row['epoch_seconds']:.1f}s")
 

@@ -203,10 +203,9 @@ def remove_stale_temps(run_dir: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def default_run_dir(cfg: Any) -> Path:
-    """runs/<date>-<time>-<variant>-<data> (a TrainConfig's), numbered if it exists."""
-    data = "digits" if cfg.data is None else Path(str(cfg.data)).name or "data"
-    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.variant}-{data}"
+def default_run_dir(label: str) -> Path:
+    """runs/<date>-<time>-<label> (a config's ``label()``: <variant>-<data>), numbered if it exists."""
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
     path, i = base, 1
     while path.exists():
         i += 1

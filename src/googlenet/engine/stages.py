@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from .config import TrainConfig
+from .config import RunConfig
 from .distributed import from_env
 
 __all__ = ["Stage", "run_stages"]
@@ -19,11 +19,11 @@ class Stage:
     name: str
     # (config, log) -> the config to continue with (e.g. ``init`` set to the stage's output);
     # ``log`` prints a line on the main process only
-    run: Callable[[TrainConfig, Callable[[str], None]], TrainConfig]
+    run: Callable[[RunConfig, Callable[[str], None]], RunConfig]
 
 
-def run_stages(stages: Sequence[Stage], cfg: TrainConfig,
-               log: Callable[[str], None] | None = None) -> TrainConfig:
+def run_stages(stages: Sequence[Stage], cfg: RunConfig,
+               log: Callable[[str], None] | None = None) -> RunConfig:
     """Run ``stages`` in order, each on the config the previous one returned. ``log``: default,
     print (flushed) on the main process of a distributed run, nothing on the others."""
     if log is None:

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..weights.records import WeightsMeta
-from .config import TrainConfig
+from .config import RunConfig  # a task's config class extends it
 from .distributed import DistInfo
 from .report import Metric
 
@@ -81,27 +81,32 @@ class Task(Protocol):
     name: str  # "classify", "detect": stored in weights and checkpoints
     best_metric: str  # the epoch-row key maximised for checkpoint-best.pt, e.g. "val_top1"
     metrics: Sequence[Metric]  # what the lines and curves.png show (engine/report.py)
+    # Optional: ``detector = True`` keeps box coding and losses in fp32 under autocast
+    # (googlenet.models.graph.amp_autocast).
 
-    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData: ...
+    def setup_data(self, cfg: RunConfig, dist: DistInfo) -> TaskData: ...
 
-    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module: ...
+    def build_model(self, cfg: RunConfig, data: TaskData) -> nn.Module: ...
 
-    def check_compatible(self, meta: WeightsMeta, cfg: TrainConfig, data: TaskData,
+    def check_compatible(self, meta: WeightsMeta, cfg: RunConfig, data: TaskData,
                          source: str, what: str) -> None:
         """Raise UserError when weights/a checkpoint (``meta``) do not fit this run."""
 
-    def load_init(self, cfg: TrainConfig, data: TaskData) -> Any:
-        """Read and check ``cfg.init`` (before the run directory is made)."""
+    # Optional: ``adopt(meta, data)``, called after ``check_compatible`` on resume: take over what
+    # the checkpoint fixes besides its tensors (detection: the input normalisation).
 
-    def apply_init(self, model: nn.Module, loaded: Any, cfg: TrainConfig) -> str:
+    def load_init(self, cfg: RunConfig, data: TaskData) -> Any:
+        """Read and check ``cfg.run.init`` (before the run directory is made)."""
+
+    def apply_init(self, model: nn.Module, loaded: Any, cfg: RunConfig) -> str:
         """Load what ``load_init`` returned into the fresh ``model``; return a log line."""
 
-    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+    def train_step(self, model: nn.Module, batch: Any, cfg: RunConfig,
                    device: torch.device) -> StepResult: ...
 
     def epoch_metrics(self, sums: dict[str, float], model: nn.Module) -> dict[str, float]:
         """Epoch totals (summed over processes) -> the row's ``train_*`` entries."""
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
-                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+                 device: torch.device, cfg: RunConfig) -> dict[str, float]:
         """Metrics over a loader's batches, summed over all processes' shards."""

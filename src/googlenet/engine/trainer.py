@@ -35,7 +35,7 @@ from ..weights.records import TrainCheckpoint, WeightsMeta
 from . import distributed as dist_lib
 from .distributed import unwrap  # re-exported: tasks and experiments unwrap models with it
 from .checkpoint import CheckpointWriter
-from .config import TrainConfig, to_toml
+from .config import RunConfig, to_toml
 from .hooks import EXIT_DIVERGED, HookBase, TrainingDiverged, default_hooks  # noqa: F401
 from .logging import RunLog, hms, load_warning, plot_curves
 from .optim import choose_final, make_averaged, make_optimizer, make_scheduler
@@ -51,21 +51,22 @@ from .task import Task, TaskData
 __all__ = ["fit", "Trainer", "TrainingDiverged", "unwrap", "default_run_dir", "autocast"]
 
 
-def autocast(cfg: Optional[TrainConfig], device: torch.device):
-    """Mixed precision of the forward pass (``amp``: none, bf16, fp16); the loss is scaled by
-    the trainer's ``torch.amp.GradScaler`` under fp16 only (bf16 has fp32's exponent range)."""
-    if cfg is not None and cfg.amp != "none":
-        return amp_autocast(cfg.amp, device, detector=cfg.task == "detect")
+def autocast(amp: Optional[str], device: torch.device, *, detector: bool = False):
+    """Mixed precision of the forward pass (``system.amp``: none, bf16, fp16, auto; a
+    ``detector`` keeps fp32 where its precision rule says, googlenet.models.graph); the loss is
+    scaled by the trainer's ``torch.amp.GradScaler`` under fp16 only (bf16 has fp32's range)."""
+    if amp is not None and amp != "none":
+        return amp_autocast(amp, device, detector=detector)
     return contextlib.nullcontext()
 
 
-def fit(task: Task, cfg: TrainConfig, *, resume: Optional[TrainCheckpoint] = None,
+def fit(task: Task, cfg: RunConfig, *, resume: Optional[TrainCheckpoint] = None,
         resume_dir: Optional[Path] = None, hooks: Sequence[HookBase] = ()) -> dict[str, Any]:
     """Train ``task`` with ``cfg`` (or continue the checkpoint ``resume`` of ``resume_dir``);
     ``hooks`` run after the engine's own, before the checkpoint. Returns the final results (also RUN/results.json)."""
     t0 = time.perf_counter()
     info = dist_lib.from_env()
-    device = dist_lib.resolve_device(cfg.device, info)
+    device = dist_lib.resolve_device(cfg.system.device, info)
     dist_lib.init(info, device)
     try:
         return Trainer(task, cfg, info, device, t0, resume, resume_dir, hooks).run()
@@ -77,7 +78,7 @@ class Trainer:
     """One run of ``fit``: set up (system, run directory, data, model), loop, finish. Hooks
     read (and some write) its attributes: ``state``, ``row``, ``model``, ``averaged``, ..."""
 
-    def __init__(self, task: Task, cfg: TrainConfig, info: dist_lib.DistInfo,
+    def __init__(self, task: Task, cfg: RunConfig, info: dist_lib.DistInfo,
                  device: torch.device, t0: float, resume: Optional[TrainCheckpoint],
                  resume_dir: Optional[Path], hooks: Sequence[HookBase] = ()) -> None:
         self.task, self.cfg, self.info, self.device, self.t0 = task, cfg, info, device, t0
@@ -104,11 +105,11 @@ class Trainer:
 
     def _setup_system(self) -> None:
         cfg, info = self.cfg, self.info
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if cfg.system.threads:
+            torch.set_num_threads(cfg.system.threads)
         elif info.enabled and self.device.type == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // info.local_world_size))
-        if cfg.deterministic:
+        if cfg.system.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.benchmark = False
@@ -129,12 +130,14 @@ class Trainer:
         if self.resume is not None:
             self.task.check_compatible(self.resume.meta, cfg, data, str(self.resume_dir),
                                        "the checkpoint to resume")
-        elif cfg.init:
+            if hasattr(self.task, "adopt"):  # what the checkpoint fixes outside its tensors
+                self.task.adopt(self.resume.meta, data)
+        elif cfg.run.init:
             self.init = self.task.load_init(cfg, data)
-        per_step = cfg.batch_size * info.world_size
+        per_step = cfg.run.batch_size * info.world_size
         if len(data.train) < per_step:
             raise UserError(f"the training set has {len(data.train)} images, fewer than one "
-                            f"step's batch ({cfg.batch_size} x {info.world_size} process(es)); "
+                            f"step's batch ({cfg.run.batch_size} x {info.world_size} process(es)); "
                             f"lower the batch size")
         self.log(data.description)
         return data
@@ -143,54 +146,54 @@ class Trainer:
         cfg, info, device = self.cfg, self.info, self.device
         base = torch.utils.data.DistributedSampler(
             data.train, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-            seed=cfg.seed, drop_last=True)
-        self.sampler = SeededSampler(base, cfg.seed)
-        self.workers = loader_workers(cfg.workers, data.in_memory)
+            seed=cfg.system.seed, drop_last=True)
+        self.sampler = SeededSampler(base, cfg.system.seed)
+        self.workers = loader_workers(cfg.system.workers, data.in_memory)
         kw: dict[str, Any] = dict(num_workers=self.workers, pin_memory=device.type == "cuda",
                                   persistent_workers=self.workers > 0,
                                   collate_fn=data.train_collate or data.collate)
         if self.workers > 0:
             kw["prefetch_factor"] = 4
         self.train_loader = torch.utils.data.DataLoader(
-            SeededDataset(data.train), batch_size=cfg.batch_size, sampler=self.sampler,
-            drop_last=True, generator=torch.Generator().manual_seed(cfg.seed), **kw)
-        self.steps_per_epoch = len(base) // cfg.batch_size
-        self.total_steps = cfg.epochs * self.steps_per_epoch  # of the run
-        if cfg.max_steps:
-            self.total_steps = min(self.total_steps, cfg.max_steps)
+            SeededDataset(data.train), batch_size=cfg.run.batch_size, sampler=self.sampler,
+            drop_last=True, generator=torch.Generator().manual_seed(cfg.system.seed), **kw)
+        self.steps_per_epoch = len(base) // cfg.run.batch_size
+        self.total_steps = cfg.run.epochs * self.steps_per_epoch  # of the run
+        if cfg.run.max_steps:
+            self.total_steps = min(self.total_steps, cfg.run.max_steps)
         self.val_loader = self.eval_loader(data.val, data)
 
     def eval_loader(self, ds: torch.utils.data.Dataset, data: TaskData) -> torch.utils.data.DataLoader:
         idx = list(range(self.info.rank, len(ds), self.info.world_size))  # each item once over ranks
         return torch.utils.data.DataLoader(
-            torch.utils.data.Subset(ds, idx), batch_size=max(2 * self.cfg.batch_size, 64),
-            num_workers=loader_workers(self.cfg.workers, data.in_memory), collate_fn=data.collate,
+            torch.utils.data.Subset(ds, idx), batch_size=max(2 * self.cfg.run.batch_size, 64),
+            num_workers=loader_workers(self.cfg.system.workers, data.in_memory), collate_fn=data.collate,
             pin_memory=self.device.type == "cuda")
 
     def _setup_model(self, data: TaskData) -> None:
         cfg = self.cfg
-        torch.manual_seed(cfg.seed)  # same initial weights on every rank (DDP also broadcasts them)
+        torch.manual_seed(cfg.system.seed)  # same initial weights on every rank (DDP also broadcasts them)
         model = self.task.build_model(cfg, data)
         if self.init is not None:
             self.log(self.task.apply_init(model, self.init, cfg))
             self.init = None  # no second reference to the init weights
         model.to(self.device)
-        if cfg.channels_last:
+        if cfg.system.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model
-        self.averaged = make_averaged(model, cfg)
-        self.optimizer = make_optimizer(model, cfg)
-        self.scheduler = make_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.averaged = make_averaged(model, cfg.average)
+        self.optimizer = make_optimizer(model, cfg.optim)
+        self.scheduler = make_scheduler(self.optimizer, cfg.optim, cfg.run.epochs, self.steps_per_epoch)
         # fp16 gradients underflow without loss scaling; the scaler skips a step whose gradients
         # overflowed and adapts its scale (a no-op object when amp is not fp16).
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.system.amp == "fp16")
         if self.resume is not None:
             self._restore(self.resume)
         self.train_model: nn.Module = model
         if self.info.enabled:
             self.train_model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if cfg.compile:
+        if cfg.system.compile:
             # The compiler's cache lives with the run unless the user chose one: a resumed run
             # (or a rerun of the same settings) loads the compiled graphs instead of compiling.
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.run_dir.compile_cache))
@@ -254,7 +257,7 @@ class Trainer:
         cfg, info = self.cfg, self.info
         self._setup_system()
         self.run_dir = RunDir(self.resume_dir if self.resume_dir is not None else (
-            cfg.out if cfg.out else default_run_dir(cfg)))
+            cfg.run.out if cfg.run.out else default_run_dir(cfg.label())))
         if self.run_dir.path.is_dir():  # another process in it: refused now, before the data is read
             self._lock_run_dir()
         check_new_run(self.run_dir.path, self.resume is not None)
@@ -293,13 +296,14 @@ class Trainer:
     def _log_start(self) -> None:
         cfg, info = self.cfg, self.info
         n_params = sum(p.numel() for p in self.model.parameters())
-        self.log(f"model: {self.model.__class__.__name__} variant={cfg.variant} "
-                 f"({n_params / 1e6:.2f}M parameters), {cfg.epochs} epochs x "
-                 f"{self.steps_per_epoch} steps, batch {cfg.batch_size}"
+        self.log(f"model: {' '.join(filter(None, (self.model.__class__.__name__, cfg.summary())))} "
+                 f"({n_params / 1e6:.2f}M parameters), {cfg.run.epochs} epochs x "
+                 f"{self.steps_per_epoch} steps, batch {cfg.run.batch_size}"
                  + (f" x {info.world_size} processes" if info.enabled else "")
-                 + f", {cfg.optimizer} lr {cfg.lr}, averaging {cfg.average}, device {self.device}"
+                 + f", {cfg.optim.optimizer} lr {cfg.optim.lr}, averaging {cfg.average.mode}, device {self.device}"
                  + (f", {self.workers} loader workers" if self.workers else ""))
-        line = describe_amp(cfg.amp, self.device, detector=cfg.task == "detect")
+        line = describe_amp(cfg.system.amp, self.device,
+                            detector=getattr(self.task, "detector", False))
         if line:
             self.log(f"mixed precision: {line}")
         if busy := load_warning("now", "other processes share them, so this run will take "
@@ -307,24 +311,24 @@ class Trainer:
             self.log(busy)
 
     def max_steps_reached(self) -> bool:
-        return bool(self.cfg.max_steps and self.state.step >= self.cfg.max_steps)
+        return bool(self.cfg.run.max_steps and self.state.step >= self.cfg.run.max_steps)
 
     def _loop(self) -> None:
         cfg, st = self.cfg, self.state
-        while st.epoch < cfg.epochs:
+        while st.epoch < cfg.run.epochs:
             if self.max_steps_reached():
-                self.log(f"already at max_steps={cfg.max_steps}: nothing left to train")
+                self.log(f"already at max_steps={cfg.run.max_steps}: nothing left to train")
                 return
-            self.sampler.set_epoch(st.epoch, skip=st.epoch_step * cfg.batch_size)
+            self.sampler.set_epoch(st.epoch, skip=st.epoch_step * cfg.run.batch_size)
             self.epoch_t0 = time.perf_counter()
             self._call("before_epoch")
             stats = self.train_one_epoch()
             self.stopped_early = self.max_steps_reached() and st.epoch_step < self.steps_per_epoch
-            self.last_epoch = st.epoch + 1 == cfg.epochs or self.stopped_early
+            self.last_epoch = st.epoch + 1 == cfg.run.epochs or self.stopped_early
             self.row, self.is_best = {"epoch": st.epoch + 1, "step": st.step, **stats}, False
             self._call("after_epoch")
             if self.stopped_early:
-                self.log(f"stopped at max_steps={cfg.max_steps}")
+                self.log(f"stopped at max_steps={cfg.run.max_steps}")
                 return
 
     def rows(self) -> list[dict[str, Any]]:
@@ -360,7 +364,7 @@ class Trainer:
         """One optimizer step on ``batch``; ``step_loss``: its mean loss (over all ranks)."""
         cfg, st, device = self.cfg, self.state, self.device
         # Dropout's randomness at this step depends on (seed, rank, step) only: exact resume.
-        seed_rng(step_seed(cfg.seed, self.info.rank, st.step), device)
+        seed_rng(step_seed(cfg.system.seed, self.info.rank, st.step), device)
         res = self.task.train_step(self.train_model, batch, cfg, device)
         keys = list(res.sums)
         with torch.no_grad():  # one all-reduce per step for every logged sum
@@ -371,9 +375,9 @@ class Trainer:
         self._call("after_forward")  # DivergenceHook: a NaN/inf loss stops here
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(res.loss).backward()
-        if cfg.clip_grad_norm > 0:
+        if cfg.optim.clip_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), cfg.clip_grad_norm)
+            torch.nn.utils.clip_grad_norm_(self.train_model.parameters(), cfg.optim.clip_grad_norm)
         self.scaler.step(self.optimizer)  # skipped (and the scale lowered) on inf/NaN gradients
         self.scaler.update()
         with warnings.catch_warnings():  # a step the scaler skipped is not a mis-ordered call
@@ -398,7 +402,7 @@ class Trainer:
             return tuple(self.task.evaluate(m, self.val_loader, self.device, self.cfg)[key[4:]]
                          for m in (self.averaged.module, self.model))  # resumed past the end
 
-        return choose_final(self.averaged, self.model, key, scores, self.cfg.final_weights)
+        return choose_final(self.averaged, self.model, key, scores, self.cfg.average.final_weights)
 
     def _finish(self, data: TaskData) -> dict[str, Any]:
         cfg, info, st, run_dir = self.cfg, self.info, self.state, self.run_dir
@@ -429,10 +433,10 @@ class Trainer:
         if info.is_main:
             atomic_write(run_dir.results,
                          lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
-            if cfg.plots and self.rows():
+            if cfg.run.plots and self.rows():
                 plot_curves(self.rows(), run_dir.curves, plot_groups(self.task),
-                            title=f"{run_dir.path.name}: {self.task.name}, {cfg.variant}, "
-                                  f"{cfg.data or 'digits'}, {st.step} steps")
+                            title=", ".join(filter(None, (f"{run_dir.path.name}: {self.task.name}",
+                                                          cfg.title(), f"{st.step} steps"))))
         self.log(final_line(self.task, split, res, averaged)
                  + f"  [{hms(results['wall_seconds'])} wall]")
         self.log(f"run directory: {run_dir}  (final model: {run_dir.final_weights}; "

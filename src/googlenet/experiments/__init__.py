@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from ..engine import config as config_lib
+from ..tasks import dotted, resolve_config
 from ..errors import UserError
 from .arms import EXPERIMENTS, Arm, Experiment, default_settings
 from .report import METRIC_LABELS, aggregate, render_markdown, run_summary, verdict
@@ -56,10 +56,10 @@ def _settings(exp: Experiment, user: dict[str, Any]) -> dict[str, Any]:
     from .runner import RECIPE
 
     s = default_settings(exp)
-    typed = config_lib.resolve(RECIPE, {**s, **user})
-    s["variant"] = typed.variant
-    if "image_size" in user:
-        s["image_size"] = typed.image_size
+    typed = resolve_config(RECIPE, {**s, **user})
+    s["variant"] = typed.model.variant
+    if "image_size" in user or "data.image_size" in user:
+        s["image_size"] = typed.data.image_size
     return s
 
 
@@ -92,8 +92,9 @@ def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = 
     user = dict(user or {})
     if data is not None:
         user["data"] = data
-    for bad in ("seed", "epochs", "out"):
-        if bad in user:
+    given = dotted(user)  # flat or dotted, as the user spelt them
+    for bad, key in (("seed", "system.seed"), ("epochs", "run.epochs"), ("out", "run.out")):
+        if key in given:
             raise UserError(f"--set {bad}=...: use the command's own --{bad}s option"
                             if bad == "seed" else f"--set {bad}=...: use --{bad}")
     root = Path(out)
@@ -115,8 +116,8 @@ def run_experiment(name: str, *, out: str | os.PathLike, seeds: Sequence[int] = 
              "epochs": {n: p[2] for n, p in plan.items()},
              "variant": next(iter(plan.values()))[1]["variant"],
              "image_size": next(iter(plan.values()))[1]["image_size"],
-             "user_settings": {k: v for k, v in user.items() if k != "data"},
-             "machine": machine(), "device": str(user.get("device", "auto")),
+             "user_settings": {k: v for k, v in user.items() if k not in ("data", "data.path")},
+             "machine": machine(), "device": str(given.get("system.device", "auto")),
              "command": command or f"googlenet experiment {name}",
              "wall_seconds": wall, "runs": done}
     return build_report(root, plan, setup)
@@ -142,17 +143,17 @@ def _crops_eval(root: Path, arm: Arm, seeds: Sequence[int], s: dict[str, Any], e
 
     cfg = arm_config(arm, seeds[0], s, epochs, user, run_dir(root, arm, seeds[0]))
     models = [load_weights(str(r)) for r in runs]
-    split = default_eval_split(cfg.data)
-    ds = open_dataset(cfg.data, split, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                      root=cfg.data_root)
+    d = cfg.data
+    split = default_eval_split(d.path)
+    ds = open_dataset(d.path, split, seed=cfg.system.seed, val_fraction=d.val_fraction, root=d.root)
     n = len(ds)
     idx = np.unique(np.linspace(0, n - 1, min(n, CROPS_MAX_IMAGES)).round().astype(int)).tolist()
     log(f"  crops: evaluating {len(models)} model(s) on {len(idx)} {split} images, "
         f"{'/'.join(map(str, CROPS))} crops")
     report = evaluate_models(models, ds, crops=CROPS, names=[r.name for r in runs],
-                             device=resolve_device(cfg.device),
+                             device=resolve_device(cfg.system.device),
                              indices=idx, progress=False,
-                             info={"data": cfg.data or "digits", "split": split})
+                             info={"data": d.path or "digits", "split": split})
     report.save(out)
     return out
 

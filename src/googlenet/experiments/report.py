@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..engine import config as config_lib
+from ..tasks import resolve_config
 from .arms import DEFAULTS_NOTE, Claim, Experiment, model_cost
 
 if sys.version_info >= (3, 11):
@@ -62,13 +62,11 @@ def run_summary(run: Path) -> dict[str, Any]:
     split = res.get("eval_split", "test")
     last = rows[-1] if rows else {}
     with open(_run_dir(run).config, "rb") as f:
-        cfg = config_lib.resolve(base=tomllib.load(f))
-    size = cfg.image_size or 32
-    cost = model_cost(size, variant=cfg.variant, inception=cfg.inception, stem=cfg.stem,
-                      width=cfg.width, head=cfg.head,
-                      norm=None if cfg.norm == "variant" else cfg.norm,
-                      img_size=size if cfg.head == "fc" else None)
-    out = {"run": run.name, "seed": cfg.seed, "top1": res[f"{split}_top1"],
+        cfg = resolve_config(base=tomllib.load(f))
+    size, m = cfg.data.image_size or 32, cfg.model
+    cost = model_cost(size, variant=m.variant, inception=m.inception, stem=m.stem, width=m.width,
+                      head=m.head, norm=m.norm_override, img_size=size if m.head == "fc" else None)
+    out = {"run": run.name, "seed": cfg.system.seed, "top1": res[f"{split}_top1"],
            "top5": res[f"{split}_top5"], "eval_split": split, "steps": res["steps"],
            "epochs": res["epochs"], "wall_seconds": res["wall_seconds"],
            "images_per_s": _mean_over(rows, "images_per_s"),

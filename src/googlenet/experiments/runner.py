@@ -20,8 +20,9 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn as nn
 
-from ..engine import config as config_lib
-from ..engine.config import TrainConfig
+from ..engine.config import RunConfig
+from ..settings import flatten
+from ..tasks import dotted, resolve_config
 from ..engine.rundir import RunDir
 from ..engine.runs import complete
 from ..engine.distributed import unwrap
@@ -43,8 +44,8 @@ GRAD_LAYERS = ("conv1", "conv2", "inception_5b")
 # Settings that may differ between an interrupted run and its continuation. (final_weights:
 # runs saved before the key existed reported their averaged weights, as "averaged" does;
 # save_checkpoints and log_every change no result.)
-_FREE_KEYS = {"out", "progress", "device", "threads", "workers", "final_weights",
-              "save_checkpoints", "log_every"}
+_FREE_KEYS = {"run.out", "run.progress", "system.device", "system.threads", "system.workers",
+              "average.final_weights", "run.save_checkpoints", "run.log_every"}
 
 
 class GradNormTask(ClassificationTask):
@@ -83,7 +84,7 @@ class GradNormTask(ClassificationTask):
             self._steps += 1
             self._sq = {}
 
-    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig, device: torch.device):
+    def train_step(self, model: nn.Module, batch: Any, cfg: RunConfig, device: torch.device):
         self._attach(model)
         self._flush()  # the previous step's backward is complete
         return super().train_step(model, batch, cfg, device)
@@ -100,15 +101,16 @@ class GradNormTask(ClassificationTask):
 
 
 def arm_config(arm: Arm, seed: int, settings: dict[str, Any], epochs: int,
-               user: dict[str, Any], out: Path) -> TrainConfig:
+               user: dict[str, Any], out: Path) -> RunConfig:
     """Short recipe -> the experiment's settings -> the user's --set -> the arm's own keys."""
-    over: dict[str, Any] = dict(settings)
+    over: dict[str, Any] = dotted(settings, "experiment")
     # Polyak mean over the last epoch; over the last half of a one-epoch run (never from init)
-    over.update(epochs=epochs, average_start_epoch=float(max(epochs / 2, epochs - 1)), seed=seed)
-    over.update(user)
-    over.update(arm.overrides)
-    over["out"] = str(out)
-    return config_lib.resolve(RECIPE, over)
+    over.update(dotted({"epochs": epochs, "average_start_epoch": float(max(epochs / 2, epochs - 1)),
+                        "seed": seed}))
+    over.update(dotted(user))
+    over.update(dotted(arm.overrides, f"experiment arm {arm.name}"))
+    over["run.out"] = str(out)
+    return resolve_config(RECIPE, over)
 
 
 def run_dir(root: Path, arm: Arm, seed: int) -> Path:
@@ -121,14 +123,14 @@ def _saved_config(run: Path) -> Optional[dict[str, Any]]:
         return None
     with open(path, "rb") as f:
         saved = tomllib.load(f)
-    return config_lib.resolve(base=saved).to_dict()
+    return flatten(resolve_config(base=saved).to_dict())
 
 
-def _check_same(run: Path, cfg: TrainConfig) -> None:
+def _check_same(run: Path, cfg: RunConfig) -> None:
     saved = _saved_config(run)
     if saved is None:
         return
-    want = cfg.to_dict()
+    want = flatten(cfg.to_dict())
     diff = {k: (saved.get(k), v) for k, v in want.items()
             if k not in _FREE_KEYS and saved.get(k) != v}
     if diff:
@@ -137,7 +139,7 @@ def _check_same(run: Path, cfg: TrainConfig) -> None:
                         f"settings to continue this experiment, or another --out")
 
 
-def run_arm(cfg: TrainConfig, run: Path, log: Callable[[str], None],
+def run_arm(cfg: RunConfig, run: Path, log: Callable[[str], None],
             keep_checkpoints: bool = False) -> tuple[str, Path]:
     """Train (or continue, or skip) one run; returns what was done: done / resumed / trained."""
     if RunDir(run).is_finished() or RunDir(run).checkpoint_last.is_file():

@@ -3,15 +3,22 @@
 googlenet/engine/task.py), its evaluation, prediction, export check and the stages run before
 training. The command line looks the unit up here and calls it.
 
-Adding a task: a package ``tasks/<name>/`` with ``UNIT = TaskUnit(...)``, a line in ``_UNITS``
-and, when its weights or configs name it otherwise, a line in the ``unit_for_*`` functions.
+Each package's ``config.py`` (torch-free) declares the task's config class as ``CONFIG`` (the
+engine's ``RunConfig`` plus the task's sections), and ``unit.py`` its ``UNIT``. ``resolve_config``
+builds the config of a run from a recipe, a saved config and the command line.
+
+Adding a task: a package ``tasks/<name>/`` with ``config.py`` (``CONFIG``) and ``unit.py``
+(``UNIT = TaskUnit(...)``), a line in ``TASKS`` and ``CONFIG_TASKS``, and, when its weights or
+configs name it otherwise, a line in the ``unit_for_*`` functions.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
+from ..engine import config as config_lib
 from ..errors import UserError
 
 if TYPE_CHECKING:  # the units import torch; the command line's --help lists TASKS without it
@@ -19,12 +26,13 @@ if TYPE_CHECKING:  # the units import torch; the command line's --help lists TAS
     from .base import TaskUnit
 
 __all__ = ["TASKS", "CONFIG_TASKS", "get_unit", "get_task", "unit_for_config",
-           "unit_for_command_line", "unit_for_weights", "train"]
+           "unit_for_command_line", "unit_for_weights", "train", "schemas", "resolve_config",
+           "saved_settings", "dotted"]
 
 
 def _loader(package: str) -> Callable[[], TaskUnit]:
     def load() -> TaskUnit:
-        return importlib.import_module(f"{__name__}.{package}").UNIT
+        return importlib.import_module(f"{__name__}.{package}.unit").UNIT
 
     return load
 
@@ -50,19 +58,65 @@ def _unit_name(task: Any, detector: Any) -> str:
     return "rcnn" if task == "detect" and detector == "rcnn" else str(task)
 
 
+def _config_class(name: str) -> type:
+    return importlib.import_module(f"{__name__}.{name}.config").CONFIG
+
+
+def _pick(settings: Mapping[str, Any]) -> type:
+    """The config class of the unit the settings (dotted keys) ask for."""
+    task = str(settings.get("task", "classify")).strip()
+    if task not in CONFIG_TASKS:
+        raise UserError(f"task {task!r} is not known; choose one of {sorted(CONFIG_TASKS)}",
+                        key="task")
+    return _config_class(_unit_name(task, str(settings.get("model.arch", "")).strip()))
+
+
+@functools.lru_cache(maxsize=1)
+def schemas() -> config_lib.Schemas:
+    """Every task's config class, and how a run's settings choose one."""
+    return config_lib.Schemas(pick=_pick, all=tuple(_config_class(n) for n in TASKS))
+
+
+def resolve_config(recipe: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+                   *, base: Optional[Mapping[str, Any]] = None) -> Any:
+    """A run's config (its task's config class): defaults, the recipe (or ``base``, a saved
+    config), then ``overrides`` (googlenet.engine.config.resolve)."""
+    return config_lib.resolve(schemas(), recipe, overrides, base=base)
+
+
+def dotted(settings: Mapping[str, Any], source: str = "command line") -> dict[str, Any]:
+    """Settings keyed flat (``lr``) or dotted (``optim.lr``) -> dotted keys, so that layers of
+    settings merge by what they set, not by how they spell it."""
+    return {schemas().dotted(k, source): v for k, v in settings.items()}
+
+
+def saved_settings(saved: Any, source: str = "saved config", *, strict: bool = True) -> dict[str, Any]:
+    """A saved config of any version (a checkpoint's, a weights file's) by dotted key;
+    ``strict=False`` for what a weights file says of its training (not a dict: {})."""
+    if not isinstance(saved, Mapping):
+        return {}
+    try:
+        return config_lib.read_saved(saved, schemas(), source, strict=strict)
+    except UserError:
+        if strict:
+            raise
+        return {}
+
+
 def unit_for_config(cfg: Any) -> TaskUnit:
-    """The unit that trains a resolved config (``TrainConfig``: ``task`` and ``arch``)."""
+    """The unit that trains a resolved config (its ``task`` and, for detection, ``model.arch``)."""
     if cfg.task not in CONFIG_TASKS:
         raise UserError(f"task {cfg.task!r} is not known; choose one of {sorted(CONFIG_TASKS)}",
                         key="task")
-    return get_unit(_unit_name(cfg.task, cfg.arch))
+    return get_unit(_unit_name(cfg.task, getattr(getattr(cfg, "model", None), "arch", None)))
 
 
 def unit_for_command_line(overrides: Mapping[str, Any]) -> TaskUnit:
     """The unit a `googlenet train` command line asks for (--task, --arch, --set), before a
     recipe is read: it names the default recipe."""
-    task = overrides.get("task", "classify")
-    return get_unit(_unit_name(task, overrides.get("arch")) if task in CONFIG_TASKS else "classify")
+    over = dotted(overrides)
+    task = over.get("task", "classify")
+    return get_unit(_unit_name(task, over.get("model.arch")) if task in CONFIG_TASKS else "classify")
 
 
 def unit_for_weights(models: Sequence[Any]) -> TaskUnit:
@@ -81,7 +135,7 @@ def get_task(name: str) -> Task:
     return get_unit(name).task()
 
 
-def train(cfg, **kwargs):  # noqa: ANN001, ANN201  (TrainConfig -> results dict)
+def train(cfg, **kwargs):  # noqa: ANN001, ANN201  (RunConfig -> results dict)
     """Train ``cfg`` with the engine: ``fit(unit_for_config(cfg).task(), cfg, **kwargs)``."""
     from ..engine.trainer import fit
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ..models.choices import BACKBONE_KEYS
 
 if TYPE_CHECKING:  # torch behind both
     from ..engine.stages import Stage
     from ..engine.task import Task
 
-__all__ = ["TaskUnit", "backbone_section", "model_differences"]
+__all__ = ["TaskUnit", "model_differences"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +37,10 @@ class TaskUnit:
     stages: tuple[Stage, ...] = field(default=())
 
 
-def backbone_section(cfg: Any) -> dict[str, Any]:
-    """The training config's backbone settings (``BACKBONE_KEYS``), as a model config holds them."""
-    return {k: getattr(cfg, k) for k in BACKBONE_KEYS}
-
-
 def model_differences(saved: Mapping[str, Any], want: Mapping[str, Any], *,
                       missing_matches: bool = False) -> str:
-    """How a saved model config differs from what this run builds, for an error message
+    """How a saved model config differs from what this run's model section builds (``want``:
+    ``ModelConfig.backbone()``, ``DetectModel.detector()``, ...), for an error message
     ("variant: 'bn' there, 'paper' here, ..."); "" when it does not. ``missing_matches``: a key
     the saved config lacks (written before the key existed) counts as the default ``want`` has."""
     diff = [(k, saved.get(k, v) if missing_matches else saved.get(k), v) for k, v in want.items()]

@@ -2,12 +2,16 @@
 folder (``task``), evaluated over 1/10/144 crops (``evaluate``), predicting (``predict``) and
 exported (``export``)."""
 
-from ...engine.config import DEFAULT_RECIPE
-from ..base import TaskUnit
-from . import evaluate, export, predict
-from .task import ClassificationTask
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["UNIT"]
 
-UNIT = TaskUnit(name="classify", recipe=DEFAULT_RECIPE, task=ClassificationTask,
-                evaluate=evaluate.evaluate, predict=predict.predict, export=export.export)
+
+def __getattr__(name: str) -> Any:  # the unit imports torch; its config (config.py) does not
+    if name == "UNIT":
+        from .unit import UNIT
+
+        return UNIT
+    raise AttributeError(name)

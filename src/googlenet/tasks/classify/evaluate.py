@@ -16,13 +16,15 @@ from ...data import datasets as data_mod
 from ...errors import UserError
 from ...infer.evaluate import MAX_CONFUSION_CLASSES, check_classes, evaluate_models, parse_crops
 from ...weights.records import LoadedWeights
+from .. import saved_settings
 
 __all__ = ["evaluate"]
 
 
 def _run_config(loaded: LoadedWeights) -> dict[str, Any]:
+    """The settings the weights were trained with (dotted keys), where the file records them."""
     cfg = loaded.metadata.get("config") if isinstance(loaded.metadata, dict) else None
-    return cfg if isinstance(cfg, dict) else {}
+    return saved_settings(cfg, strict=False)
 
 
 def evaluate(args: argparse.Namespace, models: list[LoadedWeights], names: list[str],
@@ -37,16 +39,16 @@ def evaluate(args: argparse.Namespace, models: list[LoadedWeights], names: list[
     cfg = _run_config(models[0])
     spec = args.data
     if spec is None:
-        trained_on = cfg.get("data")
+        trained_on = cfg.get("data.path")
         spec = trained_on if isinstance(trained_on, str) else None
         if spec is not None:
             print(f"data: {spec} (what {names[0]} was trained on; --data to change)",
                   file=sys.stderr)
-    seed = args.seed if args.seed is not None else cfg.get("seed")
+    seed = args.seed if args.seed is not None else cfg.get("system.seed")
     val_fraction = (args.val_fraction if args.val_fraction is not None
-                    else cfg.get("val_fraction"))
+                    else cfg.get("data.val_fraction"))
     split = args.split or data_mod.default_eval_split(spec)
-    root = args.data_root or cfg.get("data_root")
+    root = args.data_root or cfg.get("data.root")
     kw: dict[str, Any] = {"strict": args.strict, "root": root if isinstance(root, str) else None}
     if isinstance(seed, int):
         kw["seed"] = seed

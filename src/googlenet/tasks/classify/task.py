@@ -17,7 +17,7 @@ from ...data.datasets import ArrayImageDataset, FolderImageDataset, default_eval
 from ...data.gpu_pipeline import EncodedImages, GpuAugment, encoded_collate, is_jpeg_folder
 from ...data.transforms import augment_params, train_transform
 from ...engine import distributed as dist_lib
-from ...engine.config import TrainConfig
+from ...engine.config import RunConfig, SystemConfig
 from ...engine.distributed import DistInfo
 from ...engine.report import Metric
 from ...engine.task import StepResult, TaskData
@@ -27,7 +27,9 @@ from ...metrics.classification import topk_hits
 from ...models.googlenet import GoogLeNet, GoogLeNetOutputs
 from ...sources import load_weights
 from ...weights.records import WeightsMeta
-from ..base import backbone_section, model_differences
+from ...models.config import ModelConfig
+from ..base import model_differences
+from .config import ClassifyConfig
 
 __all__ = ["ClassificationTask", "Loss", "compute_loss", "evaluate"]
 
@@ -53,15 +55,15 @@ def compute_loss(outputs: torch.Tensor | GoogLeNetOutputs, target: torch.Tensor,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, *,
-             cfg: Optional[TrainConfig] = None) -> dict[str, float]:
+             system: Optional[SystemConfig] = None) -> dict[str, float]:
     """Top-1/top-5 accuracy (%) and mean loss, summed over all processes' shards."""
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss, top1, top5, n
     for images, target in loader:
         images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        if cfg is not None and cfg.channels_last:
+        if system is not None and system.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(cfg, device):
+        with autocast(system.amp if system is not None else None, device):
             logits = model(images)
         logits = logits.float()
         h1, hk, _ = topk_hits(logits, target, 5)
@@ -79,14 +81,14 @@ def evaluate(model: nn.Module, loader: torch.utils.data.DataLoader, device: torc
             "top5": 100.0 * sums[2].item() / n, "images": int(sums[3].item())}
 
 
-def check_compatible(meta: WeightsMeta, cfg: TrainConfig, classes: list[str], source: str,
+def check_compatible(meta: WeightsMeta, model: ModelConfig, classes: list[str], source: str,
                      what: str) -> None:
     """Refuse (before training) a checkpoint/weights built for other classes or another network."""
     saved = meta.model_config
     if meta.task != "classify":
         raise UserError(f"{source}: {what} is a {meta.task!r} model, not a classifier")
-    want = dict(backbone_section(cfg), in_chans=3, transform_input=False, width=cfg.width,
-                head=cfg.head, norm=None if cfg.norm == "variant" else cfg.norm)
+    want = dict(model.backbone(), in_chans=3, transform_input=False, width=model.width,
+                head=model.head, norm=model.norm_override)
     txt = model_differences(saved, want, missing_matches=True)
     if txt:
         raise UserError(f"{source}: {what} is for a different network ({txt}); pass the matching "
@@ -103,15 +105,15 @@ def check_compatible(meta: WeightsMeta, cfg: TrainConfig, classes: list[str], so
                         f"has {len(classes)} classes")
 
 
-def _loader(cfg: TrainConfig, train: Any, device: torch.device) -> str:
-    """``cfg.loader`` made concrete: auto is the GPU pipeline for JPEG folders on a GPU."""
+def _loader(loader: str, train: Any, device: torch.device) -> str:
+    """``data.loader`` made concrete: auto is the GPU pipeline for JPEG folders on a GPU."""
     folder = isinstance(train, FolderImageDataset)
-    if cfg.loader == "gpu" and not folder:
+    if loader == "gpu" and not folder:
         raise UserError(f"loader gpu decodes image files; {train.name} is held in memory (use "
                         f"--loader cpu or auto)", key="loader")
-    if cfg.loader == "auto":
+    if loader == "auto":
         return "gpu" if folder and device.type == "cuda" and is_jpeg_folder(train.files) else "cpu"
-    return cfg.loader
+    return loader
 
 
 class ClassificationTask:
@@ -137,28 +139,29 @@ class ClassificationTask:
                Metric("val_top1_raw", "val top-1 (raw weights)", group="accuracy (%)"))
     _augment: Optional[GpuAugment] = None  # loader gpu: decode + augment on the device (setup_data)
 
-    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
-        size = cfg.image_size or default_image_size(cfg.data)
-        preprocess = default_preprocess(cfg.data, size)
-        kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                  root=cfg.data_root)
-        train = open_dataset(cfg.data, "train", transform=train_transform(cfg, preprocess), **kw)
-        loader = _loader(cfg, train, dist_lib.resolve_device(cfg.device, dist))
+    def setup_data(self, cfg: ClassifyConfig, dist: DistInfo) -> TaskData:
+        d = cfg.data
+        size = d.image_size or default_image_size(d.path)
+        preprocess = default_preprocess(d.path, size)
+        kw = dict(strict=d.strict, seed=cfg.system.seed, val_fraction=d.val_fraction, root=d.root)
+        train = open_dataset(d.path, "train", transform=train_transform(cfg.augment, preprocess),
+                             **kw)
+        loader = _loader(d.loader, train, dist_lib.resolve_device(cfg.system.device, dist))
         collate, how = None, ""
         if loader == "gpu":
-            params = augment_params(cfg, size)
+            params = augment_params(cfg.augment, size)
             self._augment = GpuAugment(params, preprocess.mean, preprocess.std, files=train.files,
-                                       channels_last=cfg.channels_last)
+                                       channels_last=cfg.system.channels_last)
             train = EncodedImages(train, params)
             collate = encoded_collate
             how = ("; loader gpu: the workers read the files, JPEGs are decoded (nvJPEG on a GPU) "
                    "and augmented on the device")
-        val = open_dataset(cfg.data, "val", transform=preprocess.eval_transform(), **kw)
+        val = open_dataset(d.path, "val", transform=preprocess.eval_transform(), **kw)
         if val.classes != train.classes:
-            raise UserError(f"{cfg.data}: train and val have different classes")
+            raise UserError(f"{d.path}: train and val have different classes")
         test = None
-        if default_eval_split(cfg.data) == "test":
-            test = open_dataset(cfg.data, "test", transform=preprocess.eval_transform(), **kw)
+        if default_eval_split(d.path) == "test":
+            test = open_dataset(d.path, "test", transform=preprocess.eval_transform(), **kw)
         return TaskData(
             train=train, val=val, test=test,
             meta=WeightsMeta(model_config={}, class_names=list(train.classes),
@@ -169,31 +172,31 @@ class ClassificationTask:
             skipped=sorted(set(train.skipped) | set(val.skipped)),
             in_memory=isinstance(train, ArrayImageDataset))
 
-    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
-        size = cfg.image_size or default_image_size(cfg.data)
-        return GoogLeNet(variant=cfg.variant, num_classes=len(data.meta.class_names),
-                         aux_logits=cfg.aux_logits, inception=cfg.inception, stem=cfg.stem,
-                         dropout=cfg.dropout, aux_dropout=cfg.aux_dropout, width=cfg.width,
-                         head=cfg.head, norm=None if cfg.norm == "variant" else cfg.norm,
-                         img_size=size if cfg.head == "fc" else None)
+    def build_model(self, cfg: ClassifyConfig, data: TaskData) -> nn.Module:
+        size = cfg.data.image_size or default_image_size(cfg.data.path)
+        m = cfg.model
+        return GoogLeNet(variant=m.variant, num_classes=len(data.meta.class_names),
+                         aux_logits=m.aux_logits, inception=m.inception, stem=m.stem,
+                         dropout=m.dropout, aux_dropout=m.aux_dropout, width=m.width,
+                         head=m.head, norm=m.norm_override, img_size=size if m.head == "fc" else None)
 
-    def check_compatible(self, meta: WeightsMeta, cfg: TrainConfig, data: TaskData,
+    def check_compatible(self, meta: WeightsMeta, cfg: ClassifyConfig, data: TaskData,
                          source: str, what: str) -> None:
-        check_compatible(meta, cfg, data.meta.class_names, source, what)
+        check_compatible(meta, cfg.model, data.meta.class_names, source, what)
 
-    def load_init(self, cfg: TrainConfig, data: TaskData) -> Any:
-        loaded = load_weights(cfg.init)
+    def load_init(self, cfg: ClassifyConfig, data: TaskData) -> Any:
+        loaded = load_weights(cfg.run.init)
         meta = WeightsMeta(model_config=dict(loaded.model.config),
                            class_names=loaded.class_names, task=loaded.task)
-        self.check_compatible(meta, cfg, data, cfg.init, "the init weights")
+        self.check_compatible(meta, cfg, data, cfg.run.init, "the init weights")
         return loaded
 
-    def apply_init(self, model: nn.Module, loaded: Any, cfg: TrainConfig) -> str:
+    def apply_init(self, model: nn.Module, loaded: Any, cfg: ClassifyConfig) -> str:
         missing, unexpected = model.load_state_dict(loaded.model.state_dict(), strict=False)
         if unexpected or [k for k in missing if not k.startswith(("aux1.", "aux2."))]:
-            raise UserError(f"{cfg.init}: weights do not fit this model (missing {missing[:3]}, "
+            raise UserError(f"{cfg.run.init}: weights do not fit this model (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]}); check aux_logits and the variant")
-        return f"initialised from {cfg.init}" + (" (aux heads fresh)" if missing else "")
+        return f"initialised from {cfg.run.init}" + (" (aux heads fresh)" if missing else "")
 
     def prepare_batch(self, batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """A loader batch -> (images, labels) on ``device`` (the engine runs this one batch ahead,
@@ -203,17 +206,17 @@ class ClassificationTask:
         images, target = batch
         return images.to(device, non_blocking=True), target.to(device, non_blocking=True)
 
-    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+    def train_step(self, model: nn.Module, batch: Any, cfg: ClassifyConfig,
                    device: torch.device) -> StepResult:
         images, target = batch
         images = images.to(device, non_blocking=True)
         target = target.to(device, non_blocking=True)
-        if cfg.channels_last:
+        if cfg.system.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(cfg, device):
+        with autocast(cfg.system.amp, device):
             outputs = model(images)
-        loss = compute_loss(outputs, target, aux_weight=cfg.aux_weight,
-                            label_smoothing=cfg.label_smoothing)
+        loss = compute_loss(outputs, target, aux_weight=cfg.loss.aux_weight,
+                            label_smoothing=cfg.loss.label_smoothing)
         n = target.shape[0]
         zero = torch.zeros((), device=device)
         with torch.no_grad():
@@ -236,5 +239,5 @@ class ClassificationTask:
         return out
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
-                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
-        return evaluate(model, loader, device, cfg=cfg)
+                 device: torch.device, cfg: RunConfig) -> dict[str, float]:
+        return evaluate(model, loader, device, system=cfg.system)

@@ -2,12 +2,16 @@
 (``task``, after the backbone's digits pretraining stage), evaluation, prediction and ONNX
 export."""
 
-from ..base import TaskUnit
-from . import commands
-from .stages import PRETRAIN
-from .task import DetectionTask
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["UNIT"]
 
-UNIT = TaskUnit(name="detect", recipe="detect", task=DetectionTask, evaluate=commands.evaluate,
-                predict=commands.predict, export=commands.export, stages=(PRETRAIN,))
+
+def __getattr__(name: str) -> Any:  # the unit imports torch; its config (config.py) does not
+    if name == "UNIT":
+        from .unit import UNIT
+
+        return UNIT
+    raise AttributeError(name)

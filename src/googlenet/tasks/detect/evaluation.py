@@ -27,6 +27,7 @@ from ...fileio import atomic_write
 from ...models.detection import from_model_outputs, to_image
 from ...models.graph import amp_autocast
 from ...weights.records import LoadedWeights
+from .. import saved_settings
 
 __all__ = ["DetectionReport", "Runner", "run_detector", "describe", "fuse", "evaluate_detectors",
            "evaluate_runs", "predict_files", "drawn_names",
@@ -366,13 +367,15 @@ def evaluate_runs(models: Sequence[LoadedWeights], names: Sequence[str], *,
     from ...data.detection import detection_eval_transforms, open_detection_dataset
 
     check_detection_classes(models, None, names)
-    cfg = models[0].metadata.get("config") if isinstance(models[0].metadata, dict) else None
-    if spec is None and isinstance(cfg, dict) and isinstance(cfg.get("data"), str):
-        spec = cfg["data"]
+    saved = models[0].metadata.get("config") if isinstance(models[0].metadata, dict) else None
+    cfg = saved_settings(saved, strict=False)
+    if spec is None and isinstance(cfg.get("data.path"), str):
+        spec = cfg["data.path"]
     size = int(models[0].model.config["min_size"])
     kw: dict[str, Any] = dict(strict=strict, root=root)
-    if isinstance(cfg, dict):
-        kw.update(seed=int(cfg.get("seed", 0)), val_fraction=float(cfg.get("val_fraction", 0.1)))
+    if isinstance(saved, dict):
+        kw.update(seed=int(cfg.get("system.seed", 0)),
+                  val_fraction=float(cfg.get("data.val_fraction", 0.1)))
     split = split or "test"
     try:
         ds = open_detection_dataset(spec, split, transforms=detection_eval_transforms(size), **kw)

@@ -19,7 +19,8 @@ from typing import Any, NamedTuple, Optional
 import torch
 import torch.nn as nn
 
-from ...engine.config import TrainConfig
+from ...data.config import DataConfig
+from ...engine.config import RunConfig
 from ...engine.distributed import DistInfo
 from ...engine.report import Metric
 from ...engine.task import StepResult, TaskData
@@ -27,7 +28,8 @@ from ...engine.trainer import autocast
 from ...errors import UserError
 from ...models.detection import GoogLeNetDetector, from_model_outputs, to_image, to_model_targets
 from ...weights.records import WeightsMeta
-from ..base import backbone_section, model_differences
+from ..base import model_differences
+from .config import DetectConfig
 
 __all__ = ["DetectionTask", "DetectionSplits", "open_splits", "task_data", "predict",
            "evaluate_detections", "gather", "LOSS_NAMES"]
@@ -42,10 +44,10 @@ _ARCH_LOSSES = {"fcos": ("cls", "box", "ctr"), "retinanet": ("cls", "box"),
 
 @torch.no_grad()
 def predict(model: nn.Module, images: list[Any], device: torch.device,
-            cfg: Optional[TrainConfig] = None) -> list[dict[str, torch.Tensor]]:
+            amp: Optional[str] = None) -> list[dict[str, torch.Tensor]]:
     """Detections (dataset labels) for a list of images, the model in eval mode."""
     model.eval()
-    with autocast(cfg, device):
+    with autocast(amp, device, detector=True):
         out = model([to_image(i, device) for i in images])
     return from_model_outputs(out)
 
@@ -87,21 +89,22 @@ class DetectionSplits(NamedTuple):
     classes: list[str]
 
 
-def splits_size(cfg: TrainConfig) -> int:
+def splits_size(data: DataConfig) -> int:
     from ...data import detection as D
 
-    return cfg.image_size or D.default_detection_size(cfg.data)
+    return data.image_size or D.default_detection_size(data.path)
 
 
-def open_splits(cfg: TrainConfig, train_transforms: Any, eval_transforms: bool) -> DetectionSplits:
+def open_splits(data: DataConfig, seed: int, train_transforms: Any,
+                eval_transforms: bool) -> DetectionSplits:
     """The run's train, val and (where the data has one) test splits; ``eval_transforms``:
     resize val/test to the detection size (False: the images as they are)."""
     from ...data import detection as D
 
-    spec = cfg.data
-    size = splits_size(cfg)
+    spec = data.path
+    size = splits_size(data)
     preprocess = D.default_detection_preprocess(spec, size)
-    kw = dict(strict=cfg.strict, seed=cfg.seed, val_fraction=cfg.val_fraction, root=cfg.data_root)
+    kw = dict(strict=data.strict, seed=seed, val_fraction=data.val_fraction, root=data.root)
     train = D.open_detection_dataset(spec, "train", transforms=train_transforms, **kw)
     evalt = D.detection_eval_transforms(size) if eval_transforms else None
     val = D.open_detection_dataset(spec, "val", transforms=evalt, **kw)
@@ -116,7 +119,7 @@ def open_splits(cfg: TrainConfig, train_transforms: Any, eval_transforms: bool) 
     return DetectionSplits(spec, size, preprocess, train, val, test, [str(c) for c in train.classes])
 
 
-def task_data(task: str, cfg: TrainConfig, s: DetectionSplits, train: Any, collate: Any, *,
+def task_data(task: str, arch: str, s: DetectionSplits, train: Any, collate: Any, *,
               in_memory: bool, note: str = "") -> TaskData:
     """The ``TaskData`` of a detection run whose training items are ``train`` (the train split
     itself, or items made from it); ``note`` ends the description line."""
@@ -127,7 +130,7 @@ def task_data(task: str, cfg: TrainConfig, s: DetectionSplits, train: Any, colla
                          preprocess=s.preprocess.to_dict(), task=task),
         description=(f"data: {getattr(val, 'name', None) or s.spec} train {len(train)} / val "
                      f"{len(val)}" + (f" / test {len(test)}" if test is not None else "")
-                     + f" images, {len(train.classes)} classes, {s.size} px, arch {cfg.arch}"
+                     + f" images, {len(train.classes)} classes, {s.size} px, arch {arch}"
                      + note),
         collate=collate,
         skipped=_named(getattr(train, "skipped", []), val.skipped),
@@ -146,6 +149,7 @@ class DetectionTask:
 
     name = "detect"
     best_metric = "val_map"  # COCO mAP@[.5:.95] (the stricter of the two targets)
+    detector = True  # box coding and losses stay fp32 under autocast (engine.trainer.autocast)
 
     def __init__(self) -> None:
         self.arch = "fcos"
@@ -158,36 +162,37 @@ class DetectionTask:
 
     # -- data and model ------------------------------------------------------------------------
 
-    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
+    def setup_data(self, cfg: DetectConfig, dist: DistInfo) -> TaskData:
         from ...data import detection as D
 
-        self.arch = cfg.arch
-        splits = open_splits(cfg, D.detection_train_transforms(
-            splits_size(cfg), hflip=cfg.hflip, scale=cfg.scale_jitter), eval_transforms=True)
+        self.arch = cfg.model.arch
+        splits = open_splits(cfg.data, cfg.system.seed, D.detection_train_transforms(
+            splits_size(cfg.data), hflip=cfg.augment.hflip, scale=cfg.augment.scale_jitter),
+            eval_transforms=True)
         self.classes = splits.classes
-        return task_data(self.name, cfg, splits, splits.train, D.detection_collate,
+        return task_data(self.name, self.arch, splits, splits.train, D.detection_collate,
                          in_memory=hasattr(splits.train, "images"))
 
-    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
+    def build_model(self, cfg: DetectConfig, data: TaskData) -> nn.Module:
         pre = data.meta.preprocess_obj("the data")
-        init = self._init_source or {}
+        init, m = self._init_source or {}, cfg.model
         return GoogLeNetDetector(
-            arch=cfg.arch, num_classes=len(data.meta.class_names), variant=cfg.variant,
-            inception=cfg.inception, stem=cfg.stem, fpn_channels=cfg.fpn_channels,
-            head_convs=cfg.head_convs, anchor_scale=cfg.anchor_scale, min_size=pre.crop,
+            arch=m.arch, num_classes=len(data.meta.class_names), variant=m.variant,
+            inception=m.inception, stem=m.stem, fpn_channels=m.fpn_channels,
+            head_convs=m.head_convs, anchor_scale=m.anchor_scale, min_size=pre.crop,
             max_size=pre.crop, image_mean=pre.mean, image_std=pre.std,
             transform_input=bool(init.get("transform_input", False)),
-            score_thresh=cfg.det_score_thresh, nms_thresh=cfg.det_nms_thresh)
+            score_thresh=m.score_thresh, nms_thresh=m.nms_thresh)
 
     # -- weights and checkpoints -----------------------------------------------------------
 
-    def check_compatible(self, meta: WeightsMeta, cfg: TrainConfig, data: TaskData,
+    def check_compatible(self, meta: WeightsMeta, cfg: DetectConfig, data: TaskData,
                          source: str, what: str) -> None:
         saved = meta.model_config
         if meta.task != self.name or "detector" not in saved:
             raise UserError(f"{source}: {what} is a {meta.task!r} model, not a detector; start a "
                             f"new run (--init takes classification weights for the backbone)")
-        txt = model_differences(saved, dict(detector=cfg.arch, **backbone_section(cfg)))
+        txt = model_differences(saved, cfg.model.detector())
         if txt:
             raise UserError(f"{source}: {what} is a different detector ({txt}); pass the matching "
                             f"settings (--arch, --variant)")
@@ -196,9 +201,11 @@ class DetectionTask:
             raise UserError(f"{source}: {what} detects other classes ({len(names)}: "
                             f"{names[:5]}...) than this data ({len(classes)}: {classes[:5]}...); "
                             f"use the same dataset")
-        # The normalisation the saved detector was built with is not a tensor in its state
-        # dict: take it over, so a resumed run normalises as the interrupted one did.
-        self._adopt(data, saved)
+
+    def adopt(self, meta: WeightsMeta, data: TaskData) -> None:
+        """The normalisation the saved detector was built with is not a tensor in its state
+        dict: take it over, so a resumed run normalises as the interrupted one did."""
+        self._adopt(data, meta.model_config)
 
     @staticmethod
     def _adopt(data: TaskData, model_config: dict[str, Any], preprocess: Any = None) -> None:
@@ -209,32 +216,33 @@ class DetectionTask:
             pre.update(mean=list(model_config["image_mean"]), std=list(model_config["image_std"]))
         data.meta.preprocess = pre
 
-    def load_init(self, cfg: TrainConfig, data: TaskData) -> Any:
+    def load_init(self, cfg: DetectConfig, data: TaskData) -> Any:
         """Classification weights (run, file, imagenet, caffe:FILE) for the backbone, with their
         input normalisation; or a detection run of the same detector and classes."""
         from ...sources import load_weights
 
-        loaded = load_weights(cfg.init)
+        loaded = load_weights(cfg.run.init)
         mc = dict(loaded.model.config)
         if loaded.task == self.name:
             meta = WeightsMeta(model_config=mc, class_names=loaded.class_names, task=loaded.task)
-            self.check_compatible(meta, cfg, data, cfg.init, "the init weights")
+            self.check_compatible(meta, cfg, data, cfg.run.init, "the init weights")
+            self.adopt(meta, data)
             self._init_source = {"transform_input": bool(mc.get("transform_input", False))}
             return loaded
-        txt = model_differences(mc, backbone_section(cfg))
+        txt = model_differences(mc, cfg.model.backbone())
         if txt or mc.get("in_chans", 3) != 3:
             txt = txt or "1 input channel"
-            raise UserError(f"{cfg.init}: the init weights are for another backbone ({txt}); "
+            raise UserError(f"{cfg.run.init}: the init weights are for another backbone ({txt}); "
                             f"pass --variant {mc.get('variant')} (and the same inception/stem)",
                             key="init")
         self._init_source = mc
         self._adopt(data, {}, loaded.preprocess)  # the weights' mean/std, at the data's size
         return loaded
 
-    def apply_init(self, model: nn.Module, loaded: Any, cfg: TrainConfig) -> str:
+    def apply_init(self, model: nn.Module, loaded: Any, cfg: DetectConfig) -> str:
         if loaded.task == self.name:
             model.load_state_dict(loaded.model.state_dict())
-            return f"initialised from the detector {cfg.init}"
+            return f"initialised from the detector {cfg.run.init}"
         own = model.backbone.state_dict()
         # The classifier heads are dropped: all of them for the detectors' trunk, the final
         # layers (other classes) for the R-CNN region classifier, whose aux heads stay.
@@ -243,19 +251,19 @@ class DetectionTask:
         missing, unexpected = model.backbone.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.startswith(("fc.", "aux1.", "aux2."))]
         if missing or unexpected:
-            raise UserError(f"{cfg.init}: weights do not fit the backbone (missing {missing[:3]}, "
+            raise UserError(f"{cfg.run.init}: weights do not fit the backbone (missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]})", key="init")
-        return (f"backbone initialised from {cfg.init} ({len(sd)} tensors; classifier and aux "
+        return (f"backbone initialised from {cfg.run.init} ({len(sd)} tensors; classifier and aux "
                 f"heads dropped; FPN and detection heads fresh)")
 
     # -- training and evaluation -----------------------------------------------------------
 
-    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+    def train_step(self, model: nn.Module, batch: Any, cfg: DetectConfig,
                    device: torch.device) -> StepResult:
         images, targets = batch
         images = [to_image(i, device) for i in images]
         tgts = to_model_targets(targets, device)
-        with autocast(cfg, device):
+        with autocast(cfg.system.amp, device, detector=True):
             losses = model(images, tgts)
         loss = sum(v.float() for v in losses.values())
         n = torch.tensor(float(len(images)), device=device)
@@ -274,11 +282,11 @@ class DetectionTask:
         return out
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
-                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+                 device: torch.device, cfg: RunConfig) -> dict[str, float]:
         preds: list[dict[str, torch.Tensor]] = []
         targets: list[dict[str, Any]] = []
         for images, tgts in loader:
-            preds += predict(model, images, device, cfg)
+            preds += predict(model, images, device, cfg.system.amp)
             targets += [{"boxes": t["boxes"].as_subclass(torch.Tensor).cpu(),
                          "labels": t["labels"].cpu()} for t in tgts]
         preds, targets = gather(preds), gather(targets)  # every rank scores the whole split

@@ -3,12 +3,16 @@ Selective Search proposals (``googlenet train --task detect --arch rcnn``). Shar
 unit's data, checks, reporting and pretraining stage; no export (its proposals are outside the
 network)."""
 
-from ..base import TaskUnit
-from ..detect.stages import PRETRAIN
-from . import commands
-from .task import RCNNTask
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["UNIT"]
 
-UNIT = TaskUnit(name="rcnn", recipe="detect", task=RCNNTask, evaluate=commands.evaluate,
-                predict=commands.predict, export=commands.export, stages=(PRETRAIN,))
+
+def __getattr__(name: str) -> Any:  # the unit imports torch; its config (config.py) does not
+    if name == "UNIT":
+        from .unit import UNIT
+
+        return UNIT
+    raise AttributeError(name)

@@ -26,13 +26,16 @@ import torch
 import torch.nn as nn
 
 from ...data.proposals import label_proposals, proposal_stats, warp_regions
-from ...engine.config import TrainConfig
+from ...engine.config import RunConfig, SystemConfig
 from ...engine.distributed import DistInfo, unwrap
 from ...engine.task import StepResult, TaskData
 from ...engine.trainer import autocast
 from ...models.detection import RegionClassifier, from_model_outputs, rcnn_detect
 from ..classify.task import compute_loss
 from ..detect.task import DetectionTask, evaluate_detections, gather, open_splits, task_data
+from ..classify.config import LossConfig
+from ..detect.config import DetectModel
+from .config import RCNNConfig, RegionsConfig
 from .proposals import SELECTIVE_SEARCH, ExtraProposer, extra_proposer, image_proposals
 
 __all__ = ["RCNNTask", "RegionDataset", "region_collate", "build_rcnn", "rcnn_train_step",
@@ -84,29 +87,30 @@ def region_collate(batch: list[Any]) -> tuple[Any, Any]:
     return list(images), list(targets)
 
 
-def build_rcnn(cfg: TrainConfig, num_classes: int, preprocess: Any,
+def build_rcnn(m: DetectModel, regions: RegionsConfig, num_classes: int, preprocess: Any,
                init: Optional[dict[str, Any]] = None) -> RegionClassifier:
-    size = cfg.rcnn_region_size
+    size = regions.region_size
     return RegionClassifier(
         num_classes=num_classes, region_size=size, context=round(size * 16 / 227),  # R-CNN's 16/227
         image_mean=preprocess.mean, image_std=preprocess.std, min_size=preprocess.crop,
-        max_size=preprocess.crop, score_thresh=cfg.det_score_thresh, nms_thresh=cfg.det_nms_thresh,
-        variant=cfg.variant, inception=cfg.inception, stem=cfg.stem, aux_logits=cfg.aux_logits,
-        transform_input=bool((init or {}).get("transform_input", False)), dropout=cfg.dropout,
-        aux_dropout=cfg.aux_dropout, proposals=SELECTIVE_SEARCH,
-        extra_proposals=cfg.rcnn_extra_proposals)
+        max_size=preprocess.crop, score_thresh=m.score_thresh, nms_thresh=m.nms_thresh,
+        variant=m.variant, inception=m.inception, stem=m.stem, aux_logits=m.aux_logits,
+        transform_input=bool((init or {}).get("transform_input", False)), dropout=m.dropout,
+        aux_dropout=m.aux_dropout, proposals=SELECTIVE_SEARCH,
+        extra_proposals=regions.extra_proposals)
 
 
-def rcnn_train_step(model: nn.Module, batch: Any, cfg: TrainConfig, device: torch.device) -> StepResult:
+def rcnn_train_step(model: nn.Module, batch: Any, system: SystemConfig, loss_cfg: LossConfig,
+                    device: torch.device) -> StepResult:
     regions, labels = batch  # (B*R, 3, S, S), (B*R,)
     regions = regions.to(device, non_blocking=True)
     labels = labels.to(device, non_blocking=True)
-    if cfg.channels_last:
+    if system.channels_last:
         regions = regions.contiguous(memory_format=torch.channels_last)
-    with autocast(cfg, device):
+    with autocast(system.amp, device, detector=True):
         outputs = model(regions)
-    loss = compute_loss(outputs, labels, aux_weight=cfg.aux_weight,
-                        label_smoothing=cfg.label_smoothing)
+    loss = compute_loss(outputs, labels, aux_weight=loss_cfg.aux_weight,
+                        label_smoothing=loss_cfg.label_smoothing)
     n_img = torch.tensor(float(len(labels) // REGIONS_PER_IMAGE), device=device)
     with torch.no_grad():
         sums = {"loss": loss.total * n_img, "images": n_img, "loss_cls": loss.main * n_img,
@@ -145,25 +149,28 @@ class RCNNTask(DetectionTask):
     def _losses(self) -> tuple[str, ...]:
         return ("cls",)
 
-    def setup_data(self, cfg: TrainConfig, dist: DistInfo) -> TaskData:
-        splits = open_splits(cfg, None, eval_transforms=False)  # the images as they are
+    def setup_data(self, cfg: RCNNConfig, dist: DistInfo) -> TaskData:
+        # the images as they are
+        splits = open_splits(cfg.data, cfg.system.seed, None, eval_transforms=False)
         self.classes = splits.classes
-        extra = cfg.rcnn_extra_proposals
+        extra = cfg.rcnn.extra_proposals
         self._extra = extra_proposer(extra) if extra else None
-        size = cfg.rcnn_region_size
-        train = RegionDataset(splits.train, size, round(size * 16 / 227), cfg.rcnn_fg_fraction,
+        size = cfg.rcnn.region_size
+        train = RegionDataset(splits.train, size, round(size * 16 / 227), cfg.rcnn.fg_fraction,
                               self._extra)
         note = (f" (Selective Search + {extra}'s top-200 boxes as the MultiBox stand-in)"
                 if self._extra else "")
-        return task_data(self.name, cfg, splits, train, region_collate, in_memory=False, note=note)
+        return task_data(self.name, self.arch, splits, train, region_collate, in_memory=False,
+                         note=note)
 
-    def build_model(self, cfg: TrainConfig, data: TaskData) -> nn.Module:
+    def build_model(self, cfg: RCNNConfig, data: TaskData) -> nn.Module:
         pre = data.meta.preprocess_obj("the data")
-        return build_rcnn(cfg, len(data.meta.class_names), pre, self._init_source or {})
+        return build_rcnn(cfg.model, cfg.rcnn, len(data.meta.class_names), pre,
+                          self._init_source or {})
 
-    def train_step(self, model: nn.Module, batch: Any, cfg: TrainConfig,
+    def train_step(self, model: nn.Module, batch: Any, cfg: RCNNConfig,
                    device: torch.device) -> StepResult:
-        return rcnn_train_step(model, batch, cfg, device)
+        return rcnn_train_step(model, batch, cfg.system, cfg.loss, device)
 
     def epoch_metrics(self, sums: dict[str, float], model: nn.Module) -> dict[str, float]:
         out = super().epoch_metrics(sums, model)
@@ -172,5 +179,5 @@ class RCNNTask(DetectionTask):
         return out
 
     def evaluate(self, model: nn.Module, loader: torch.utils.data.DataLoader,
-                 device: torch.device, cfg: TrainConfig) -> dict[str, float]:
+                 device: torch.device, cfg: RunConfig) -> dict[str, float]:
         return rcnn_evaluate(model, loader, device, self.classes, self._extra)
