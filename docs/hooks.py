@@ -2,9 +2,11 @@
 cannot drift from it. A page asks for one with a marker on a line of its own:
 
     <!-- googlenet:cli -->            every command's argparse parser (googlenet.cli.COMMANDS)
-    <!-- googlenet:config -->         TrainConfig's fields by section, with types, defaults,
-                                      accepted values, the flag that sets each, and its comment
-    <!-- googlenet:recipes -->        the built-in recipes (engine/recipes/*.toml), key by key
+    <!-- googlenet:config -->         every task's config (googlenet.tasks) section by section: each
+                                      dotted key, its flat name, type, default, accepted values,
+                                      the flag that sets it, and its comment in the source
+    <!-- googlenet:recipes -->        the built-in recipes (engine/recipes/*.toml), key by key,
+                                      with their [[case]] tables
     <!-- googlenet:exit-codes -->     googlenet.cli.EXIT_CODES
     <!-- googlenet:layers -->         the import-linter layer contract in pyproject.toml
     <!-- googlenet:modules -->        every module of the package with its docstring's first sentence
@@ -170,61 +172,102 @@ def render_cli() -> str:
 
 # -- the training config ----------------------------------------------------------------------------
 
-_SECTION = re.compile(r"^#\s*--\s*(.+?)\s*-*\s*$")
+TOP = ""  # the section of the top-level keys (``task``)
 
 
-def config_fields(cls: type) -> list[tuple[str, str, str]]:
-    """``(section, field, description)`` for every field of the dataclass ``cls``, in order.
+def _tasks() -> dict[str, type]:
+    """Task unit name -> its config class (googlenet.tasks: classify, detect, rcnn), torch-free."""
+    from googlenet import tasks
 
-    The one place descriptions are read: a field's ``metadata["help"]`` when it has one, else
-    the comments in its source, the trailing comment on its line and the comment block right
-    above it (a ``# -- name ----`` line starts a section instead)."""
+    classes = tasks.schemas().all
+    return dict(zip(tasks.TASKS, classes))
+
+
+def _source_comments(cls: type) -> dict[str, str]:
+    """Field name -> description, for the fields declared in the body of ``cls`` itself: the
+    trailing comment on the field's (last) line and the comment block right above it."""
     import inspect
     import textwrap
 
-    source = textwrap.dedent(inspect.getsource(cls))
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
     comments: dict[int, str] = {}
     code_lines: set[int] = set()
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.COMMENT:
             comments[tok.start[0]] = tok.string
         elif tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
-                              tokenize.ENDMARKER):
+                              tokenize.ENDMARKER, tokenize.COMMENT):
             code_lines.add(tok.start[0])
-    tree = ast.parse(source)
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
-    out: list[tuple[str, str, str]] = []
-    section = ""
-    line_sections = sorted((ln, _SECTION.match(c).group(1)) for ln, c in comments.items()
-                           if ln not in code_lines and _SECTION.match(c))
+    body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
     for node in body:
         if not isinstance(node, ast.AnnAssign) or not isinstance(node.target, ast.Name):
             continue
-        name = node.target.id
-        if name not in by_name:
-            continue
-        for ln, title in line_sections:
-            if ln < node.lineno:
-                section = title
-        meta_help = by_name[name].metadata.get("help") if by_name[name].metadata else None
-        if meta_help:
-            out.append((section, name, str(meta_help)))
-            continue
-        trailing = comments.get(node.end_lineno or node.lineno, "") if (node.end_lineno or node.lineno) in code_lines else ""
+        last = node.end_lineno or node.lineno
+        trailing = comments.get(last, "") if last in code_lines else ""
         above: list[str] = []
         ln = node.lineno - 1
-        while ln in comments and ln not in code_lines and not _SECTION.match(comments[ln]):
+        while ln in comments and ln not in code_lines:
             above.insert(0, comments[ln])
             ln -= 1
         text = _strip_comment(trailing)
         note = " ".join(_strip_comment(c) for c in above)
-        out.append((section, name, f"{text} ({note})" if text and note else text or note))
+        out[node.target.id] = f"{text} ({note})" if text and note else text or note
     return out
 
 
 def _strip_comment(c: str) -> str:
     return c.lstrip("#").strip()
+
+
+def _declared_in(cls: type, name: str) -> list[type]:
+    """The classes of ``cls``'s MRO that declare the field ``name`` in their own body, nearest
+    first (a subclass that redeclares a field, e.g. ``ClassifyConfig.task``, comes before the
+    class it inherits the field from)."""
+    return [c for c in cls.__mro__ if name in c.__dict__.get("__annotations__", {})]
+
+
+def field_description(cls: type, name: str) -> str:
+    """What the source says of the field ``name`` of the dataclass ``cls``: its
+    ``metadata["help"]`` when it has one, else the comments of the nearest class in the MRO that
+    declares the field with a comment (``DetectModel.variant``: ``ModelConfig``'s)."""
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is not None and f.metadata and f.metadata.get("help"):
+        return str(f.metadata["help"])
+    for owner in _declared_in(cls, name):
+        text = _source_comments(owner).get(name, "")
+        if text:
+            return text
+    return ""
+
+
+def _section_class(cls: type, section: str) -> type:
+    """The dataclass holding the leaves of ``section`` (dotted, "" for the top level) of ``cls``."""
+    for part in section.split(".") if section else ():
+        f = next(f for f in dataclasses.fields(cls) if f.name == part)
+        cls = f.default_factory  # type: ignore[assignment]  (settings.section)
+    return cls
+
+
+def config_fields(cls: type) -> list[tuple[str, str, str]]:
+    """``(section, dotted key, description)`` for every setting of the config class ``cls`` (a
+    task's: ``ClassifyConfig``, ...), in ``googlenet.settings.leaves`` order. ``section`` is the
+    key's dotted prefix (``optim``; "" for the top-level ``task``).
+
+    The one place descriptions are read: from the section dataclass that declares the field
+    (for an inherited field, the class in the section's MRO that declares it), its
+    ``metadata["help"]`` or the comments beside and above it in the source."""
+    from googlenet.settings import leaves
+
+    out = []
+    for path, leaf in leaves(cls).items():
+        section = leaf.section
+        name = path.rpartition(".")[2]
+        out.append((section, path, field_description(_section_class(cls, section), name)))
+    return out
 
 
 def _type_name(t: Any) -> str:
@@ -250,80 +293,190 @@ def _value(v: Any) -> str:
 
 
 def _train_flags() -> tuple[dict[str, str], dict[str, str]]:
-    """Config key -> the `googlenet train` flag that sets it, and that flag's help text."""
+    """Flat config key -> the `googlenet train` flag that sets it, and that flag's help text
+    (the flags' destinations are the keys' flat aliases)."""
     from googlenet.cli import build_parser
 
     parser = build_parser("train")
     flags: dict[str, str] = {}
     helps: dict[str, str] = {}
     for a in parser._actions:
-        if a.option_strings and a.dest not in flags:
+        if a.option_strings and a.help != argparse.SUPPRESS and a.dest not in flags:
             flags[a.dest] = a.option_strings[0]
             helps[a.dest] = _help_and_default(parser, a)[0]
     return flags, helps
 
 
-def render_config() -> str:
-    from googlenet.engine import config as cfg
+def _accepted(leaf: Any) -> str:
+    each = isinstance(leaf.default, tuple)
+    if leaf.choices:
+        return ("each of " if each else "") + ", ".join(_code(c) for c in leaf.choices)
+    if leaf.range is not None:
+        return _code(leaf.range) + (" each" if each else "")
+    return ""
 
-    hints = typing.get_type_hints(cfg.TrainConfig)
-    fields = {f.name: f for f in dataclasses.fields(cfg.TrainConfig)}
+
+class ConfigRow:
+    """One row of the config reference: a setting as one or more tasks declare it. (Plain
+    classes, not dataclasses: the tests load this file as a module outside sys.modules.)"""
+
+    def __init__(self, key: str, cells: tuple[str, ...], description: str) -> None:
+        self.key = key
+        self.cells = cells  # flat name, type, accepted, flag, what (the default is per task)
+        self.defaults: dict[str, Any] = {}  # task -> its typed default
+        self.description = description
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.defaults)
+
+
+class ConfigSection:
+    """One table of the config reference: a section and the tasks whose config has it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # "optim"; TOP for the top-level keys
+        self.tasks: list[str] = []
+        self.docs: dict[str, list[str]] = {}  # a section class's own docstring -> its tasks
+        self.rows: list[ConfigRow] = []
+
+
+def config_sections() -> list[ConfigSection]:
+    """Every setting of every task's config class (googlenet.tasks), by section: the top level
+    and the engine's sections first (every task has them), then the tasks' in the order they
+    first appear. A setting that several tasks declare alike is one row listing those tasks;
+    declared differently (another description, type, accepted values), it is one row each."""
+    from googlenet.settings import leaves
+
     flags, flag_help = _train_flags()
+    sections: dict[str, ConfigSection] = {}
+    for task, cls in _tasks().items():
+        for section, path, text in config_fields(cls):
+            leaf = leaves(cls)[path]
+            name = path.rpartition(".")[2]
+            flag = flags.get(leaf.alias, "")
+            if not text and flag:  # no comment in the source: what the flag's --help says
+                text = flag_help.get(leaf.alias, "")
+            cells = (_code(leaf.alias) if leaf.alias != name else "", _cell(_type_name(leaf.hint)),
+                     _accepted(leaf), _code(flag) if flag else "", _cell(text))
+            sec = sections.get(section)
+            if sec is None:
+                sec = sections[section] = ConfigSection(section)
+            if task not in sec.tasks:
+                sec.tasks.append(task)
+                doc = inspect_doc(_section_class(cls, section)) if section else ""
+                sec.docs.setdefault(doc, []).append(task)
+            row = next((r for r in sec.rows if r.key == path and r.cells == cells), None)
+            if row is None:
+                row = ConfigRow(path, cells, text)
+                sec.rows.append(row)
+            row.defaults[task] = leaf.default
+    return list(sections.values())
+
+
+def inspect_doc(cls: type) -> str:
+    """A section class's own docstring (not the one dataclass makes up, nor an inherited one)."""
+    doc = cls.__dict__.get("__doc__") or ""
+    return "" if doc.startswith(cls.__name__ + "(") else " ".join(doc.split())
+
+
+def _tasks_text(tasks: list[str]) -> str:
+    return ", ".join(tasks)
+
+
+def _default_cell(row: ConfigRow) -> str:
+    by_value: dict[str, list[str]] = {}
+    for task, v in row.defaults.items():
+        by_value.setdefault(_value(v), []).append(task)
+    if len(by_value) == 1:
+        return _code(next(iter(by_value)))
+    return "; ".join(f"{_code(v)} ({_tasks_text(t)})" for v, t in by_value.items())
+
+
+def render_config() -> str:
+    every = list(_tasks())
     out: list[str] = []
-    current: Optional[str] = None
-    rows: list[list[str]] = []
-
-    def flush() -> None:
-        if rows:
-            out.extend([_table(["key", "type", "default", "accepted", "flag", "what"], rows), ""])
-            rows.clear()
-
-    for section, name, text in config_fields(cfg.TrainConfig):
-        if section != current:
-            flush()
-            current = section
-            out += [f"## {section[:1].upper() + section[1:]}", ""]
-        f = fields[name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        accepted = ""
-        if name in cfg.CHOICES:
-            accepted = ", ".join(_code(c) for c in cfg.CHOICES[name])
-        elif name == "interpolations":
-            accepted = "each of " + ", ".join(_code(c) for c in cfg.INTERPOLATIONS)
-        elif name in cfg.RANGES:
-            accepted = _code(cfg.RANGES[name]) + (" each" if isinstance(default, tuple) else "")
-        flag = flags.get(name, "")
-        if not text and flag:  # no comment in the source: what the flag's --help says
-            text = flag_help.get(name, "")
-        rows.append([_code(name), _cell(_type_name(hints[name])), _code(_value(default)), accepted,
-                     _code(flag) if flag else "", _cell(text)])
-    flush()
+    for sec in config_sections():
+        title = f"`[{sec.name}]`" if sec.name else "Top level"
+        which = "every task" if sec.tasks == every else _tasks_text(sec.tasks)
+        out += [f"## {title} ({which}) {{#{sec.name or 'top-level'}}}", ""]
+        for doc, tasks in sec.docs.items():
+            if doc:
+                out += [(f"{_tasks_text(tasks)}: " if tasks != sec.tasks else "") + _cell(doc), ""]
+        per_row = any(r.tasks != sec.tasks for r in sec.rows)
+        header = ["key", "flat name", "type", "default", "accepted", "flag", "what"]
+        rows = []
+        for r in sec.rows:
+            alias, type_, accepted, flag, what = r.cells
+            row = [_code(r.key), alias, type_, _default_cell(r), accepted, flag, what]
+            if per_row:
+                row.append("all" if r.tasks == sec.tasks else _tasks_text(r.tasks))
+            rows.append(row)
+        out += [_table(header + (["tasks"] if per_row else []), rows), ""]
     return "\n".join(out)
 
 
-def render_recipes() -> str:
+def _default_recipes() -> dict[str, list[str]]:
+    """Recipe -> the tasks that train with it when no --recipe is given: each unit's
+    ``TaskUnit(recipe=...)`` in tasks/*/unit.py, read from the source (the units import torch)."""
     from googlenet.engine import config as cfg
 
-    recipes = {name: cfg.read_recipe(name) for name in cfg.list_recipes()}
-    keys: list[str] = [k for k in cfg.field_names()
-                       if any(k in flat or any(k in t for t in tables.values())
-                              for flat, tables in recipes.values())]
-    defaults = cfg.TrainConfig()
-    header = ["key", "typed default"] + [f"`{n}`" + (" (default)" if n == cfg.DEFAULT_RECIPE else "")
+    out: dict[str, list[str]] = {}
+    for task in _tasks():
+        path = SRC / "googlenet" / "tasks" / task / "unit.py"
+        try:
+            tree = ast.parse(path.read_text())
+        except (OSError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            kw = next((k for k in getattr(node, "keywords", []) if k.arg == "recipe"), None)
+            if isinstance(node, ast.Call) and kw is not None:
+                if isinstance(kw.value, ast.Constant):
+                    out.setdefault(str(kw.value.value), []).append(task)
+                elif isinstance(kw.value, ast.Name) and kw.value.id == "DEFAULT_RECIPE":
+                    out.setdefault(cfg.DEFAULT_RECIPE, []).append(task)
+    return out
+
+
+def _case_label(when: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {_value(v)}" for k, v in when.items())
+
+
+def render_recipes() -> str:
+    from googlenet import tasks
+    from googlenet.engine import config as cfg
+
+    schemas = tasks.schemas()
+    recipes = {name: cfg.read_recipe(name, schemas) for name in cfg.list_recipes()}
+    sections = config_sections()
+    order = list(dict.fromkeys(r.key for sec in sections for r in sec.rows))
+    rows_of = {r.key: r for sec in sections for r in sec.rows}
+    used = {k for base, cases in recipes.values() for k in [*base, *(k for _, s in cases for k in s)]}
+    keys = [k for k in order if k in used] + sorted(used - set(order))
+    default_for = _default_recipes()
+    header = ["key", "typed default"] + [f"`{n}`" + (f" (default: {_tasks_text(default_for[n])})"
+                                                     if n in default_for else "")
                                          for n in recipes]
     rows = []
     for k in keys:
-        row = [_code(k), _code(_value(getattr(defaults, k)))]
-        for flat, tables in recipes.values():
-            cell = _code(_value(flat[k])) if k in flat else ""
-            per = [f"{v}: {_code(_value(t[k]))}" for v, t in tables.items() if k in t]
+        row = [_code(k), _default_cell(rows_of[k]) if k in rows_of else ""]
+        for base, cases in recipes.values():
+            cell = _code(_value(base[k])) if k in base else ""
+            per = [f"{_cell(_case_label(when))}: {_code(_value(s[k]))}" for when, s in cases if k in s]
             if per:
-                cell = (cell + " " if cell else "") + "(" + ", ".join(per) + ")"
+                cell = (cell + " " if cell else "") + "(" + "; ".join(per) + ")"
             row.append(cell)
         rows.append(row)
-    return ("A blank cell: the recipe leaves the key at its typed default. `(bn: ...)`: the value "
-            "a recipe's per-variant table sets when that variant is trained.\n\n"
-            + _table(header, rows))
+    cases = [f"- `{n}`: " + "; ".join(f"when {_code(_case_label(when))}, "
+                                     + ", ".join(f"{_code(k)} = {_code(_value(v))}" for k, v in s.items())
+                                     for when, s in c)
+             for n, (_, c) in recipes.items() if c]
+    return ("A recipe sets keys section by section (`[optim]` `lr = 0.001`, i.e. `optim.lr`); its "
+            "`[[case]]` tables apply on top when their `when` matches the run's settings (`when = "
+            "{\"model.variant\" = \"bn\"}`). A blank cell: the recipe leaves the key at its typed "
+            "default. `(model.variant = \"bn\": ...)`: the value a case sets when it matches.\n\n"
+            + _table(header, rows)
+            + ("\n\nThe cases, recipe by recipe:\n\n" + "\n".join(cases) if cases else ""))
 
 
 # -- exit statuses, layers, modules ----------------------------------------------------------------
