@@ -11,6 +11,7 @@ from ...engine.config import RunConfig
 from ...models.choices import LOADERS
 from ...models.config import ModelConfig
 from ...settings import PROB, Range, section, setting
+from ..base import NamedByModel
 
 __all__ = ["ClassifyConfig", "ClassifyData", "LossConfig", "CONFIG"]
 
@@ -29,7 +30,7 @@ class LossConfig:
 
 
 @dataclass
-class ClassifyConfig(RunConfig):
+class ClassifyConfig(NamedByModel, RunConfig):
     KIND: ClassVar[str] = "--task classify"
 
     task: str = setting("classify")
@@ -37,15 +38,6 @@ class ClassifyConfig(RunConfig):
     data: ClassifyData = section(ClassifyData)
     augment: AugmentConfig = section(AugmentConfig)
     loss: LossConfig = section(LossConfig)
-
-    def label(self) -> str:
-        return f"{self.model.variant}-{self.data.name}"
-
-    def title(self) -> str:
-        return f"{self.model.variant}, {self.data.path or 'digits'}"
-
-    def summary(self) -> str:
-        return f"variant={self.model.variant}"
 
 
 CONFIG = ClassifyConfig

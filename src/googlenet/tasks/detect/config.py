@@ -11,6 +11,7 @@ from ...data.config import DataConfig, ordered
 from ...engine.config import RunConfig
 from ...models.config import ModelConfig
 from ...settings import UNIT, Range, section, setting
+from ..base import NamedByModel
 
 __all__ = ["DetectConfig", "DetectModel", "DetectAugment", "ARCHS", "CONFIG"]
 
@@ -47,22 +48,13 @@ class DetectAugment:
 
 
 @dataclass
-class DetectConfig(RunConfig):
+class DetectConfig(NamedByModel, RunConfig):
     KIND: ClassVar[str] = "--task detect"
 
     task: str = setting("detect")
     model: DetectModel = section(DetectModel)
     data: DataConfig = section(DataConfig)
     augment: DetectAugment = section(DetectAugment)
-
-    def label(self) -> str:
-        return f"{self.model.variant}-{self.data.name}"
-
-    def title(self) -> str:
-        return f"{self.model.variant}, {self.data.path or 'digits'}"
-
-    def summary(self) -> str:
-        return f"variant={self.model.variant}"
 
 
 CONFIG = DetectConfig
