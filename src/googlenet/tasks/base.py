@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # torch behind both
     from ..engine.stages import Stage
     from ..engine.task import Task
 
-__all__ = ["TaskUnit", "NamedByModel", "model_differences"]
+__all__ = ["TaskUnit", "model_differences"]
 
 
 @dataclass(frozen=True)
@@ -35,23 +35,6 @@ class TaskUnit:
     predict: Callable[..., int]
     export: Callable[..., int]
     stages: tuple[Stage, ...] = field(default=())
-
-
-class NamedByModel:
-    """How a GoogLeNet task's config names its runs (mixed into its config class, before
-    ``RunConfig``): by the variant and the data (``model`` and ``data`` sections)."""
-
-    model: Any
-    data: Any
-
-    def label(self) -> str:  # runs/<date>-<time>-<variant>-<data>
-        return f"{self.model.variant}-{self.data.name}"
-
-    def title(self) -> str:
-        return f"{self.model.variant}, {self.data.path or 'digits'}"
-
-    def summary(self) -> str:
-        return f"variant={self.model.variant}"
 
 
 def model_differences(saved: Mapping[str, Any], want: Mapping[str, Any], *,

@@ -11,7 +11,7 @@ from ...engine.config import RunConfig
 from ...models.choices import LOADERS
 from ...models.config import ModelConfig
 from ...settings import PROB, Range, section, setting
-from ..base import NamedByModel
+from ..naming import NamedByModel
 
 __all__ = ["ClassifyConfig", "ClassifyData", "LossConfig", "CONFIG"]
 

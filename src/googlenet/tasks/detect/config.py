@@ -11,7 +11,7 @@ from ...data.config import DataConfig, ordered
 from ...engine.config import RunConfig
 from ...models.config import ModelConfig
 from ...settings import UNIT, Range, section, setting
-from ..base import NamedByModel
+from ..naming import NamedByModel
 
 __all__ = ["DetectConfig", "DetectModel", "DetectAugment", "ARCHS", "CONFIG"]
 
