@@ -272,7 +272,7 @@ def test_config_rejects_unknown_and_bad_values(tmp_path):
         resolve_config(overrides=config_lib.parse_set(["lrr=0.1"]))
     with pytest.raises(UserError, match="not a valid float"):
         resolve_config(overrides={"lr": "fast"})
-    with pytest.raises(UserError, match="choose one of"):
+    with pytest.raises(UserError, match="command line: model.variant = 'resnet': choose one of"):
         resolve_config(overrides={"variant": "resnet"})
     with pytest.raises(UserError, match="at least 32"):
         resolve_config(overrides={"image_size": "16"})

@@ -292,13 +292,16 @@ def _apply(cfg: RunConfig, settings: Mapping[str, Any], source: str, *,
                             f"lists its keys)")
 
 
-def _matches(when: Mapping[str, Any], raw: Mapping[str, Any], cls: type) -> bool:
+def _matches(when: Mapping[str, Any], raw: Mapping[str, Any], cls: type, source: str) -> bool:
     own = leaves(cls)
     for path, want in when.items():
         if path not in own:
             return False
-        have = coerce(own[path], raw[path], "recipe") if path in raw else own[path].default
-        if have != coerce(own[path], want, "recipe [[case]] when"):
+        try:
+            have = coerce(own[path], raw[path], "") if path in raw else own[path].default
+        except UserError:  # a bad value: refused, naming where it came from, when applied
+            return False
+        if have != coerce(own[path], want, f"{source} when"):
             return False
     return True
 
@@ -321,13 +324,8 @@ def resolve(schemas: Schemas, recipe: Optional[str] = None,
     cfg = cls()
     _apply(cfg, first, source, foreign_ok=foreign_ok, schemas=schemas)
     for i, (when, settings) in enumerate(cases):
-        if _matches(when, raw, cls):
+        if _matches(when, raw, cls, f"{source} [[case]] {i + 1}"):
             _apply(cfg, settings, f"{source} [[case]] {i + 1}", foreign_ok=foreign_ok,
                    schemas=schemas)
     _apply(cfg, over, "command line", foreign_ok=False, schemas=schemas)
     return cfg
-
-
-def value(cfg: RunConfig, key: str, schemas: Schemas) -> Any:
-    """A setting of ``cfg`` by dotted or flat key."""
-    return get_path(cfg, schemas.dotted(key, "config key"))
