@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"built in: {', '.join(config_lib.list_recipes())} (default "
                         f"{config_lib.DEFAULT_RECIPE})")
     g.add_argument("--set", action="append", default=argparse.SUPPRESS, metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set crop_scale=0.3,1 --set average=ema")
+                   help="override any config key (SECTION.KEY, or its flat name), e.g. --set "
+                        "augment.crop_scale=0.3,1 --set average.mode=ema")
     g.add_argument("--help-config", action="store_true", default=argparse.SUPPRESS,
                    help="list every config key with the value this command line would use (the "
                         "recipe's, for the chosen variant), and exit")
