@@ -19,9 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.tasks import resolve_config
 from googlenet.cli import main as cli_main
-from googlenet.engine import config as config_lib
 from googlenet.engine.optim import make_averaged
 from googlenet.errors import UserError
 from googlenet.models.detection import GoogLeNetDetector, intermediates
@@ -29,6 +27,7 @@ from googlenet.models.googlenet import VARIANTS, GoogLeNet
 from googlenet.models.registry import model_from_config
 from googlenet.sources import load_weights
 from googlenet.tasks import get_task
+from googlenet.tasks import resolve_config
 
 
 def tiny_yolo(root: Path, n: dict | None = None) -> Path:

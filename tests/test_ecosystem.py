@@ -501,8 +501,6 @@ def test_every_help_shows_the_defaults():
     import argparse
 
     from googlenet.cli import COMMANDS, build_parser
-    from googlenet.engine import config as config_lib
-
     from googlenet.tasks import schemas
 
     fields = set(schemas().aliases)

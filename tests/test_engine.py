@@ -12,13 +12,12 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
-from googlenet.tasks import resolve_config
-from googlenet.engine import config as config_lib
 from googlenet.engine.checkpoint import load_resume
 from googlenet.engine.hooks import EXIT_DIVERGED, HookBase, TrainingDiverged
 from googlenet.engine.rundir import RunDir
 from googlenet.engine.task import Metric, StepResult, TaskData
 from googlenet.engine.trainer import fit
+from googlenet.tasks import resolve_config
 from googlenet.weights import records
 from googlenet.weights.records import WeightsMeta
 

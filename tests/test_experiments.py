@@ -13,9 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.tasks import resolve_config
 from googlenet.cli import main as cli_main
-from googlenet.engine import config as config_lib
 from googlenet.engine.task import TaskData
 from googlenet.errors import UserError
 from googlenet.experiments import EXPERIMENTS, run_experiment
@@ -23,6 +21,7 @@ from googlenet.experiments.arms import HEAD_IMAGE_SIZE, default_settings, model_
 from googlenet.experiments.report import RULE
 from googlenet.experiments.runner import GradNormTask, arm_config
 from googlenet.models.googlenet import GoogLeNet
+from googlenet.tasks import resolve_config
 from googlenet.weights.records import WeightsMeta
 
 TINY = {"max_steps": "2", "batch_size": "4"}

@@ -8,7 +8,6 @@ bad metadata, resume edge cases, and the command line's mapping of failures to e
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -25,7 +24,6 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.tasks import resolve_config
 from googlenet import cli
 from googlenet.cli import EXIT_CODES, main
 from googlenet.data.crops import multi_crop
@@ -34,13 +32,13 @@ from googlenet.data.imaging import (
     MAX_RESIZED_PIXELS, ImageError, check_resized_size, list_images, load_image,
 )
 from googlenet.data.preprocess import MAX_CROP, Preprocess
-from googlenet.engine import config as config_lib
 from googlenet.engine.checkpoint import RunLock, RunLocked, remove_stale_temps
 from googlenet.errors import FileSystemError, UserError
 from googlenet.infer.bench import load_images
 from googlenet.interop.export import check_images
 from googlenet.models.googlenet import GoogLeNet
 from googlenet.sources import load_weights
+from googlenet.tasks import resolve_config
 from googlenet.weights import io as wio
 from googlenet.weights.io import atomic_write, check_writable_dir, save_weights
 

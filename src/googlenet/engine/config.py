@@ -25,7 +25,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from ..errors import UserError
 from ..models.choices import AMP_CHOICES
-from ..settings import PROB, Range, aliases, as_dict, coerce, flatten, get_path, leaves, section
+from ..settings import PROB, Range, aliases, as_dict, coerce, flatten, leaves, section
 from ..settings import set_path, setting, to_toml, unknown_key
 from ..settings import describe as describe  # noqa: PLC0414  (re-exported for --help-config)
 
@@ -35,7 +35,7 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["RunConfig", "RunSection", "OptimConfig", "AverageConfig", "SystemConfig", "Schemas",
-           "VERSION", "resolve", "read_saved", "parse_set", "read_recipe", "recipe_path",
+           "VERSION", "resolve", "read_saved", "to_dotted", "parse_set", "read_recipe", "recipe_path",
            "list_recipes", "to_toml", "describe", "DEFAULT_RECIPE", "RECIPES_DIR"]
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -163,8 +163,6 @@ class Schemas:
     def dotted(self, key: str, source: str) -> str:
         """A key as given (dotted or a flat alias) -> its dotted path."""
         key = key.strip().replace("-", "_")
-        if key == "version":
-            return key
         if key == "task" or ("." in key and key in self.known):
             return key
         if key in self.aliases:
@@ -172,8 +170,20 @@ class Schemas:
         raise unknown_key(key, sorted(self.known), source)
 
 
-def _to_dotted(d: Mapping[str, Any], schemas: Schemas, source: str) -> dict[str, Any]:
-    return {schemas.dotted(k, source): v for k, v in flatten(d).items() if k != "version"}
+def to_dotted(d: Mapping[str, Any], schemas: Schemas, source: str, *,
+               strict: bool = True) -> dict[str, Any]:
+    """Settings as nested tables and/or keys (dotted or flat) -> by dotted key; ``strict=False``
+    leaves out the keys this googlenet does not know instead of refusing them."""
+    out = {}
+    for k, v in flatten(d).items():
+        if k == "version":
+            continue
+        try:
+            out[schemas.dotted(k, source)] = v
+        except UserError:
+            if strict:
+                raise
+    return out
 
 
 def read_saved(d: Mapping[str, Any], schemas: Schemas, source: str = "saved config", *,
@@ -185,17 +195,7 @@ def read_saved(d: Mapping[str, Any], schemas: Schemas, source: str = "saved conf
     if version not in (1, VERSION):
         raise UserError(f"{source}: config version {version!r} is not one this googlenet reads "
                         f"(1-{VERSION}); a newer googlenet wrote it")
-    items = d.items() if version == 1 else flatten(d).items()  # version 1: flat aliases
-    out = {}
-    for k, v in items:
-        if k == "version":
-            continue
-        try:
-            out[schemas.dotted(k, source)] = v
-        except UserError:
-            if strict:
-                raise
-    return out
+    return to_dotted(d, schemas, source, strict=strict)  # version 1: flat aliases
 
 
 def recipe_path(name: str) -> Path:
@@ -238,9 +238,9 @@ def read_recipe(name: str, schemas: Schemas) -> tuple[dict[str, Any], list[Case]
         when = c.pop("when", None)
         if not isinstance(when, dict) or not when:
             raise UserError(f"{path}: [[case]] {i + 1} needs `when = {{\"KEY\" = VALUE}}`")
-        out.append((_to_dotted(when, schemas, f"{source} [[case]] {i + 1}"),
-                    _to_dotted(c, schemas, f"{source} [[case]] {i + 1}")))
-    return _to_dotted(raw, schemas, source), out
+        out.append((to_dotted(when, schemas, f"{source} [[case]] {i + 1}"),
+                    to_dotted(c, schemas, f"{source} [[case]] {i + 1}")))
+    return to_dotted(raw, schemas, source), out
 
 
 def _has_sections(raw: Mapping[str, Any], schemas: Schemas) -> bool:
@@ -264,8 +264,8 @@ def _read_flat_recipe(raw: Mapping[str, Any], schemas: Schemas, source: str) -> 
         nested = [k for k, x in t.items() if isinstance(x, dict)]
         if nested:
             raise UserError(f"{source}: [{v}] must hold plain `key = value` lines, not {nested}")
-        cases.append(({variant: v}, {schemas.dotted(k, f"{source} [{v}]"): x for k, x in t.items()}))
-    return {schemas.dotted(k, source): v for k, v in flat.items() if k != "version"}, cases
+        cases.append(({variant: v}, to_dotted(t, schemas, f"{source} [{v}]")))
+    return to_dotted(flat, schemas, source), cases
 
 
 def parse_set(items: list[str]) -> dict[str, str]:
@@ -312,7 +312,7 @@ def resolve(schemas: Schemas, recipe: Optional[str] = None,
     """defaults -> the recipe (or ``base``, a saved config) -> the recipe's cases that match ->
     ``overrides`` (the command line: flat or dotted keys), into the config class
     ``schemas.pick`` chooses for the task these settings name."""
-    over = {schemas.dotted(k, "command line"): v for k, v in (overrides or {}).items()}
+    over = to_dotted(overrides or {}, schemas, "command line")
     if base is not None:
         first, cases, source, foreign_ok = read_saved(base, schemas), [], "saved config", True
     else:

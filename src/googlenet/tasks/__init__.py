@@ -87,7 +87,7 @@ def resolve_config(recipe: Optional[str] = None, overrides: Optional[Mapping[str
 def dotted(settings: Mapping[str, Any], source: str = "command line") -> dict[str, Any]:
     """Settings keyed flat (``lr``) or dotted (``optim.lr``) -> dotted keys, so that layers of
     settings merge by what they set, not by how they spell it."""
-    return {schemas().dotted(k, source): v for k, v in settings.items()}
+    return config_lib.to_dotted(settings, schemas(), source)
 
 
 def saved_settings(saved: Any, source: str = "saved config", *, strict: bool = True) -> dict[str, Any]:
